@@ -1,0 +1,105 @@
+"""The agent uplink: an outbound WebSocket from the edge agent to the controller.
+
+The agent dials out (sites are behind NAT); the controller never connects in. Every frame is one JSON object
+with a `type`. Version PROTOCOL_VERSION; a controller refuses a `hello` with a version it does not speak.
+
+Agent -> controller
+  hello           first frame: version, identity, and the full inventory (a snapshot, so a reconnect resyncs)
+  camera_update   one camera changed (state, reason, profiles); `seq` increases per agent, for dedup
+  status          periodic liveness and figures (uptime, cameras by state)
+Controller -> agent
+  welcome         the controller accepted the hello; `acked_seq` is the last update it has stored
+  ack             updates up to `seq` are stored; the agent can drop them from its buffer
+  approve_camera  a technician approved a pending_approval device: the agent may now use it
+  error           the controller refuses something; `fatal` closes the link (bad token, version)
+
+Enrolment (one-time code -> agent token) is plain HTTPS: POST /api/agents/enrol with `EnrolRequest`, answered
+with `EnrolResponse`. The token goes in the WebSocket's Authorization header as `Bearer <token>`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+
+from protocol.camera import CameraReport
+
+PROTOCOL_VERSION = 1
+UPLINK_PATH = "/api/agents/uplink"
+ENROL_PATH = "/api/agents/enrol"
+MAX_FRAME_BYTES = 4 * 1024 * 1024
+"""Largest uplink frame either end accepts (a hello with a few hundred cameras fits easily)."""
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EnrolRequest(Message):
+    code: str = Field(min_length=6, max_length=64)
+    hostname: str = Field(min_length=1, max_length=253)
+    version: str = Field(max_length=64)
+
+
+class EnrolResponse(Message):
+    agent_id: str
+    site_id: str
+    site_name: str
+    token: str = Field(description="shown once; the controller keeps only its hash")
+
+
+class Hello(Message):
+    type: Literal["hello"] = "hello"
+    version: int
+    agent_version: str = Field(max_length=64)
+    hostname: str = Field(max_length=253)
+    started_at: AwareDatetime
+    seq: int = Field(ge=0, description="the last update seq the agent has issued")
+    cameras: list[CameraReport] = Field(max_length=4096)
+
+
+class CameraUpdate(Message):
+    type: Literal["camera_update"] = "camera_update"
+    seq: int = Field(ge=1)
+    at: AwareDatetime
+    camera: CameraReport
+
+
+class Status(Message):
+    type: Literal["status"] = "status"
+    at: AwareDatetime
+    uptime_s: float = Field(ge=0)
+    cameras_by_state: dict[str, int] = Field(default_factory=dict)
+
+
+class Welcome(Message):
+    type: Literal["welcome"] = "welcome"
+    agent_id: str
+    server_time: AwareDatetime
+    acked_seq: int = Field(ge=0)
+    status_interval_s: float = Field(gt=0)
+    approved: list[str] = Field(default_factory=list, description="endpoint refs a technician approved")
+
+
+class Ack(Message):
+    type: Literal["ack"] = "ack"
+    seq: int = Field(ge=0)
+
+
+class ApproveCamera(Message):
+    type: Literal["approve_camera"] = "approve_camera"
+    endpoint_ref: str = Field(max_length=256)
+
+
+class Error(Message):
+    type: Literal["error"] = "error"
+    message: str = Field(max_length=1024)
+    fatal: bool = False
+
+
+AgentMessage = Annotated[Hello | CameraUpdate | Status, Field(discriminator="type")]
+ControllerMessage = Annotated[Welcome | Ack | ApproveCamera | Error, Field(discriminator="type")]
+
+AGENT_MESSAGE: TypeAdapter[AgentMessage] = TypeAdapter(AgentMessage)
+CONTROLLER_MESSAGE: TypeAdapter[ControllerMessage] = TypeAdapter(ControllerMessage)
