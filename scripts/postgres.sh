@@ -25,8 +25,14 @@ if ! answers; then
     if ! grep -q "ketnoi-tests" "$conf/pg_hba.conf"; then
         sed -i '1i host all all 127.0.0.1/32 trust # ketnoi-tests\nhost all all ::1/128 trust # ketnoi-tests' "$conf/pg_hba.conf"
     fi
-    echo "postgres: starting cluster $version/main"
-    pg_ctlcluster --skip-systemctl-redirect "$version" main start || pg_ctlcluster "$version" main start
+    ctl() { pg_ctlcluster --skip-systemctl-redirect "$version" main "$1"; }
+    if ctl status >/dev/null 2>&1; then
+        echo "postgres: reloading cluster $version/main"
+        ctl reload
+    else
+        echo "postgres: starting cluster $version/main"
+        ctl start
+    fi
     for _ in $(seq 1 60); do answers && break; sleep 0.5; done
     answers || { echo "postgres: the server did not come up at 127.0.0.1:5432" >&2; exit 1; }
 fi
