@@ -1,0 +1,134 @@
+"""A simulated camera's RTSP 1.0 server (RFC 2326): its pre-encoded H.264 loops over RTP, TCP-interleaved or UDP.
+
+Paths are the profiles' (`/main`, `/sub`). Requests other than OPTIONS need the camera's credentials (Digest or
+Basic) unless the camera has the no_auth quirk. Many clients cost little: each profile is paced by one task
+that hands the same packetized frames to every session (see rtsp_feed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+
+from common.logs import SECRETS
+from simulator.rtsp_auth import RtspAuth
+from simulator.rtsp_feed import StreamFeed
+from simulator.rtsp_message import MAX_HEADER_BYTES
+from simulator.rtsp_session import RtspConnection, RtspStats, ServerContext
+from simulator.spec import CameraSpec
+from simulator.video import PROFILES
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["RtspServer", "RtspStats"]
+
+
+class RtspServer:
+    """The RTSP service of one simulated camera, on spec.host:spec.rtsp_port."""
+
+    def __init__(
+        self,
+        spec: CameraSpec,
+        *,
+        cache_dir: Path | None = None,
+        max_sessions: int = 64,
+        max_connections: int = 128,
+        session_timeout_s: float = 60.0,
+        header_timeout_s: float = 10.0,
+    ) -> None:
+        self.spec = spec
+        if spec.password:
+            SECRETS.add(spec.password)
+        self._max_connections = max_connections
+        self._feeds = {profile.path: StreamFeed(spec.name, profile, cache_dir) for profile in PROFILES}
+        self._ctx = ServerContext(
+            spec=spec,
+            auth=RtspAuth(spec.username, spec.password, realm="ketnoi-camera", enabled=not spec.quirks.no_auth),
+            feeds=self._feeds,
+            base_url=f"rtsp://{_host_for_url(spec.host)}:{spec.rtsp_port}",
+            max_sessions=max_sessions,
+            session_timeout_s=session_timeout_s,
+            header_timeout_s=header_timeout_s,
+        )
+        self._server: asyncio.Server | None = None
+        self._connections: dict[asyncio.Task[None], RtspConnection] = {}
+
+    @property
+    def stats(self) -> RtspStats:
+        return self._ctx.stats
+
+    @property
+    def sessions_opened(self) -> int:
+        return self._ctx.stats.sessions_opened
+
+    @property
+    def sessions_active(self) -> int:
+        return self._ctx.stats.sessions_active
+
+    @property
+    def bytes_sent(self) -> int:
+        return self._ctx.stats.bytes_sent
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (differs from spec.rtsp_port when that is 0)."""
+        if self._server is None or not self._server.sockets:
+            return self.spec.rtsp_port
+        return int(self._server.sockets[0].getsockname()[1])
+
+    def url(self, path: str) -> str:
+        """rtsp://host:port/path, without credentials."""
+        return f"rtsp://{_host_for_url(self.spec.host)}:{self.port}/{path.lstrip('/')}"
+
+    async def start(self) -> None:
+        """Listen. Instant: the loops are encoded (or read from the cache) when a client first asks for them."""
+        self._server = await asyncio.start_server(
+            self._accept, self.spec.host, self.spec.rtsp_port, limit=MAX_HEADER_BYTES, reuse_address=True
+        )
+        self._ctx.base_url = f"rtsp://{_host_for_url(self.spec.host)}:{self.port}"
+        logger.debug("%s: RTSP listening on %s", self.spec.name, self._ctx.base_url)
+
+    async def stop(self) -> None:
+        """Stop listening, close every connection and session, and stop the pacing tasks."""
+        if self._server is not None:
+            self._server.close()
+        for connection in list(self._connections.values()):
+            connection.close()
+        tasks = list(self._connections)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for feed in self._feeds.values():
+            await feed.stop()
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        stats = self._ctx.stats
+        if (
+            task is None
+            or self.spec.quirks.refuse_connections
+            or self._server is None
+            or len(self._connections) >= self._max_connections
+        ):
+            writer.close()
+            return
+        connection = RtspConnection(self._ctx, reader, writer)
+        self._connections[task] = connection
+        stats.connections_opened += 1
+        stats.connections_active += 1
+        try:
+            await connection.serve()
+        finally:
+            stats.connections_active -= 1
+            del self._connections[task]
+
+
+def _host_for_url(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

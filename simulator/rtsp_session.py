@@ -1,0 +1,406 @@
+"""One RTSP client connection of a simulated camera: its requests, its session and the media sent to it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from common.redact import strip_credentials
+from simulator.rtsp_auth import RtspAuth
+from simulator.rtsp_feed import WRITE_BUFFER_LIMIT, MediaTransport, RtpSender, StreamFeed, TcpInterleaved, UdpUnicast
+from simulator.rtsp_message import BadRequest, Interleaved, Request, Response, read_message
+from simulator.spec import CameraSpec
+
+logger = logging.getLogger(__name__)
+
+TRACK = "trackID=0"
+METHODS = "OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, GET_PARAMETER, SET_PARAMETER, TEARDOWN"
+
+
+@dataclass
+class RtspStats:
+    """Counters for tests and benchmarks."""
+
+    connections_opened: int = 0
+    connections_active: int = 0
+    sessions_opened: int = 0
+    sessions_active: int = 0
+    bytes_sent: int = 0
+    bad_requests: int = 0
+    unauthorized: int = 0
+
+
+@dataclass
+class ServerContext:
+    """What every connection of one camera's RTSP server shares."""
+
+    spec: CameraSpec
+    auth: RtspAuth
+    feeds: dict[str, StreamFeed]
+    base_url: str
+    stats: RtspStats = field(default_factory=RtspStats)
+    max_sessions: int = 64
+    session_timeout_s: float = 60.0
+    header_timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class TransportRequest:
+    tcp: bool
+    channels: tuple[int, int] = (0, 1)
+    client_ports: tuple[int, int] = (0, 0)
+
+
+def _pair(text: str, low: int, high: int) -> tuple[int, int] | None:
+    first, _, second = text.partition("-")
+    if not first.isdigit() or (second and not second.isdigit()):
+        return None
+    a = int(first)
+    b = int(second) if second else a + 1
+    return (a, b) if low <= a <= high and low <= b <= high else None
+
+
+def parse_transport(value: str) -> TransportRequest | None:
+    """The first transport in a SETUP's Transport header that we serve: unicast RTP over TCP or UDP."""
+    for option in value.split(","):
+        fields = [item.strip() for item in option.split(";")]
+        proto = fields[0].upper()
+        params = {name.lower(): val for name, _, val in (item.partition("=") for item in fields[1:])}
+        if "multicast" in params:
+            continue
+        if proto == "RTP/AVP/TCP":
+            channels = _pair(params.get("interleaved", "0-1"), 0, 255)
+            if channels is not None:
+                return TransportRequest(tcp=True, channels=channels)
+        elif proto in ("RTP/AVP", "RTP/AVP/UDP"):
+            ports = _pair(params.get("client_port", ""), 1, 65535)
+            if ports is not None:
+                return TransportRequest(tcp=False, client_ports=ports)
+    return None
+
+
+class _UdpEndpoint(asyncio.DatagramProtocol):
+    """A server RTP or RTCP port: what arrives (receiver reports, NAT hole punches) only counts as activity."""
+
+    def __init__(self, on_packet: Callable[[], None]) -> None:
+        self._on_packet = on_packet
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        self._on_packet()
+
+
+async def open_udp_pair(
+    host: str, on_packet: Callable[[], None]
+) -> tuple[asyncio.DatagramTransport, asyncio.DatagramTransport]:
+    """Two UDP sockets on `host`, an even RTP port and the next odd one for RTCP when the OS lets us."""
+    loop = asyncio.get_running_loop()
+    for _ in range(16):
+        rtp, _ = await loop.create_datagram_endpoint(lambda: _UdpEndpoint(on_packet), local_addr=(host, 0))
+        port = int(rtp.get_extra_info("sockname")[1])
+        if port % 2 == 0 and port < 65535:
+            try:
+                rtcp, _ = await loop.create_datagram_endpoint(
+                    lambda: _UdpEndpoint(on_packet), local_addr=(host, port + 1)
+                )
+            except OSError:
+                pass
+            else:
+                return rtp, rtcp
+        rtp.close()
+    rtp, _ = await loop.create_datagram_endpoint(lambda: _UdpEndpoint(on_packet), local_addr=(host, 0))
+    rtcp, _ = await loop.create_datagram_endpoint(lambda: _UdpEndpoint(on_packet), local_addr=(host, 0))
+    return rtp, rtcp
+
+
+class Session:
+    """An RTSP session: one stream (the camera profile's video track) to one client."""
+
+    def __init__(self, feed: StreamFeed, sender: RtpSender, udp: tuple[asyncio.DatagramTransport, ...] = ()) -> None:
+        self.id = secrets.token_hex(8)
+        self.feed = feed
+        self.sender = sender
+        self.udp = udp
+        self.playing = False
+        self.stalled = False
+        self.quirks_started = False
+
+    def close(self) -> None:
+        self.feed.unsubscribe(self.sender)
+        for transport in self.udp:
+            transport.close()
+
+
+Handler = Callable[[Request], Awaitable[Response | None]]
+
+
+class RtspConnection:
+    """Serves one TCP connection until the client leaves, times out, or the server stops."""
+
+    def __init__(self, ctx: ServerContext, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.ctx = ctx
+        self._reader = reader
+        self._writer = writer
+        self._session: Session | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._last_activity = asyncio.get_running_loop().time()
+        peer = writer.get_extra_info("peername")
+        self._peer_host = str(peer[0]) if peer else ""
+        self._handlers: dict[str, Handler] = {
+            "OPTIONS": self._options,
+            "DESCRIBE": self._describe,
+            "SETUP": self._setup,
+            "PLAY": self._play,
+            "PAUSE": self._pause,
+            "GET_PARAMETER": self._keepalive,
+            "SET_PARAMETER": self._keepalive,
+            "TEARDOWN": self._teardown,
+        }
+
+    @property
+    def name(self) -> str:
+        return self.ctx.spec.name
+
+    def touch(self) -> None:
+        self._last_activity = asyncio.get_running_loop().time()
+
+    def close(self) -> None:
+        """Close the connection; serve() then ends."""
+        self._writer.close()
+
+    async def serve(self) -> None:
+        self._spawn(self._watchdog(), "watchdog")
+        try:
+            await self._serve_requests()
+        except (ConnectionError, OSError) as exc:
+            logger.debug("%s: RTSP connection from %s ended: %s", self.name, self._peer_host, exc)
+        finally:
+            if self._session is not None:
+                self._end_session()
+            for task in self._tasks:
+                task.cancel()
+            for task in list(self._tasks):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            self._writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await self._writer.wait_closed()
+
+    async def _serve_requests(self) -> None:
+        while not self._writer.is_closing():
+            try:
+                message = await read_message(self._reader, self.ctx.header_timeout_s)
+            except BadRequest as exc:
+                self.ctx.stats.bad_requests += 1
+                logger.debug("%s: bad RTSP request from %s: %s", self.name, self._peer_host, exc)
+                self._write(Response(exc.status, close=True), exc.cseq)
+                return
+            if message is None:
+                return
+            self.touch()
+            if isinstance(message, Interleaved):
+                continue  # RTCP receiver reports over TCP: activity only
+            response = await self._handle(message)
+            if response is not None:
+                self._write(response, message.cseq)
+                if response.close:
+                    return
+
+    async def _handle(self, request: Request) -> Response | None:
+        handler = self._handlers.get(request.method)
+        if handler is None:
+            response: Response | None = Response(501, [("Public", METHODS)])
+        elif request.method != "OPTIONS" and not self.ctx.auth.check(request.method, request.header("authorization")):
+            self.ctx.stats.unauthorized += 1
+            response = Response(401, self.ctx.auth.challenge())
+        else:
+            response = await handler(request)
+        status = response.status if response is not None else 200
+        logger.debug("%s: %s %s -> %d", self.name, request.method, strip_credentials(request.uri), status)
+        return response
+
+    def _write(self, response: Response, cseq: str | None) -> None:
+        if self._writer.is_closing():
+            return
+        self._writer.write(response.encode(cseq))
+        if self._writer.transport.get_write_buffer_size() > 2 * WRITE_BUFFER_LIMIT:
+            logger.debug("%s: RTSP client %s does not read its replies; closing", self.name, self._peer_host)
+            self.close()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], what: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=f"rtsp-{self.name}-{what}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _watchdog(self) -> None:
+        """Close the connection when neither requests nor RTCP have arrived for the session timeout."""
+        loop = asyncio.get_running_loop()
+        timeout = self.ctx.session_timeout_s
+        while True:
+            idle = loop.time() - self._last_activity
+            if idle >= timeout:
+                logger.debug("%s: RTSP client %s idle for %.0f s; closing", self.name, self._peer_host, idle)
+                self.close()
+                return
+            await asyncio.sleep(timeout - idle)
+
+    # -- paths and sessions ---------------------------------------------------------------------------------------
+
+    def _feed_for(self, uri: str) -> StreamFeed | None:
+        parts = urlsplit(uri).path.strip("/").split("/")
+        if len(parts) > 2 or (len(parts) == 2 and parts[1] != TRACK):
+            return None
+        return self.ctx.feeds.get(parts[0])
+
+    def _session_for(self, request: Request) -> Session | None:
+        header = request.header("session")
+        if self._session is None or header is None:
+            return None
+        return self._session if header.split(";")[0].strip() == self._session.id else None
+
+    def _session_header(self, session: Session) -> tuple[str, str]:
+        return ("Session", f"{session.id};timeout={int(self.ctx.session_timeout_s)}")
+
+    def _end_session(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+            self.ctx.stats.sessions_active -= 1
+
+    def _count_sent(self, sent: int) -> None:
+        self.ctx.stats.bytes_sent += sent
+
+    # -- methods ------------------------------------------------------------------------------------------------
+
+    async def _options(self, request: Request) -> Response:
+        return Response(200, [("Public", METHODS)])
+
+    async def _describe(self, request: Request) -> Response:
+        feed = self._feed_for(request.uri)
+        if feed is None:
+            return Response(404)
+        loop = await feed.encoded()
+        profile = feed.profile
+        host = self.ctx.spec.host
+        sdp = "\r\n".join(
+            [
+                "v=0",
+                f"o=- {secrets.randbits(31)} 1 IN IP4 {host}",
+                "s=ketnoi simulated camera",
+                "c=IN IP4 0.0.0.0",
+                "t=0 0",
+                "a=control:*",
+                "a=range:npt=0-",
+                "m=video 0 RTP/AVP 96",
+                "a=rtpmap:96 H264/90000",
+                f"a=fmtp:96 packetization-mode=1;profile-level-id={loop.profile_level_id};"
+                f"sprop-parameter-sets={loop.sprop_parameter_sets}",
+                f"a=framerate:{profile.fps}",
+                f"a=x-dimensions:{profile.width},{profile.height}",
+                f"a=control:{TRACK}",
+                "",
+            ]
+        )
+        headers = [("Content-Base", f"{self.ctx.base_url}/{profile.path}/"), ("Content-Type", "application/sdp")]
+        return Response(200, headers, sdp.encode("ascii"))
+
+    async def _setup(self, request: Request) -> Response:
+        feed = self._feed_for(request.uri)
+        if feed is None:
+            return Response(404)
+        wanted = parse_transport(request.header("transport") or "")
+        if wanted is None:
+            return Response(461)
+        if self._session is not None:
+            if self._session_for(request) is None:
+                return Response(454)
+            return Response(459)  # one track per session; a second SETUP is not something we serve
+        if self.ctx.stats.sessions_active >= self.ctx.max_sessions:
+            return Response(453)
+        await feed.encoded()
+        media: MediaTransport
+        udp: tuple[asyncio.DatagramTransport, ...] = ()
+        if wanted.tcp:
+            media = TcpInterleaved(self._writer.transport, wanted.channels[0])
+            description = f"RTP/AVP/TCP;unicast;interleaved={wanted.channels[0]}-{wanted.channels[1]}"
+        else:
+            rtp, rtcp = await open_udp_pair(self.ctx.spec.host, self.touch)
+            udp = (rtp, rtcp)
+            media = UdpUnicast(rtp, (self._peer_host, wanted.client_ports[0]))
+            server_ports = f"{rtp.get_extra_info('sockname')[1]}-{rtcp.get_extra_info('sockname')[1]}"
+            description = (
+                f"RTP/AVP;unicast;client_port={wanted.client_ports[0]}-{wanted.client_ports[1]};"
+                f"server_port={server_ports}"
+            )
+        sender = RtpSender(media, catch_up=wanted.tcp, on_sent=self._count_sent)
+        session = Session(feed, sender, udp)
+        self._session = session
+        self.ctx.stats.sessions_opened += 1
+        self.ctx.stats.sessions_active += 1
+        transport_header = f"{description};ssrc={sender.ssrc:08X};mode=play"
+        return Response(200, [("Transport", transport_header), self._session_header(session)])
+
+    async def _play(self, request: Request) -> Response | None:
+        session = self._session_for(request)
+        if session is None:
+            return Response(454)
+        feed = session.feed
+        track_url = f"{self.ctx.base_url}/{feed.profile.path}/{TRACK}"
+        rtp_info = (
+            f"url={track_url};seq={session.sender.seq};rtptime={session.sender.next_timestamp(feed.current_time())}"
+        )
+        headers = [self._session_header(session), ("Range", "npt=0.000-"), ("RTP-Info", rtp_info)]
+        self._write(Response(200, headers), request.cseq)  # the reply must precede the first media packet
+        if not session.playing and not session.stalled:
+            session.playing = True
+            session.sender.restart()
+            await feed.subscribe(session.sender)
+            if not session.quirks_started:
+                session.quirks_started = True
+                self._start_quirks(session)
+        return None
+
+    async def _pause(self, request: Request) -> Response:
+        session = self._session_for(request)
+        if session is None:
+            return Response(454)
+        if session.playing:
+            session.playing = False
+            session.feed.unsubscribe(session.sender)
+        return Response(200, [self._session_header(session)])
+
+    async def _keepalive(self, request: Request) -> Response:
+        if request.header("session") is not None and self._session_for(request) is None:
+            return Response(454)
+        return Response(200, [self._session_header(self._session)] if self._session else [])
+
+    async def _teardown(self, request: Request) -> Response:
+        if self._session_for(request) is None:
+            return Response(454)
+        self._end_session()
+        return Response(200)
+
+    # -- quirks -------------------------------------------------------------------------------------------------
+
+    def _start_quirks(self, session: Session) -> None:
+        quirks = self.ctx.spec.quirks
+        if quirks.stall_after_s is not None:
+            self._spawn(self._stall_later(session, quirks.stall_after_s), "stall")
+        if quirks.drop_after_s is not None:
+            self._spawn(self._drop_later(quirks.drop_after_s), "drop")
+
+    async def _stall_later(self, session: Session, delay: float) -> None:
+        await asyncio.sleep(delay)
+        logger.debug("%s: quirk: stalling the stream to %s (connection stays open)", self.name, self._peer_host)
+        session.stalled = True
+        session.feed.unsubscribe(session.sender)
+
+    async def _drop_later(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        logger.debug("%s: quirk: dropping the RTSP connection of %s", self.name, self._peer_host)
+        self.close()
