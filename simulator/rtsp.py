@@ -14,7 +14,7 @@ from pathlib import Path
 
 from common.logs import SECRETS
 from simulator.rtsp_auth import RtspAuth
-from simulator.rtsp_feed import StreamFeed
+from simulator.rtsp_feed import WRITE_BUFFER_LIMIT, StreamFeed
 from simulator.rtsp_message import MAX_HEADER_BYTES
 from simulator.rtsp_session import RtspConnection, RtspStats, ServerContext
 from simulator.spec import CameraSpec
@@ -37,6 +37,7 @@ class RtspServer:
         max_connections: int = 128,
         session_timeout_s: float = 60.0,
         header_timeout_s: float = 10.0,
+        write_buffer_limit: int = WRITE_BUFFER_LIMIT,
     ) -> None:
         self.spec = spec
         if spec.password:
@@ -51,6 +52,7 @@ class RtspServer:
             max_sessions=max_sessions,
             session_timeout_s=session_timeout_s,
             header_timeout_s=header_timeout_s,
+            write_buffer_limit=write_buffer_limit,
         )
         self._server: asyncio.Server | None = None
         self._connections: dict[asyncio.Task[None], RtspConnection] = {}

@@ -75,8 +75,17 @@ class UdpUnicast:
 class RtpSender:
     """One client's RTP state: where its numbering starts and whether it is waiting for a keyframe."""
 
-    def __init__(self, media: MediaTransport, *, catch_up: bool, on_sent: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        media: MediaTransport,
+        *,
+        catch_up: bool,
+        on_sent: Callable[[int], None],
+        on_skipped: Callable[[], None] = lambda: None,
+        write_limit: int = WRITE_BUFFER_LIMIT,
+    ) -> None:
         self.media = media
+        self.write_limit = write_limit
         self.catch_up = catch_up
         self.ssrc = secrets.randbits(32)
         self.seq = secrets.randbits(16)
@@ -85,6 +94,7 @@ class RtpSender:
         self._started = False  # False: waiting for a keyframe (at start, after PAUSE or congestion)
         self._congested = False
         self._on_sent = on_sent
+        self._on_skipped = on_skipped
         self.frames_sent = 0
         self.frames_skipped = 0
 
@@ -98,18 +108,21 @@ class RtpSender:
 
     def on_frame(self, frame: RtpFrame, feed_time: int) -> None:
         if not self._started:
-            if not frame.keyframe or self.media.buffered() > WRITE_BUFFER_LIMIT // 2:
-                self.frames_skipped += self._congested
+            if not frame.keyframe or self.media.buffered() > self.write_limit // 2:
+                if self._congested:
+                    self.frames_skipped += 1
+                    self._on_skipped()
                 return
             self._started = True
             self._congested = False
             if self._offset is None:
                 self._offset = self.first_timestamp - feed_time
-        elif self.media.buffered() > WRITE_BUFFER_LIMIT:
+        elif self.media.buffered() > self.write_limit:
             # A slow reader: drop frames until the next keyframe (once drained) instead of queueing without end.
             self._started = False
             self._congested = True
             self.frames_skipped += 1
+            self._on_skipped()
             return
         sent = self.media.send(frame, self.seq, self.next_timestamp(feed_time), self.ssrc)
         self.seq = (self.seq + len(frame.payloads)) & 0xFFFF

@@ -32,6 +32,8 @@ class RtspStats:
     sessions_opened: int = 0
     sessions_active: int = 0
     bytes_sent: int = 0
+    frames_skipped: int = 0
+    """Frames not sent to slow readers (their write buffer was full)."""
     bad_requests: int = 0
     unauthorized: int = 0
 
@@ -48,6 +50,7 @@ class ServerContext:
     max_sessions: int = 64
     session_timeout_s: float = 60.0
     header_timeout_s: float = 10.0
+    write_buffer_limit: int = WRITE_BUFFER_LIMIT
 
 
 @dataclass(frozen=True)
@@ -228,7 +231,7 @@ class RtspConnection:
         if self._writer.is_closing():
             return
         self._writer.write(response.encode(cseq))
-        if self._writer.transport.get_write_buffer_size() > 2 * WRITE_BUFFER_LIMIT:
+        if self._writer.transport.get_write_buffer_size() > 2 * self.ctx.write_buffer_limit:
             logger.debug("%s: RTSP client %s does not read its replies; closing", self.name, self._peer_host)
             self.close()
 
@@ -274,6 +277,9 @@ class RtspConnection:
 
     def _count_sent(self, sent: int) -> None:
         self.ctx.stats.bytes_sent += sent
+
+    def _count_skipped(self) -> None:
+        self.ctx.stats.frames_skipped += 1
 
     # -- methods ------------------------------------------------------------------------------------------------
 
@@ -337,7 +343,13 @@ class RtspConnection:
                 f"RTP/AVP;unicast;client_port={wanted.client_ports[0]}-{wanted.client_ports[1]};"
                 f"server_port={server_ports}"
             )
-        sender = RtpSender(media, catch_up=wanted.tcp, on_sent=self._count_sent)
+        sender = RtpSender(
+            media,
+            catch_up=wanted.tcp,
+            on_sent=self._count_sent,
+            on_skipped=self._count_skipped,
+            write_limit=self.ctx.write_buffer_limit,
+        )
         session = Session(feed, sender, udp)
         self._session = session
         self.ctx.stats.sessions_opened += 1
