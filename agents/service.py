@@ -1,0 +1,179 @@
+"""The long-running edge agent: periodic discovery feeding the inventory, the uplink, and a local /healthz.
+
+`Agent.run()` owns every task it starts (a TaskGroup: discovery loop, uplink, health server) and returns
+after `stop()`; without a controller (not enrolled, or unreachable) discovery and the inventory keep working.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+
+from aiohttp import web
+
+from agents.config import AgentConfig
+from agents.discovery.credentials import CredentialBook
+from agents.discovery.scanner import Scanner, ScanResult
+from agents.inventory import Inventory
+from agents.uplink import Uplink
+from common.backoff import Backoff
+from common.clock import Clock, SystemClock
+from protocol.camera import CameraReport
+
+logger = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+
+
+class Agent:
+    """Discovery every `rediscovery_interval_s` (or at once after an approval), an inventory, an optional uplink."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        credentials: CredentialBook,
+        inventory: Inventory,
+        *,
+        clock: Clock | None = None,
+        token: str | None = None,
+        controller_url: str | None = None,
+        hostname: str = "agent",
+    ) -> None:
+        self.config = config
+        self.inventory = inventory
+        self._clock: Clock = clock or SystemClock()
+        self._scanner = Scanner(config, credentials, self._clock)
+        self._token = token
+        self._controller_url = controller_url or config.controller_url
+        self._hostname = hostname
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._backoff = Backoff(base=2.0, cap=config.rediscovery_interval_s)
+        self.passes = 0
+        self.last_pass: ScanResult | None = None
+        self.last_pass_at: float | None = None
+        self.health_port: int | None = None
+        self.uplink: Uplink | None = None
+        self.started = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def rediscover(self) -> None:
+        """Run the next pass now rather than at the end of the interval."""
+        self._wake.set()
+
+    async def approve(self, endpoint_ref: str) -> None:
+        """A technician approved a pending device: remember it and interrogate it in the next pass, now."""
+        if await self.inventory.approve(endpoint_ref):
+            self.rediscover()
+
+    async def run(self) -> None:
+        """Run until `stop()`; the scanner's session is closed on the way out."""
+        runner = await self._start_health()
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                discovery = tasks.create_task(self._discovery_loop(), name="discovery")
+                uplink = self._start_uplink(tasks)
+                self.started.set()
+                await self._stop.wait()
+                discovery.cancel()
+                if uplink is not None:
+                    uplink.cancel()
+        finally:
+            await runner.cleanup()
+            await self._scanner.close()
+
+    async def run_pass(self) -> ScanResult:
+        """One discovery pass, recorded in the inventory (changes go to the feed)."""
+        known = {r.endpoint_ref for r in self.inventory.snapshot()}
+        found: list[CameraReport] = []
+        result = await self._scanner.scan(
+            approved=self.inventory.approved,
+            on_found=lambda report: found.append(report) if report.endpoint_ref not in known else None,
+        )
+        if found:
+            await self.inventory.record_many(found)
+        await self.inventory.record_many(result.reports)
+        await self.inventory.mark_missing({r.endpoint_ref for r in result.reports}, self._clock.now())
+        self.passes += 1
+        self.last_pass = result
+        self.last_pass_at = time.time()
+        states = Counter(r.state.value for r in result.reports)
+        logger.info(
+            "discovery pass %d: %d device(s) in %.2f s: %s",
+            self.passes,
+            len(result.reports),
+            result.seconds,
+            dict(states),
+        )
+        return result
+
+    async def _discovery_loop(self) -> None:
+        while True:
+            try:
+                await self.run_pass()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                delay = self._backoff.next_delay()
+                logger.exception("discovery pass failed; next attempt in %.1f s", delay)
+            else:
+                self._backoff.reset()
+                delay = self.config.rediscovery_interval_s
+            self._wake.clear()
+            try:
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+
+    def _start_uplink(self, tasks: asyncio.TaskGroup) -> asyncio.Task[None] | None:
+        if self._token is None or not self._controller_url:
+            logger.warning("not enrolled with a controller: discovering and keeping the inventory locally only")
+            return None
+        uplink = Uplink(
+            self._controller_url,
+            self._token,
+            hostname=self._hostname,
+            version=VERSION,
+            snapshot=self.inventory.snapshot,
+            on_approve=self.approve,
+            clock=self._clock,
+            state_dir=self.config.state_dir,
+        )
+        self.uplink = uplink
+        self.inventory.subscribe(uplink.publish)
+        return tasks.create_task(uplink.run(), name="uplink")
+
+    async def _start_health(self) -> web.AppRunner:
+        app = web.Application()
+        app.router.add_get("/healthz", self._healthz)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self.config.health_host, self.config.health_port)
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        addresses = runner.addresses
+        self.health_port = int(addresses[0][1]) if addresses else self.config.health_port
+        logger.info("health endpoint on http://%s:%s/healthz", self.config.health_host, self.health_port)
+        return runner
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        states = Counter(r.state.value for r in self.inventory.snapshot())
+        online = None if self.uplink is None else self.uplink.online.is_set()
+        body = {
+            "status": "ok",
+            "version": VERSION,
+            "passes": self.passes,
+            "last_pass_age_s": None if self.last_pass_at is None else round(time.time() - self.last_pass_at, 1),
+            "last_pass_seconds": None if self.last_pass is None else round(self.last_pass.seconds, 3),
+            "cameras": dict(states),
+            "uplink_online": online,
+        }
+        return web.json_response(body)
