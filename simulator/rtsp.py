@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from pathlib import Path
 
 from common.logs import SECRETS
@@ -23,6 +24,8 @@ from simulator.video import PROFILES
 logger = logging.getLogger(__name__)
 
 __all__ = ["RtspServer", "RtspStats"]
+
+SEND_BUFFER_BYTES = 256 * 1024
 
 
 class RtspServer:
@@ -121,6 +124,10 @@ class RtspServer:
         ):
             writer.close()
             return
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            # A camera-sized kernel buffer: a stalled reader is noticed (and skipped) within about a second.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
         connection = RtspConnection(self._ctx, reader, writer)
         self._connections[task] = connection
         stats.connections_opened += 1

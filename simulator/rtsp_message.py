@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass, field
 
 MAX_HEADER_BYTES = 16 * 1024
 """A request line and its headers must fit in this; the reader's buffer limit is set to it."""
 MAX_BODY_BYTES = 4096
 """GET_PARAMETER and SET_PARAMETER bodies are tiny; anything larger is refused."""
+
+_METHOD = re.compile(r"[A-Z][A-Z_]{0,31}")
 
 REASONS = {
     200: "OK",
@@ -105,7 +108,7 @@ def parse_head(head: bytes) -> Request:
         headers[name] = f"{headers[name]}, {value}" if name in headers else value
     cseq = _clean_cseq(headers.get("cseq", ""))
     parts = lines[0].split(" ")
-    if len(parts) != 3 or not parts[0].isalpha() or not parts[0].isupper():
+    if len(parts) != 3 or not _METHOD.fullmatch(parts[0]):
         raise BadRequest("malformed request line", cseq=cseq)
     method, uri, version = parts
     if version != "RTSP/1.0":
