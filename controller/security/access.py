@@ -1,0 +1,200 @@
+"""One access mechanism for every route: a policy recorded when the route is added, enforced by a middleware.
+
+`Routes.add(method, path, handler, policy)` is the only way routes are added; the middleware looks the matched
+route up and refuses what its policy does not allow. A route that somehow has no policy is refused (fail
+closed). Policies say who (roles; None = no session needed: the route authenticates otherwise or is public),
+which unit the target belongs to (for scope), and whether the route is a page (anonymous callers are sent to
+sign in) or API (401 JSON). State-changing requests from a cookie session must pass the CSRF checks.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from urllib.parse import quote, urlsplit
+
+from aiohttp import web
+from aiohttp.web_urldispatcher import AbstractRoute
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from controller import state
+from controller.db.models import Agent, Camera, Role
+from controller.security import sessions
+from controller.security.sessions import Principal
+from controller.security.tokens import same
+from controller.units import is_within, parents
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+
+
+class Scope(enum.Enum):
+    NONE = "none"
+    """No single target: the handler lists only what the caller may see."""
+    UNIT = "unit_id"
+    AGENT = "agent_id"
+    CAMERA = "camera_id"
+
+
+class Kind(enum.Enum):
+    PAGE = "page"
+    API = "api"
+
+
+@dataclass(frozen=True)
+class Policy:
+    roles: frozenset[Role] | None
+    """Roles allowed; None: no session needed (public, or authenticated by code or token in the handler)."""
+    kind: Kind = Kind.API
+    scope: Scope = Scope.NONE
+    check_origin: bool = False
+    """For session-less POSTs from browsers (sign-in): the Origin must be ours (login CSRF)."""
+
+
+TECHNICIANS = frozenset({Role.ADMIN, Role.DISTRICT_TECHNICIAN})
+ADMINS = frozenset({Role.ADMIN})
+
+
+def public(kind: Kind = Kind.API, *, check_origin: bool = False) -> Policy:
+    return Policy(roles=None, kind=kind, check_origin=check_origin)
+
+
+RoutePolicies = dict[AbstractRoute, Policy]
+
+
+class Routes:
+    """Adds routes to an app together with their policy."""
+
+    def __init__(self, app: web.Application) -> None:
+        self._app = app
+        self._policies = app[state.POLICIES]
+
+    def add(self, method: str, path: str, handler: Handler, policy: Policy) -> None:
+        route = self._app.router.add_route(method, path, handler)
+        self._policies[route] = policy
+
+    def static(self, prefix: str, directory: str) -> None:
+        resource = self._app.router.add_static(prefix, directory, follow_symlinks=False)
+        for route in resource:
+            self._policies[route] = public(Kind.PAGE)
+
+
+def _refuse(policy: Policy, request: web.Request, status: int) -> web.StreamResponse:
+    if status == 401 and policy.kind is Kind.PAGE:
+        target = request.rel_url.path_qs if request.method == "GET" else "/"
+        raise web.HTTPFound(f"/signin?next={quote(target, safe='/')}")
+    message = {
+        401: "sign in first",
+        403: "you are not allowed to do this",
+    }[status]
+    if policy.kind is Kind.API:
+        return web.json_response({"error": message}, status=status)
+    return web.Response(status=status, text=message)
+
+
+def origin_ok(request: web.Request) -> bool:
+    """True when Origin (or, without it, Referer) is the configured public URL's origin."""
+    expected = urlsplit(request.app[state.CONFIG].effective_public_url)
+    expected_origin = f"{expected.scheme}://{expected.netloc}".lower()
+    origin = request.headers.get("Origin")
+    if origin is None or origin == "null":
+        referer = request.headers.get("Referer")
+        if not referer:
+            return False
+        parts = urlsplit(referer)
+        origin = f"{parts.scheme}://{parts.netloc}"
+    return origin.lower() == expected_origin
+
+
+async def _csrf_ok(request: web.Request, principal: Principal) -> bool:
+    if not origin_ok(request):
+        return False
+    supplied = request.headers.get(CSRF_HEADER)
+    if supplied is None and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        form = await request.post()
+        value = form.get(CSRF_FIELD)
+        supplied = value if isinstance(value, str) else None
+    return supplied is not None and same(supplied, principal.csrf_token)
+
+
+async def _target_unit(session: AsyncSession, scope: Scope, raw: str) -> int | None:
+    try:
+        target = int(raw)
+    except ValueError:
+        return None
+    if scope is Scope.UNIT:
+        return target
+    if scope is Scope.AGENT:
+        return (await session.execute(select(Agent.unit_id).where(Agent.id == target))).scalar_one_or_none()
+    query = select(Agent.unit_id).join(Camera, Camera.agent_id == Agent.id).where(Camera.id == target)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def in_scope(session: AsyncSession, principal: Principal, unit_id: int | None) -> bool:
+    """Admins see everything; a district technician sees their district and what is under it."""
+    if principal.role is Role.ADMIN:
+        return True
+    if principal.role is not Role.DISTRICT_TECHNICIAN or principal.unit_id is None or unit_id is None:
+        return False
+    return is_within(await parents(session), unit_id, principal.unit_id)
+
+
+@web.middleware
+async def access_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    route = request.match_info.route
+    policy = request.app[state.POLICIES].get(route)
+    if policy is None:
+        if route.resource is None:  # no route matched: let aiohttp answer 404/405
+            return await handler(request)
+        logger.error("route %s %s has no access policy: refused", request.method, route.resource.canonical)
+        return web.json_response({"error": "this route is not configured"}, status=403)
+    if policy.roles is None:
+        if policy.check_origin and request.method not in SAFE_METHODS and not origin_ok(request):
+            return _forbidden_origin(policy)
+        return await handler(request)
+    config = request.app[state.CONFIG]
+    token = request.cookies.get(sessions.cookie_name(config))
+    if not token:
+        return _refuse(policy, request, 401)
+    async with request.app[state.DB].begin() as session:
+        principal = await sessions.resolve(session, token, request.app[state.CLOCK].now(), config)
+        if principal is None:
+            return _refuse(policy, request, 401)
+        if principal.role not in policy.roles:
+            return _refuse(policy, request, 403)
+        if policy.scope is not Scope.NONE:
+            unit_id = await _target_unit(session, policy.scope, request.match_info.get(policy.scope.value, ""))
+            if unit_id is None and principal.role is Role.ADMIN:
+                return _not_found(policy)
+            if not await in_scope(session, principal, unit_id):
+                return _refuse(policy, request, 403)
+    if request.method not in SAFE_METHODS and not await _csrf_ok(request, principal):
+        logger.info("CSRF check failed for %s %s by %s", request.method, request.path, principal.username)
+        return _forbidden_origin(policy)
+    request[PRINCIPAL] = principal
+    return await handler(request)
+
+
+def _not_found(policy: Policy) -> web.StreamResponse:
+    if policy.kind is Kind.API:
+        return web.json_response({"error": "no such item"}, status=404)
+    return web.Response(status=404, text="not found")
+
+
+def _forbidden_origin(policy: Policy) -> web.StreamResponse:
+    message = "cross-site request refused: wrong origin or missing CSRF token"
+    if policy.kind is Kind.API:
+        return web.json_response({"error": message}, status=403)
+    return web.Response(status=403, text=message)
+
+
+def principal_of(request: web.Request) -> Principal:
+    return request[PRINCIPAL]
