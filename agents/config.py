@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -65,7 +66,7 @@ class Credentials(Strict):
             raise ValueError("give the password one way only: password, password_file or password_env")
         return self
 
-    def resolve_password(self) -> str:
+    def resolve_password(self, environ: Mapping[str, str] | None = None) -> str:
         """The password from whichever source was configured ('' when none), registered with the log filter."""
         if self.password is not None:
             secret = self.password.get_secret_value()
@@ -76,9 +77,10 @@ class Credentials(Strict):
                 raise ConfigError(f"cannot read password_file {self.password_file}: {exc.strerror}") from None
             secret = lines[0] if lines else ""
         elif self.password_env is not None:
-            if self.password_env not in os.environ:
+            env = os.environ if environ is None else environ
+            if self.password_env not in env:
                 raise ConfigError(f"password_env names {self.password_env}, which is not set")
-            secret = os.environ[self.password_env]
+            secret = env[self.password_env]
         else:
             secret = ""
         SECRETS.add(secret)
@@ -152,10 +154,10 @@ class AgentConfig(Strict):
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$", description="log level")
 
 
-def load_agent_config(path: str | Path | None, environ: dict[str, str] | None = None) -> AgentConfig:
+def load_agent_config(path: str | Path | None, environ: Mapping[str, str] | None = None) -> AgentConfig:
     """The validated configuration; passwords are read now (ConfigError if unreadable) and registered."""
     config = load_config(AgentConfig, path, ENV_PREFIX, environ)
-    config.credentials.resolve_password()
+    config.credentials.resolve_password(environ)
     for override in config.camera_credentials:
-        override.resolve_password()
+        override.resolve_password(environ)
     return config
