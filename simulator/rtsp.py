@@ -100,13 +100,15 @@ class RtspServer:
         if self._server is not None:
             self._server.close()
         for connection in list(self._connections.values()):
-            connection.close()
+            connection.abort()
         tasks = list(self._connections)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=5.0)
+            for task in pending:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for feed in self._feeds.values():
             await feed.stop()
         if self._server is not None:
@@ -134,6 +136,8 @@ class RtspServer:
         stats.connections_active += 1
         try:
             await connection.serve()
+        except Exception:
+            logger.exception("%s: RTSP connection failed", self.spec.name)
         finally:
             stats.connections_active -= 1
             del self._connections[task]

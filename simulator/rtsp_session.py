@@ -15,11 +15,13 @@ from common.redact import strip_credentials
 from simulator.rtsp_auth import RtspAuth
 from simulator.rtsp_feed import WRITE_BUFFER_LIMIT, MediaTransport, RtpSender, StreamFeed, TcpInterleaved, UdpUnicast
 from simulator.rtsp_message import BadRequest, Interleaved, Request, Response, read_message
+from simulator.rtsp_transport import open_udp_pair, parse_transport
 from simulator.spec import CameraSpec
 
 logger = logging.getLogger(__name__)
 
 TRACK = "trackID=0"
+CLOSE_TIMEOUT_S = 2.0
 METHODS = "OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, GET_PARAMETER, SET_PARAMETER, TEARDOWN"
 
 
@@ -51,74 +53,6 @@ class ServerContext:
     session_timeout_s: float = 60.0
     header_timeout_s: float = 10.0
     write_buffer_limit: int = WRITE_BUFFER_LIMIT
-
-
-@dataclass(frozen=True)
-class TransportRequest:
-    tcp: bool
-    channels: tuple[int, int] = (0, 1)
-    client_ports: tuple[int, int] = (0, 0)
-
-
-def _pair(text: str, low: int, high: int) -> tuple[int, int] | None:
-    first, _, second = text.partition("-")
-    if not first.isdigit() or (second and not second.isdigit()):
-        return None
-    a = int(first)
-    b = int(second) if second else a + 1
-    return (a, b) if low <= a <= high and low <= b <= high else None
-
-
-def parse_transport(value: str) -> TransportRequest | None:
-    """The first transport in a SETUP's Transport header that we serve: unicast RTP over TCP or UDP."""
-    for option in value.split(","):
-        fields = [item.strip() for item in option.split(";")]
-        proto = fields[0].upper()
-        params = {name.lower(): val for name, _, val in (item.partition("=") for item in fields[1:])}
-        if "multicast" in params:
-            continue
-        if proto == "RTP/AVP/TCP":
-            channels = _pair(params.get("interleaved", "0-1"), 0, 255)
-            if channels is not None:
-                return TransportRequest(tcp=True, channels=channels)
-        elif proto in ("RTP/AVP", "RTP/AVP/UDP"):
-            ports = _pair(params.get("client_port", ""), 1, 65535)
-            if ports is not None:
-                return TransportRequest(tcp=False, client_ports=ports)
-    return None
-
-
-class _UdpEndpoint(asyncio.DatagramProtocol):
-    """A server RTP or RTCP port: what arrives (receiver reports, NAT hole punches) only counts as activity."""
-
-    def __init__(self, on_packet: Callable[[], None]) -> None:
-        self._on_packet = on_packet
-
-    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        self._on_packet()
-
-
-async def open_udp_pair(
-    host: str, on_packet: Callable[[], None]
-) -> tuple[asyncio.DatagramTransport, asyncio.DatagramTransport]:
-    """Two UDP sockets on `host`, an even RTP port and the next odd one for RTCP when the OS lets us."""
-    loop = asyncio.get_running_loop()
-    for _ in range(16):
-        rtp, _ = await loop.create_datagram_endpoint(lambda: _UdpEndpoint(on_packet), local_addr=(host, 0))
-        port = int(rtp.get_extra_info("sockname")[1])
-        if port % 2 == 0 and port < 65535:
-            try:
-                rtcp, _ = await loop.create_datagram_endpoint(
-                    lambda: _UdpEndpoint(on_packet), local_addr=(host, port + 1)
-                )
-            except OSError:
-                pass
-            else:
-                return rtp, rtcp
-        rtp.close()
-    rtp, _ = await loop.create_datagram_endpoint(lambda: _UdpEndpoint(on_packet), local_addr=(host, 0))
-    rtcp, _ = await loop.create_datagram_endpoint(lambda: _UdpEndpoint(on_packet), local_addr=(host, 0))
-    return rtp, rtcp
 
 
 class Session:
@@ -173,8 +107,12 @@ class RtspConnection:
         self._last_activity = asyncio.get_running_loop().time()
 
     def close(self) -> None:
-        """Close the connection; serve() then ends."""
+        """Close the connection once what is queued is sent; serve() then ends."""
         self._writer.close()
+
+    def abort(self) -> None:
+        """Close the connection now, dropping whatever is queued (server stop)."""
+        self._writer.transport.abort()
 
     async def serve(self) -> None:
         self._spawn(self._watchdog(), "watchdog")
@@ -191,8 +129,13 @@ class RtspConnection:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             self._writer.close()
-            with contextlib.suppress(ConnectionError, OSError):
-                await self._writer.wait_closed()
+            try:
+                async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                    await self._writer.wait_closed()
+            except TimeoutError:  # a peer that reads nothing would hold the flush forever
+                self.abort()
+            except (ConnectionError, OSError):
+                pass
 
     async def _serve_requests(self) -> None:
         while not self._writer.is_closing():

@@ -479,16 +479,22 @@ async def test_a_slow_reader_skips_frames_instead_of_growing_a_buffer() -> None:
 
 
 async def test_stop_closes_every_connection() -> None:
-    server = RtspServer(camera())
+    server = RtspServer(camera(), write_buffer_limit=64 * 1024)
     await server.start()
     clients = [await RawClient.connect(server) for _ in range(3)]
     await clients[0].play(server.url("sub"), basic())
     await clients[0].next_packet()
-    await server.stop()
+    stuck = await RawClient.connect(server, receive_buffer=4096)  # reads nothing: its queue never drains
+    await stuck.play(server.url("main"), basic())
+    await eventually(lambda: server.stats.frames_skipped > 0)
+    clients.append(stuck)
+    async with asyncio.timeout(10):
+        await server.stop()
     for client in clients:
         async with asyncio.timeout(10):
-            while await client.reader.read(65536):
-                pass
+            with contextlib.suppress(ConnectionError):
+                while await client.reader.read(65536):
+                    pass
         client.close()
     assert server.stats.connections_active == 0 and server.sessions_active == 0
     assert [t for t in asyncio.all_tasks() if t.get_name().startswith("rtsp-") and not t.done()] == []
