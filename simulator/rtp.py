@@ -18,6 +18,7 @@ MAX_PAYLOAD = 1400
 _FU_A = 28
 _HEADER = struct.Struct("!BBHII")
 _INTERLEAVED = struct.Struct("!cBH")
+_SENDER_REPORT = struct.Struct("!BBHIIIIII")
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,25 @@ def interleaved_frame(frame: RtpFrame, seq: int, timestamp: int, ssrc: int, chan
         parts.append(rtp_header(seq + i, timestamp, ssrc, i == last))
         parts.append(payload)
     return b"".join(parts)
+
+
+def interleave(packet: bytes, channel: int) -> bytes:
+    return _INTERLEAVED.pack(b"$", channel, len(packet)) + packet
+
+
+NTP_EPOCH_OFFSET = 2_208_988_800
+"""Seconds from 1900-01-01 (NTP) to 1970-01-01 (Unix)."""
+
+
+def sender_report(ssrc: int, wall_clock: float, timestamp: int, packets: int, octets: int) -> bytes:
+    """An RTCP sender report (RFC 3550 6.4.1) with no report blocks: which RTP time is which wall-clock time."""
+    ntp = wall_clock + NTP_EPOCH_OFFSET
+    seconds = int(ntp)
+    fraction = int((ntp - seconds) * (1 << 32)) & 0xFFFFFFFF
+    return _SENDER_REPORT.pack(
+        0x80, 200, 6, ssrc, seconds & 0xFFFFFFFF, fraction, timestamp & 0xFFFFFFFF, packets & 0xFFFFFFFF,
+        octets & 0xFFFFFFFF,
+    )  # fmt: skip
 
 
 def parse_header(packet: bytes) -> tuple[int, bool, int, int, int]:

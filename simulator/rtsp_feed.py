@@ -11,65 +11,21 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
 
-from simulator.rtp import RtpFrame, interleaved_frame, packetize_loop, rtp_packets
+from simulator.rtp import RtpFrame, packetize_loop, sender_report
+from simulator.rtsp_transport import MediaTransport
 from simulator.video import RTP_CLOCK, EncodedLoop, ProfileSpec, get_loop
 
 logger = logging.getLogger(__name__)
 
+SENDER_REPORT_TICKS = 5 * RTP_CLOCK
+"""An RTCP sender report (wall clock to RTP time) goes out with the first frame and then every 5 s."""
+
 WRITE_BUFFER_LIMIT = 2 * 1024 * 1024
 """Above this many unsent bytes a client skips frames until the next keyframe once the buffer has drained."""
-
-
-class MediaTransport(Protocol):
-    def send(self, frame: RtpFrame, seq: int, timestamp: int, ssrc: int) -> int:
-        """Send one frame's packets; return the bytes queued."""
-
-    def buffered(self) -> int:
-        """Bytes queued and not yet sent."""
-
-
-class TcpInterleaved:
-    """RTP over the RTSP connection, '$'-framed on an interleaved channel."""
-
-    def __init__(self, transport: asyncio.WriteTransport, channel: int) -> None:
-        self._transport = transport
-        self.channel = channel
-
-    def send(self, frame: RtpFrame, seq: int, timestamp: int, ssrc: int) -> int:
-        if self._transport.is_closing():
-            return 0
-        data = interleaved_frame(frame, seq, timestamp, ssrc, self.channel)
-        self._transport.write(data)
-        return len(data)
-
-    def buffered(self) -> int:
-        return self._transport.get_write_buffer_size()
-
-
-class UdpUnicast:
-    """RTP datagrams from the server's RTP port to the client's RTP port."""
-
-    def __init__(self, transport: asyncio.DatagramTransport, address: tuple[str, int]) -> None:
-        self._transport = transport
-        self._address = address
-
-    def send(self, frame: RtpFrame, seq: int, timestamp: int, ssrc: int) -> int:
-        if self._transport.is_closing():
-            return 0
-        sent = 0
-        for packet in rtp_packets(frame, seq, timestamp, ssrc):
-            self._transport.sendto(packet, self._address)
-            sent += len(packet)
-        return sent
-
-    def buffered(self) -> int:
-        # Selector datagram transports queue when the socket would block; typeshed does not declare the method.
-        size: Callable[[], int] | None = getattr(self._transport, "get_write_buffer_size", None)
-        return size() if size is not None else 0
 
 
 class RtpSender:
@@ -83,6 +39,7 @@ class RtpSender:
         on_sent: Callable[[int], None],
         on_skipped: Callable[[], None] = lambda: None,
         write_limit: int = WRITE_BUFFER_LIMIT,
+        clock_offset_s: float = 0.0,
     ) -> None:
         self.media = media
         self.write_limit = write_limit
@@ -95,8 +52,13 @@ class RtpSender:
         self._congested = False
         self._on_sent = on_sent
         self._on_skipped = on_skipped
+        self.clock_offset_s = clock_offset_s
+        """The camera's clock error: its RTCP sender reports carry its (wrong) wall clock."""
         self.frames_sent = 0
         self.frames_skipped = 0
+        self.packets_sent = 0
+        self.octets_sent = 0  # RTP payload bytes, as RTCP counts them
+        self._last_report: int | None = None  # feed time of the last sender report
 
     def next_timestamp(self, feed_time: int) -> int:
         offset = self._offset if self._offset is not None else self.first_timestamp - feed_time
@@ -124,9 +86,18 @@ class RtpSender:
             self.frames_skipped += 1
             self._on_skipped()
             return
-        sent = self.media.send(frame, self.seq, self.next_timestamp(feed_time), self.ssrc)
+        timestamp = self.next_timestamp(feed_time)
+        sent = self.media.send(frame, self.seq, timestamp, self.ssrc)
         self.seq = (self.seq + len(frame.payloads)) & 0xFFFF
         self.frames_sent += 1
+        self.packets_sent += len(frame.payloads)
+        self.octets_sent += frame.byte_size
+        if self._last_report is None or feed_time - self._last_report >= SENDER_REPORT_TICKS:
+            self._last_report = feed_time
+            report = sender_report(
+                self.ssrc, time.time() + self.clock_offset_s, timestamp, self.packets_sent, self.octets_sent
+            )
+            sent += self.media.send_control(report)
         self._on_sent(sent)
 
 
@@ -203,7 +174,11 @@ class StreamFeed:
                     self._gop = []
                 self._gop.append((frame, self._time))
                 for sender in list(self._senders):
-                    sender.on_frame(frame, self._time)
+                    try:
+                        sender.on_frame(frame, self._time)
+                    except Exception:  # one broken client must not stop the picture for the others
+                        logger.exception("%s: %s feed dropping a client", self.camera_name, self.profile.path)
+                        self._senders.discard(sender)
                 self._last_tick = loop.time()
                 self._time += frame.duration
                 index = (index + 1) % len(frames)

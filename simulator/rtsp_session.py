@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 
 from common.redact import strip_credentials
 from simulator.rtsp_auth import RtspAuth
-from simulator.rtsp_feed import WRITE_BUFFER_LIMIT, MediaTransport, RtpSender, StreamFeed, TcpInterleaved, UdpUnicast
+from simulator.rtsp_feed import WRITE_BUFFER_LIMIT, RtpSender, StreamFeed
 from simulator.rtsp_message import BadRequest, Interleaved, Request, Response, read_message
-from simulator.rtsp_transport import open_udp_pair, parse_transport
+from simulator.rtsp_transport import MediaTransport, TcpInterleaved, UdpUnicast, open_udp_pair, parse_transport
 from simulator.spec import CameraSpec
 
 logger = logging.getLogger(__name__)
@@ -275,12 +275,12 @@ class RtspConnection:
         media: MediaTransport
         udp: tuple[asyncio.DatagramTransport, ...] = ()
         if wanted.tcp:
-            media = TcpInterleaved(self._writer.transport, wanted.channels[0])
+            media = TcpInterleaved(self._writer.transport, *wanted.channels)
             description = f"RTP/AVP/TCP;unicast;interleaved={wanted.channels[0]}-{wanted.channels[1]}"
         else:
             rtp, rtcp = await open_udp_pair(self.ctx.spec.host, self.touch)
             udp = (rtp, rtcp)
-            media = UdpUnicast(rtp, (self._peer_host, wanted.client_ports[0]))
+            media = UdpUnicast(rtp, rtcp, self._peer_host, wanted.client_ports)
             server_ports = f"{rtp.get_extra_info('sockname')[1]}-{rtcp.get_extra_info('sockname')[1]}"
             description = (
                 f"RTP/AVP;unicast;client_port={wanted.client_ports[0]}-{wanted.client_ports[1]};"
@@ -292,6 +292,7 @@ class RtspConnection:
             on_sent=self._count_sent,
             on_skipped=self._count_skipped,
             write_limit=self.ctx.write_buffer_limit,
+            clock_offset_s=self.ctx.spec.quirks.clock_offset_s,
         )
         session = Session(feed, sender, udp)
         self._session = session

@@ -1,10 +1,13 @@
-"""RTSP transports: the Transport header a client offers, and the UDP port pair a session sends from."""
+"""RTSP transports: the Transport header a client offers, and how a session's RTP and RTCP reach the client."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
+
+from simulator.rtp import RtpFrame, interleave, interleaved_frame, rtp_packets
 
 
 @dataclass(frozen=True)
@@ -73,3 +76,76 @@ async def open_udp_pair(
     rtp, _ = await loop.create_datagram_endpoint(lambda: _UdpEndpoint(on_packet), local_addr=(host, 0))
     rtcp, _ = await loop.create_datagram_endpoint(lambda: _UdpEndpoint(on_packet), local_addr=(host, 0))
     return rtp, rtcp
+
+
+class MediaTransport(Protocol):
+    def send(self, frame: RtpFrame, seq: int, timestamp: int, ssrc: int) -> int:
+        """Send one frame's packets; return the bytes queued."""
+
+    def send_control(self, packet: bytes) -> int:
+        """Send one RTCP packet; return the bytes queued."""
+
+    def buffered(self) -> int:
+        """Bytes queued and not yet sent."""
+
+
+class TcpInterleaved:
+    """RTP over the RTSP connection, '$'-framed on an interleaved channel."""
+
+    def __init__(self, transport: asyncio.WriteTransport, channel: int, control_channel: int) -> None:
+        self._transport = transport
+        self.channel = channel
+        self.control_channel = control_channel
+
+    def send(self, frame: RtpFrame, seq: int, timestamp: int, ssrc: int) -> int:
+        if self._transport.is_closing():
+            return 0
+        data = interleaved_frame(frame, seq, timestamp, ssrc, self.channel)
+        self._transport.write(data)
+        return len(data)
+
+    def send_control(self, packet: bytes) -> int:
+        if self._transport.is_closing():
+            return 0
+        data = interleave(packet, self.control_channel)
+        self._transport.write(data)
+        return len(data)
+
+    def buffered(self) -> int:
+        return self._transport.get_write_buffer_size()
+
+
+class UdpUnicast:
+    """RTP datagrams from the server's RTP port to the client's RTP port; RTCP between the RTCP ports."""
+
+    def __init__(
+        self,
+        transport: asyncio.DatagramTransport,
+        control: asyncio.DatagramTransport,
+        host: str,
+        ports: tuple[int, int],
+    ) -> None:
+        self._transport = transport
+        self._control = control
+        self._address = (host, ports[0])
+        self._control_address = (host, ports[1])
+
+    def send(self, frame: RtpFrame, seq: int, timestamp: int, ssrc: int) -> int:
+        if self._transport.is_closing():
+            return 0
+        sent = 0
+        for packet in rtp_packets(frame, seq, timestamp, ssrc):
+            self._transport.sendto(packet, self._address)
+            sent += len(packet)
+        return sent
+
+    def send_control(self, packet: bytes) -> int:
+        if self._control.is_closing():
+            return 0
+        self._control.sendto(packet, self._control_address)
+        return len(packet)
+
+    def buffered(self) -> int:
+        # Selector datagram transports queue when the socket would block; typeshed does not declare the method.
+        size: Callable[[], int] | None = getattr(self._transport, "get_write_buffer_size", None)
+        return size() if size is not None else 0

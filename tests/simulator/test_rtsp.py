@@ -64,6 +64,7 @@ class RawClient:
         self.writer = writer
         self.cseq = 0
         self.packets: list[tuple[int, bytes]] = []  # interleaved packets seen while waiting for replies
+        self.other: list[tuple[int, bytes]] = []  # packets skipped by next_packet (RTCP on channel 1)
 
     @classmethod
     async def connect(cls, server: RtspServer, receive_buffer: int | None = None) -> RawClient:
@@ -112,13 +113,18 @@ class RawClient:
         body = await self.reader.readexactly(int(headers.get("content-length", ["0"])[0]))
         return int(lines[0].split(" ")[1]), headers, body
 
-    async def next_packet(self) -> bytes:
-        """The next RTP packet (without the interleaved framing)."""
-        if self.packets:
-            return self.packets.pop(0)[1]
-        item = await self.read_item()
-        assert isinstance(item, bytes), item
-        return item[1:]
+    async def next_packet(self, channel: int = 0) -> bytes:
+        """The next packet on `channel` (without the interleaved framing); other channels' are kept aside."""
+        while True:
+            if self.packets:
+                got, packet = self.packets.pop(0)
+            else:
+                item = await self.read_item()
+                assert isinstance(item, bytes), item
+                got, packet = item[0], item[1:]
+            if got == channel:
+                return packet
+            self.other.append((got, packet))
 
     async def play(
         self, url: str, auth: str | None = None, transport: str = "RTP/AVP/TCP;unicast;interleaved=0-1"
@@ -271,6 +277,21 @@ async def test_describe_setup_play_and_the_first_packets() -> None:
         client.close()
 
 
+async def test_sender_reports_carry_the_camera_clock() -> None:
+    offset = 1.0e7  # months off, as the quirk says
+    async with running(camera(clock_offset_s=offset)) as server:
+        client = await RawClient.connect(server)
+        await client.play(server.url("sub"), basic())
+        first_rtp = await client.next_packet()
+        report = await client.next_packet(channel=1)
+        assert report[1] == 200 and len(report) == 28
+        assert report[4:8] == first_rtp[8:12], "same SSRC as the RTP stream"
+        ntp_seconds = int.from_bytes(report[8:12], "big") - 2_208_988_800
+        assert abs(ntp_seconds - (time.time() + offset)) < 5
+        assert int.from_bytes(report[16:20], "big") == int.from_bytes(first_rtp[4:8], "big")
+        client.close()
+
+
 async def test_pause_then_play_resumes_on_a_keyframe_with_continuous_numbering() -> None:
     async with running(camera()) as server:
         client = await RawClient.connect(server)
@@ -279,7 +300,7 @@ async def test_pause_then_play_resumes_on_a_keyframe_with_continuous_numbering()
         first = [await client.next_packet() for _ in range(20)]
         status, _, _ = await client.request("PAUSE", url, {"Authorization": basic(), "Session": session})
         assert status == 200
-        before = [(0, p) for p in first] + client.packets
+        before = [(0, p) for p in first] + [(c, p) for c, p in client.packets if c == 0]
         last = before[-1][1]
         client.packets.clear()
         status, _, _ = await client.request("PLAY", url, {"Authorization": basic(), "Session": session})
