@@ -29,6 +29,7 @@ from protocol.camera import CameraReport, CameraState
 
 logger = logging.getLogger(__name__)
 
+FOUND_REASON = "answered a probe; not yet asked over ONVIF"
 _NAME_SCOPE = "onvif://www.onvif.org/name/"
 
 
@@ -38,6 +39,8 @@ class ScanResult:
     probe_stats: ProbeStats
     probe_seconds: float
     seconds: float
+    finished_s: dict[str, float]
+    """Seconds from the start of the pass to each device's report."""
 
 
 def scope_name(scopes: Sequence[str]) -> str:
@@ -94,26 +97,37 @@ class Scanner:
     ) -> ScanResult:
         """Probe, then interrogate every device found; one report per endpoint reference."""
         site = self._config.site
-        started = time.monotonic()
         targets = expand_targets([*site.unicast_targets, *extra_targets])
         await load_documents()  # parse the WSDLs once, before the devices are asked in parallel
-        result = await probe(
-            wait_s=wait_s if wait_s is not None else self._config.timeouts.probe_wait_s,
-            bind_address=site.probe_address,
-            unicast=targets,
-            multicast=site.multicast if multicast is None else multicast,
-            ttl=site.multicast_ttl,
-            rate_per_s=site.unicast_rate_per_s,
-        )
-        probe_seconds = time.monotonic() - started
-        now = self._clock.now()
-        if on_found is not None:
-            for match in result.matches:
-                on_found(self._report(match, now, CameraState.FOUND, "answered a probe; not yet asked over ONVIF"))
-        reports = await asyncio.gather(
-            *(self.examine(match, approved=match.endpoint_ref in approved) for match in result.matches)
-        )
-        return ScanResult(list(reports), result.stats, probe_seconds, time.monotonic() - started)
+        started = time.monotonic()
+        tasks: dict[str, asyncio.Task[CameraReport]] = {}
+        finished: dict[str, float] = {}
+
+        async def examine(match: ProbeMatch) -> CameraReport:
+            report = await self.examine(match, approved=match.endpoint_ref in approved)
+            finished[match.endpoint_ref] = time.monotonic() - started
+            return report
+
+        async with asyncio.TaskGroup() as group:
+
+            def start(match: ProbeMatch) -> None:
+                # Interrogation starts as soon as a device answers, while the probe still listens for others.
+                if on_found is not None:
+                    on_found(self._report(match, self._clock.now(), CameraState.FOUND, FOUND_REASON))
+                tasks[match.endpoint_ref] = group.create_task(examine(match), name=f"examine {match.endpoint_ref}")
+
+            result = await probe(
+                wait_s=wait_s if wait_s is not None else self._config.timeouts.probe_wait_s,
+                bind_address=site.probe_address,
+                unicast=targets,
+                multicast=site.multicast if multicast is None else multicast,
+                ttl=site.multicast_ttl,
+                rate_per_s=site.unicast_rate_per_s,
+                on_match=start,
+            )
+            probe_seconds = time.monotonic() - started
+        reports = [task.result() for task in tasks.values()]
+        return ScanResult(reports, result.stats, probe_seconds, time.monotonic() - started, finished)
 
     async def examine(self, match: ProbeMatch, *, approved: bool = False) -> CameraReport:
         """The report for one probed device; never raises (except cancellation)."""

@@ -13,7 +13,7 @@ import logging
 import socket
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from lxml import etree
@@ -119,9 +119,10 @@ def parse_probe_matches(data: bytes, source: str, message_id: str) -> list[Probe
 
 
 class _Collector(asyncio.DatagramProtocol):
-    def __init__(self, message_id: str, stats: ProbeStats) -> None:
+    def __init__(self, message_id: str, stats: ProbeStats, on_match: Callable[[ProbeMatch], None] | None) -> None:
         self.message_id = message_id
         self.stats = stats
+        self.on_match = on_match
         self.matches: dict[str, ProbeMatch] = {}
         self.closed = asyncio.Event()
 
@@ -137,6 +138,8 @@ class _Collector(asyncio.DatagramProtocol):
         for match in found:
             if match.endpoint_ref not in self.matches and len(self.matches) < MAX_MATCHES:
                 self.matches[match.endpoint_ref] = match
+                if self.on_match is not None:
+                    self.on_match(match)
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable from a unicast target without a responder: expected, not a failure.
@@ -178,14 +181,21 @@ async def probe(
     rate_per_s: float = 500.0,
     port: int = PORT,
     group: str = MULTICAST_GROUP,
+    on_match: Callable[[ProbeMatch], None] | None = None,
 ) -> ProbeResult:
-    """One probe pass: multicast (twice, as UDP may drop one) plus unicast to each target, for `wait_s` seconds."""
+    """One probe pass: multicast (twice, as UDP may drop one) plus unicast to each target, for `wait_s` seconds.
+
+    `on_match` is called with each new device as soon as it answers (so that its interrogation can start while
+    the probe still listens); the result lists them all.
+    """
     message_id = f"urn:uuid:{uuid.uuid4()}"
     message = probe_message(message_id)
     stats = ProbeStats()
     loop = asyncio.get_running_loop()
     sock = _socket(bind_address, ttl)
-    transport, collector = await loop.create_datagram_endpoint(lambda: _Collector(message_id, stats), sock=sock)
+    transport, collector = await loop.create_datagram_endpoint(
+        lambda: _Collector(message_id, stats, on_match), sock=sock
+    )
     deadline = time.monotonic() + wait_s
 
     def send(target: str) -> bool:
