@@ -8,6 +8,7 @@ import concurrent.futures
 import contextlib
 import hashlib
 import json
+import logging
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -163,7 +164,10 @@ def read_with_pyav(url: str, transport: str, count: int) -> list[tuple[int, int,
 
 
 @pytest.mark.parametrize(("path", "transport"), [("main", "tcp"), ("sub", "udp"), ("main", "udp"), ("sub", "tcp")])
-async def test_pyav_decodes_each_profile_over_tcp_and_udp(path: str, transport: str) -> None:
+async def test_pyav_decodes_each_profile_over_tcp_and_udp(
+    path: str, transport: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     profile = next(p for p in video.PROFILES if p.path == path)
     async with running(camera(host="127.0.1.21")) as server:
         frames = await asyncio.to_thread(read_with_pyav, with_credentials(server.url(path)), transport, 30)
@@ -171,6 +175,8 @@ async def test_pyav_decodes_each_profile_over_tcp_and_udp(path: str, transport: 
         assert {(w, h) for w, h, _ in frames} == {(profile.width, profile.height)}
         assert frames[0][2], "the first decoded frame is a keyframe"
         assert server.sessions_opened == 1 and server.bytes_sent > 0
+    assert "PLAY" in caplog.text, "the server logged its requests at debug"
+    assert PASSWORD not in caplog.text and quote(PASSWORD, safe="") not in caplog.text
 
 
 async def test_ffprobe_reads_the_main_stream_with_credentials_in_the_url() -> None:
