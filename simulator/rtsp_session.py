@@ -107,8 +107,9 @@ class RtspConnection:
         self._last_activity = asyncio.get_running_loop().time()
 
     def close(self) -> None:
-        """Close the connection once what is queued is sent; serve() then ends."""
+        """Close the connection once what is queued is sent; serve() then ends (and aborts if the flush hangs)."""
         self._writer.close()
+        self._reader.feed_eof()  # a closing transport stops reading: end the request loop now, not at flush
 
     def abort(self) -> None:
         """Close the connection now, dropping whatever is queued (server stop)."""
@@ -152,6 +153,7 @@ class RtspConnection:
             if isinstance(message, Interleaved):
                 continue  # RTCP receiver reports over TCP: activity only
             response = await self._handle(message)
+            self.touch()  # the first DESCRIBE may wait for an encode: that is not the client being idle
             if response is not None:
                 self._write(response, message.cseq)
                 if response.close:
@@ -210,7 +212,7 @@ class RtspConnection:
         return self._session if header.split(";")[0].strip() == self._session.id else None
 
     def _session_header(self, session: Session) -> tuple[str, str]:
-        return ("Session", f"{session.id};timeout={int(self.ctx.session_timeout_s)}")
+        return ("Session", f"{session.id};timeout={max(1, round(self.ctx.session_timeout_s))}")
 
     def _end_session(self) -> None:
         if self._session is not None:

@@ -505,6 +505,15 @@ async def test_a_slow_reader_skips_frames_instead_of_growing_a_buffer() -> None:
         client.close()
 
 
+async def test_an_idle_session_is_closed_even_when_its_client_reads_nothing() -> None:
+    async with running(camera(), session_timeout_s=1.0, write_buffer_limit=64 * 1024) as server:
+        stuck = await RawClient.connect(server, receive_buffer=4096)
+        _, setup, _ = await stuck.play(server.url("main"), basic())
+        assert setup["session"][0].endswith(";timeout=1")
+        await eventually(lambda: server.stats.connections_active == 0 and server.sessions_active == 0)
+        stuck.close()
+
+
 async def test_stop_closes_every_connection() -> None:
     server = RtspServer(camera(), write_buffer_limit=64 * 1024)
     await server.start()
