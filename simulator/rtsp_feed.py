@@ -58,6 +58,7 @@ class RtpSender:
         self.frames_skipped = 0
         self.packets_sent = 0
         self.octets_sent = 0  # RTP payload bytes, as RTCP counts them
+        self._last_sent: int | None = None  # feed time of the last frame sent
         self._last_report: int | None = None  # feed time of the last sender report
 
     def next_timestamp(self, feed_time: int) -> int:
@@ -69,6 +70,8 @@ class RtpSender:
         self._started = False
 
     def on_frame(self, frame: RtpFrame, feed_time: int) -> None:
+        if self._last_sent is not None and feed_time <= self._last_sent:
+            return  # a catch-up after PAUSE within one GOP: never send a timestamp twice or backwards
         if not self._started:
             if not frame.keyframe or self.media.buffered() > self.write_limit // 2:
                 if self._congested:
@@ -87,6 +90,7 @@ class RtpSender:
             self._on_skipped()
             return
         timestamp = self.next_timestamp(feed_time)
+        self._last_sent = feed_time
         sent = self.media.send(frame, self.seq, timestamp, self.ssrc)
         self.seq = (self.seq + len(frame.payloads)) & 0xFFFF
         self.frames_sent += 1

@@ -318,6 +318,27 @@ async def test_pause_then_play_resumes_on_a_keyframe_with_continuous_numbering()
         client.close()
 
 
+async def test_pause_and_play_within_a_gop_while_others_watch_never_repeats_a_timestamp() -> None:
+    async with running(camera()) as server:
+        url = server.url("sub")
+        other = await RawClient.connect(server)
+        await other.play(url, basic())  # keeps the feed running, so the resume below can catch up on the GOP
+        client = await RawClient.connect(server)
+        session, _, _ = await client.play(url, basic())
+        first = await client.next_packet()
+        auth = {"Authorization": basic(), "Session": session}
+        assert (await client.request("PAUSE", url, auth))[0] == 200
+        last = ([first] + [p for c, p in client.packets if c == 0])[-1]
+        client.packets.clear()
+        assert (await client.request("PLAY", url, auth))[0] == 200
+        resumed = await client.next_packet()
+        assert nal_type(resumed) == 7
+        assert 0 < (int.from_bytes(resumed[4:8], "big") - int.from_bytes(last[4:8], "big")) & 0xFFFFFFFF < 2**31
+        assert int.from_bytes(resumed[2:4], "big") == (int.from_bytes(last[2:4], "big") + 1) & 0xFFFF
+        client.close()
+        other.close()
+
+
 async def test_keepalives_and_unknown_sessions() -> None:
     async with running(camera()) as server:
         client = await RawClient.connect(server)
