@@ -89,14 +89,15 @@ class Agent:
     async def run_pass(self) -> ScanResult:
         """One discovery pass, recorded in the inventory (changes go to the feed)."""
         known = {r.endpoint_ref for r in self.inventory.snapshot()}
-        found: list[CameraReport] = []
-        result = await self._scanner.scan(
-            approved=self.inventory.approved,
-            on_found=lambda report: found.append(report) if report.endpoint_ref not in known else None,
-        )
-        if found:
-            await self.inventory.record_many(found)
-        await self.inventory.record_many(result.reports)
+
+        async def found(report: CameraReport) -> None:
+            if report.endpoint_ref not in known:  # a known camera keeps its state until its new report
+                await self.inventory.record(report)
+
+        async def reported(report: CameraReport) -> None:
+            await self.inventory.record(report)
+
+        result = await self._scanner.scan(approved=self.inventory.approved, on_found=found, on_report=reported)
         await self.inventory.mark_missing({r.endpoint_ref for r in result.reports}, self._clock.now())
         self.passes += 1
         self.last_pass = result

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import unquote, urlsplit
@@ -93,9 +93,15 @@ class Scanner:
         extra_targets: Sequence[str] = (),
         wait_s: float | None = None,
         multicast: bool | None = None,
-        on_found: Callable[[CameraReport], None] | None = None,
+        on_found: Callable[[CameraReport], Awaitable[None]] | None = None,
+        on_report: Callable[[CameraReport], Awaitable[None]] | None = None,
     ) -> ScanResult:
-        """Probe, then interrogate every device found; one report per endpoint reference."""
+        """Probe, then interrogate every device found; one report per endpoint reference.
+
+        `on_found` is awaited with a `found` report as each device answers, `on_report` with its final report as
+        soon as its interrogation ends (so that a slow device does not hold back the others' news); errors in
+        either are logged, never raised.
+        """
         site = self._config.site
         targets = expand_targets([*site.unicast_targets, *extra_targets])
         await load_documents()  # parse the WSDLs once, before the devices are asked in parallel
@@ -104,16 +110,18 @@ class Scanner:
         finished: dict[str, float] = {}
 
         async def examine(match: ProbeMatch) -> CameraReport:
+            if on_found is not None:
+                await _notify(on_found, self._report(match, self._clock.now(), CameraState.FOUND, FOUND_REASON))
             report = await self.examine(match, approved=match.endpoint_ref in approved)
             finished[match.endpoint_ref] = time.monotonic() - started
+            if on_report is not None:
+                await _notify(on_report, report)
             return report
 
         async with asyncio.TaskGroup() as group:
 
             def start(match: ProbeMatch) -> None:
                 # Interrogation starts as soon as a device answers, while the probe still listens for others.
-                if on_found is not None:
-                    on_found(self._report(match, self._clock.now(), CameraState.FOUND, FOUND_REASON))
                 tasks[match.endpoint_ref] = group.create_task(examine(match), name=f"examine {match.endpoint_ref}")
 
             result = await probe(
@@ -193,6 +201,13 @@ class Scanner:
             last_seen=now,
             changed_at=now,
         )
+
+
+async def _notify(callback: Callable[[CameraReport], Awaitable[None]], report: CameraReport) -> None:
+    try:
+        await callback(report)
+    except Exception:
+        logger.exception("camera %s: a discovery listener failed", report.endpoint_ref)
 
 
 def _ready_reason(findings: Findings, approved: bool) -> str:
