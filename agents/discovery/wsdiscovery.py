@@ -1,9 +1,10 @@
 """A WS-Discovery (2005/04, as ONVIF uses it) probe client: multicast on the site interface plus unicast probes.
 
-One pass sends a Probe for dn:NetworkVideoTransmitter with a fresh MessageID to 239.255.255.250:3702 and to
-each unicast target (rate-limited), collects ProbeMatches for a bounded wait, and keeps one match per
-EndpointReference address. Replies are untrusted: oversized, malformed, DTD-carrying datagrams and matches
-that do not relate to our probe are dropped (and counted).
+One pass sends a Probe for dn:NetworkVideoTransmitter with a fresh MessageID to 239.255.255.250:3702 (from the
+site interface's address when configured, otherwise out of every interface but loopback, chosen by index so that
+no multicast route is needed) and to each unicast target (rate-limited), collects ProbeMatches for a bounded
+wait, and keeps one match per EndpointReference address. Replies are untrusted: oversized, malformed,
+DTD-carrying datagrams and matches that do not relate to our probe are dropped (and counted).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import struct
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -149,6 +151,16 @@ class _Collector(asyncio.DatagramProtocol):
         self.closed.set()
 
 
+def multicast_interfaces() -> list[tuple[int, str]]:
+    """Every interface but loopback, as (index, name): where the probe goes when no site address is configured."""
+    return [(index, name) for index, name in socket.if_nameindex() if name != "lo"]
+
+
+def _use_interface(sock: socket.socket, index: int) -> None:
+    # struct ip_mreqn {multiaddr, address, ifindex}: Linux picks the interface by index, no multicast route needed.
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, struct.pack("4s4si", b"\0" * 4, b"\0" * 4, index))
+
+
 def _socket(bind_address: str | None, ttl: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
     try:
@@ -198,6 +210,21 @@ async def probe(
     )
     deadline = time.monotonic() + wait_s
 
+    interfaces = [] if bind_address is not None else multicast_interfaces()
+
+    def send_multicast() -> int:
+        if bind_address is not None:  # IP_MULTICAST_IF already names the site interface
+            return int(send(group))
+        sent = 0
+        for index, name in interfaces:
+            try:
+                _use_interface(sock, index)
+            except OSError as exc:
+                logger.debug("ws-discovery: cannot probe on %s: %s", name, exc)
+                continue
+            sent += send(group)
+        return sent
+
     def send(target: str) -> bool:
         try:
             transport.sendto(message, (target, port))
@@ -209,7 +236,7 @@ async def probe(
 
     try:
         if multicast:
-            stats.sent_multicast += send(group)
+            stats.sent_multicast += send_multicast()
         interval = 1.0 / rate_per_s
         next_at = time.monotonic()
         for target in unicast:
@@ -225,7 +252,7 @@ async def probe(
             # A repeat (WS-Discovery's own advice for UDP), a little later; same MessageID, so no double counting.
             pause = min(0.1, max(0.0, deadline - time.monotonic()) / 4)
             await asyncio.sleep(pause)
-            stats.sent_multicast += send(group)
+            stats.sent_multicast += send_multicast()
         remaining = deadline - time.monotonic()
         if remaining > 0:
             await asyncio.sleep(remaining)

@@ -38,7 +38,7 @@ def lab() -> Iterator[dict[str, Namespace]]:
         pytest.skip("cannot create network namespaces here")
     with Lab() as made:
         members = {
-            "agent": made.add("agent", "198.18.0.10/16"),
+            "agent": made.add("agent", "198.18.0.10/16", multicast_route=False),
             "cams1": made.add("cams1", "198.18.1.1/16", "198.18.1.2/16"),
             "cams2": made.add("cams2", "198.18.2.1/16", "198.18.2.2/16"),
             "cams3": made.add("cams3", "198.18.3.1/16", "198.18.3.2/16", multicast_route=False),
