@@ -68,6 +68,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     async with app[state.DB].begin() as session:
         await session.execute(update(Agent).where(Agent.online.is_(True)).values(online=False))
     yield
+    await app[state.HUB].drain()
     await engine.dispose()
 
 

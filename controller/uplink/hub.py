@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
 from aiohttp import WSCloseCode, web
 
@@ -37,6 +39,19 @@ class Connection:
 class Hub:
     def __init__(self) -> None:
         self._connections: dict[int, Connection] = {}
+        self._cleanups: set[asyncio.Task[None]] = set()
+
+    def track(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run `work` (a link's clean-up) as a task that outlives a cancelled handler; `drain` awaits it."""
+        task = asyncio.create_task(work, name="uplink-cleanup")
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
+        return task
+
+    async def drain(self) -> None:
+        """Wait for the clean-ups still running (before the database goes away)."""
+        while self._cleanups:
+            await asyncio.gather(*self._cleanups, return_exceptions=True)
 
     def attach(self, connection: Connection) -> Connection | None:
         """Make `connection` the agent's current one; returns the one it replaces, if any."""

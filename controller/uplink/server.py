@@ -91,12 +91,17 @@ async def uplink(request: web.Request) -> web.StreamResponse:
         await connection.close(str(exc))
     finally:
         if app[state.HUB].detach(connection):
-            async with app[state.DB].begin() as session:
-                await inventory.mark_offline(session, agent_id)
-            logger.info("agent %s: offline", agent_id)
+            # aiohttp cancels the handler when the peer goes away: the offline mark must still be written.
+            await asyncio.shield(app[state.HUB].track(_mark_offline(app, agent_id)))
         if not ws.closed:
             await ws.close()
     return ws
+
+
+async def _mark_offline(app: web.Application, agent_id: int) -> None:
+    async with app[state.DB].begin() as session:
+        await inventory.mark_offline(session, agent_id)
+    logger.info("agent %s: offline", agent_id)
 
 
 async def _next_message(connection: Connection, malformed: _Malformed) -> AgentMessage | None:

@@ -8,7 +8,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from controller import state
-from controller.db.models import Agent, Unit
+from controller.db.models import Agent, Role, Unit
 from controller.security.access import ADMINS, TECHNICIANS, Kind, Policy, Routes, Scope, principal_of, public
 from controller.uplink import actions
 from controller.uplink.actions import ActionError
@@ -96,7 +96,21 @@ async def revoke(request: web.Request) -> web.StreamResponse:
     return web.json_response({"revoked": True})
 
 
+async def whoami(request: web.Request) -> web.StreamResponse:
+    """The caller and the CSRF token that scripts using a cookie session send in X-CSRF-Token."""
+    principal = principal_of(request)
+    return web.json_response(
+        {
+            "username": principal.username,
+            "role": principal.role.value,
+            "unit_id": principal.unit_id,
+            "csrf_token": principal.csrf_token,
+        }
+    )
+
+
 def add_routes(routes: Routes) -> None:
+    routes.add("GET", "/api/session", whoami, Policy(frozenset(Role)))
     routes.add("GET", "/api/units", list_units, Policy(TECHNICIANS))
     routes.add("GET", "/api/units/{unit_id:\\d+}", get_unit, Policy(TECHNICIANS, Kind.API, Scope.UNIT))
     routes.add("GET", "/api/units/{unit_id:\\d+}/agents", unit_agents, Policy(TECHNICIANS, Kind.API, Scope.UNIT))
