@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import signal
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -81,19 +82,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     raise AssertionError(f"unknown command {args.command}")
 
 
+async def _open_inventory(state_dir: Path) -> Inventory | None:
+    try:
+        return await Inventory.open(state_dir)
+    except (OSError, sqlite3.Error) as exc:
+        logger.warning("cannot open the inventory in %s (%s): results are not saved, approvals unknown", state_dir, exc)
+        return None
+
+
 async def _discover(config: AgentConfig, args: argparse.Namespace) -> int:
     scanner = Scanner(config, CredentialBook.from_config(config))
-    inventory = await Inventory.open(config.state_dir)
+    inventory = await _open_inventory(config.state_dir)
     try:
         result = await scanner.scan(
-            approved=inventory.approved,
+            approved=inventory.approved if inventory is not None else (),
             extra_targets=args.target,
             wait_s=args.wait,
             multicast=False if args.no_multicast else None,
         )
-        reports = result.reports if args.no_save else await inventory.record_many(result.reports)
+        reports = result.reports
+        if inventory is not None and not args.no_save:
+            reports = await inventory.record_many(reports)
     finally:
-        await inventory.close()
+        if inventory is not None:
+            await inventory.close()
         await scanner.close()
     reports = sorted(reports, key=lambda r: (r.address, r.endpoint_ref))
     print(SECRETS.scrub(format_json(reports) if args.json else format_table(reports)))

@@ -103,3 +103,11 @@ async def test_approve_is_remembered(tmp_path: Path) -> None:
 
 def test_an_empty_table() -> None:
     assert format_table([]).splitlines()[-1] == "0 device(s)"
+
+
+async def test_discover_without_a_usable_state_dir_still_answers(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    code, stdout, stderr = await agents_cli("discover", "--no-multicast", "--wait", "0.1", state_dir=blocker / "state")
+    assert code == 0, stderr
+    assert stdout.strip().endswith("0 device(s)") and "cannot open the inventory" in stderr

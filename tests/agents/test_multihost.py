@@ -93,10 +93,11 @@ async def simulators(lab: dict[str, Namespace]) -> AsyncIterator[dict[str, dict[
 def write_config(tmp: Path, *, unicast: bool) -> Path:
     tmp.mkdir(parents=True, exist_ok=True)
     path = tmp / "agent.toml"
-    targets = '["198.18.3.0/28"]' if unicast else "[]"
+    # With unicast targets the probe also leaves from the configured site address; without, from every interface.
+    site = 'unicast_targets = ["198.18.3.0/28"]\nprobe_address = "198.18.0.10"\n' if unicast else ""
     path.write_text(
         f'state_dir = "{tmp / "state"}"\n'
-        f"[site]\ncamera_networks = {json.dumps(SITE_NETWORKS)}\nunicast_targets = {targets}\n"
+        f"[site]\ncamera_networks = {json.dumps(SITE_NETWORKS)}\n{site}"
         '[credentials]\nusername = "admin"\npassword_env = "CAMERA_PASSWORD"\n'
         "[timeouts]\ndevice_deadline_s = 5\n"
     )
