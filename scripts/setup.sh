@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 want=(python3 python3-venv python3-dev gcc ca-certificates ffmpeg iproute2)
 if [[ "${1:-}" == "--tests" ]]; then
-    want+=(procps)
+    # prometheus brings promtool, which checks dashboards/prometheus.
+    want+=(procps prometheus)
 fi
 
 missing=()
@@ -19,8 +20,17 @@ done
 if ((${#missing[@]})); then
     echo "setup: installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    # Packages with a daemon (prometheus) must not start it: the tests run their own where they need one.
+    policy=/usr/sbin/policy-rc.d
+    created_policy=0
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && created_policy=1
+    fi
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    status=0
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || status=$?
+    if ((created_policy)); then rm -f "$policy"; fi
+    ((status == 0)) || exit "$status"
 fi
 
 # The venv uses Debian's python3 so that every machine runs the same interpreter.

@@ -1,0 +1,161 @@
+"""docker-compose.yml, the Dockerfile and dashboards/ agree with the code.
+
+There is no Docker engine here, so what can be checked is checked: every command the compose file runs exists
+(`--help` answers), every environment variable it sets is a configuration field and the values validate, ports
+agree between the services, Prometheus and Grafana; promtool accepts the Prometheus config and the alert rules
+pass their unit tests; every metric a dashboard or alert uses is one the controller exports.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from agents.config import load_agent_config
+from common.config import load_config
+from controller.config import ENV_PREFIX, ControllerConfig
+from controller.metrics import Metrics
+
+ROOT = Path(__file__).resolve().parent.parent
+PROMETHEUS = ROOT / "dashboards" / "prometheus"
+GRAFANA = ROOT / "dashboards" / "grafana"
+
+
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return data
+
+
+def substitute(value: str) -> str:
+    """Fill ${VAR...} references with a sample value, as compose would from .env."""
+    samples = {"KETNOI_PUBLIC_URL": "https://ketnoi.example.edu.vn"}
+    return re.sub(r"\$\{(\w+)[^}]*\}", lambda m: samples.get(m.group(1), "sample-secret"), value)
+
+
+def test_services_and_their_commands_exist() -> None:
+    services = compose()["services"]
+    assert {"postgres", "controller", "prometheus", "grafana", "agent"} <= set(services)
+    for name, service in services.items():
+        if service.get("build") != ".":
+            continue
+        command = service["command"]
+        assert command[:2] == ["python", "-m"], name
+        result = subprocess.run(
+            [sys.executable, "-m", command[2], command[3], "--help"], capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, f"{name}: {' '.join(command)} --help failed: {result.stderr}"
+
+
+def test_dockerfile_copies_every_part_the_services_run() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    copied = set(re.findall(r"^COPY (\w+) ", dockerfile, re.MULTILINE))
+    for service in compose()["services"].values():
+        if service.get("build") == ".":
+            assert service["command"][2] in copied
+    assert {"common", "protocol"} <= copied
+    for directory in copied:
+        assert (ROOT / directory).is_dir(), directory
+    assert "simulator" not in copied  # the simulator is for the demo and tests, never deployed
+
+
+def test_controller_environment_is_valid_configuration() -> None:
+    controller = compose()["services"]["controller"]
+    environ = {key: substitute(str(value)) for key, value in controller["environment"].items()}
+    for key in environ:
+        assert key.startswith(ENV_PREFIX + "_")
+        assert key[len(ENV_PREFIX) + 1 :].lower() in ControllerConfig.model_fields, key
+    config = load_config(ControllerConfig, None, ENV_PREFIX, environ)
+    assert config.host == "0.0.0.0"
+    assert config.effective_database_url.startswith("postgresql+asyncpg://ketnoi:")
+    assert config.cookie_secure is True
+
+    # The port the controller listens on is the one published, health-checked and scraped.
+    assert f"{config.port}:{config.port}" in controller["ports"]
+    assert f"127.0.0.1:{config.port}/healthz" in " ".join(controller["healthcheck"]["test"])
+    scrape = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    targets = [t for job in scrape["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]]
+    assert f"controller:{config.port}" in targets
+
+
+def test_site_agent_configuration_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    agent = compose()["services"]["agent"]
+    assert agent["network_mode"] == "host"  # WS-Discovery multicast needs the site's own network
+    mount = next(v for v in agent["volumes"] if v.endswith(":/etc/ketnoi/agent.toml:ro"))
+    monkeypatch.setenv("KETNOI_CAMERA_PASSWORD", "sample-secret")
+    config = load_agent_config(ROOT / mount.split(":")[0])
+    assert config.site.camera_networks
+    assert config.credentials.resolve_password() == "sample-secret"
+
+
+def test_mounted_paths_exist() -> None:
+    for service in compose()["services"].values():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), source
+
+
+def promtool() -> str:
+    path = shutil.which("promtool")
+    assert path, "promtool is missing: scripts/setup.sh --tests installs Debian's prometheus, which has it"
+    return path
+
+
+def test_promtool_accepts_the_config_and_the_alert_tests_pass() -> None:
+    checked = subprocess.run(
+        [promtool(), "check", "config", str(PROMETHEUS / "prometheus.yml")], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    tested = subprocess.run(
+        [promtool(), "test", "rules", "alerts_test.yml"], cwd=PROMETHEUS, capture_output=True, text=True
+    )
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+def exported_metric_names() -> set[str]:
+    names: set[str] = set()
+    for family in Metrics().registry.collect():
+        suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}.get(family.type, ("",))
+        names |= {family.name + suffix for suffix in suffixes}
+    return names
+
+
+def expressions() -> list[str]:
+    exprs = [
+        rule["expr"]
+        for group in yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())["groups"]
+        for rule in group["rules"]
+    ]
+    for path in (GRAFANA / "dashboards").glob("*.json"):
+        dashboard = json.loads(path.read_text())
+        exprs += [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
+    return exprs
+
+
+def test_dashboards_and_alerts_use_metrics_the_controller_exports() -> None:
+    exported = exported_metric_names() | {"up"}
+    used = {name for expr in expressions() for name in re.findall(r"\b(ketnoi_\w+|up)\b(?=\s*[{\[)]|\s*$)", expr)}
+    assert used, "no metric found in the dashboards and alerts"
+    assert used <= exported, f"not exported: {sorted(used - exported)}"
+
+
+def test_grafana_provisioning_points_at_the_dashboards_and_prometheus() -> None:
+    datasource = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "prometheus.yml").read_text())
+    uid = datasource["datasources"][0]["uid"]
+    assert datasource["datasources"][0]["url"] == "http://prometheus:9090"
+    grafana = compose()["services"]["grafana"]
+    provider = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "ketnoi.yml").read_text())
+    assert any(v.endswith(":" + provider["providers"][0]["options"]["path"] + ":ro") for v in grafana["volumes"])
+    for path in (GRAFANA / "dashboards").glob("*.json"):
+        dashboard = json.loads(path.read_text())
+        assert dashboard["timezone"] == "Asia/Ho_Chi_Minh"
+        for panel in dashboard["panels"]:
+            assert panel["datasource"]["uid"] == uid, panel["title"]
