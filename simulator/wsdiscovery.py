@@ -2,8 +2,11 @@
 
 Each camera has two UDP sockets on port 3702: one bound to its own address (unicast probes, and the source of
 every reply, Hello and Bye), and one bound to the group 239.255.255.250 and joined on the camera's interface
-(multicast probes). SO_REUSEADDR/SO_REUSEPORT let many cameras share the port in one network namespace, and
-IP_MULTICAST_ALL=0 keeps each group socket to the interface it joined. Probe matches go unicast to the prober.
+(multicast probes). SO_REUSEADDR lets many cameras (and other processes that set it) share the port in one
+network namespace, and IP_MULTICAST_ALL=0 keeps each group socket to the interface it joined. SO_REUSEPORT is
+deliberately not set: on Linux it turns the group sockets into a load-balancing group, and each multicast probe
+then reached one camera (sometimes one on the wrong interface) instead of all (checked with veth pairs in network
+namespaces). Probe matches go unicast to the prober, from the camera's own address.
 """
 
 from __future__ import annotations
@@ -153,7 +156,6 @@ class _ProbeProtocol(asyncio.DatagramProtocol):
 def _udp_socket() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.setblocking(False)
     return sock
 

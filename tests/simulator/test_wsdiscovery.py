@@ -8,11 +8,19 @@ simulated cameras on this host could answer a multicast probe as well, so result
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import json
+import os
 import random
+import signal
 import socket
+import subprocess
+import sys
+import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from lxml import etree
@@ -22,6 +30,7 @@ from simulator.spec import CameraSpec
 from simulator.wsdiscovery import MULTICAST_GROUP, PORT, WSA, WSD, DiscoveryResponder, matches, parse_probe
 
 ENV = "http://www.w3.org/2003/05/soap-envelope"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def probe(message_id: str, types: str | None = "dn:NetworkVideoTransmitter", scopes: str | None = None) -> bytes:
@@ -139,7 +148,6 @@ async def test_two_cameras_answer_multicast_and_only_their_own_unicast(
 async def test_hello_on_start_and_bye_on_stop() -> None:
     group = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     group.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    group.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     group.bind((MULTICAST_GROUP, PORT))
     group.setsockopt(
         socket.IPPROTO_IP,
@@ -197,3 +205,122 @@ def test_probe_parsing_and_matching() -> None:
     assert parse_probe(bomb) is None
     assert parse_probe(b"\xff\xfe garbage") is None
     assert parse_probe(b"<a/>") is None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Two networks in network namespaces: each camera answers multicast probes from its own network only.
+
+_CLONE_NEWNET = 0x40000000
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
+
+
+def _socket_in_netns(netns: str) -> socket.socket:
+    """A UDP socket that lives in `netns` (created by a short-lived thread that entered it)."""
+    made: list[socket.socket] = []
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            fd = os.open(f"/run/netns/{netns}", os.O_RDONLY)
+            try:
+                if libc.setns(fd, _CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), "setns failed")
+            finally:
+                os.close(fd)
+            made.append(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    if errors:
+        raise RuntimeError(f"cannot create a socket in {netns}") from errors[0]
+    return made[0]
+
+
+@pytest.fixture
+def two_networks() -> Iterator[tuple[str, str]]:
+    """Namespaces CAM and PROBE joined by two veth pairs: 198.18.10.0/24 and 198.18.20.0/24."""
+    tag = f"{os.getpid() % 10000}{random.randint(0, 99)}"
+    cam, probe_ns = f"kn-wsd-cam-{tag}", f"kn-wsd-probe-{tag}"
+    _ip("netns", "add", cam)
+    _ip("netns", "add", probe_ns)
+    try:
+        for ns in (cam, probe_ns):
+            _ip("-n", ns, "link", "set", "lo", "up")
+        for net in (10, 20):
+            inner, outer = f"kc{net}x{tag}", f"kp{net}x{tag}"
+            _ip("link", "add", inner, "netns", cam, "type", "veth", "peer", "name", outer, "netns", probe_ns)
+            _ip("-n", cam, "link", "set", inner, "up")
+            _ip("-n", probe_ns, "link", "set", outer, "up")
+            for last in (10, 11):
+                _ip("-n", cam, "addr", "add", f"198.18.{net}.{last}/24", "dev", inner)
+            _ip("-n", probe_ns, "addr", "add", f"198.18.{net}.1/24", "dev", outer)
+        yield cam, probe_ns
+    finally:
+        for ns in (cam, probe_ns):
+            subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True, timeout=10)
+
+
+async def _start_cli(netns: str, first_host: str, cameras: int) -> tuple[asyncio.subprocess.Process, list[str]]:
+    proc = await asyncio.create_subprocess_exec(
+        "ip", "netns", "exec", netns, sys.executable, "-m", "simulator", "--cameras", str(cameras),
+        "--first-host", first_host, "--no-auth", "--json", "--name-prefix", f"net{first_host.split('.')[2]}-",
+        cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    endpoints: list[str] = []
+    deadline = time.monotonic() + 20
+    while True:
+        line = await asyncio.wait_for(proc.stdout.readline(), max(0.01, deadline - time.monotonic()))
+        assert line, "the simulator exited before it was ready"
+        record = json.loads(line)
+        if record == {"ready": True}:
+            return proc, endpoints
+        endpoints.append(record["endpoint_ref"])
+
+
+@pytest.mark.netns
+async def test_multicast_probes_reach_only_the_cameras_of_that_network(two_networks: tuple[str, str]) -> None:
+    cam_ns, probe_ns = two_networks
+    procs: list[asyncio.subprocess.Process] = []
+    try:
+        # Two processes in one namespace share UDP 3702: two cameras on network 10, one on network 20.
+        proc10, net10 = await _start_cli(cam_ns, "198.18.10.10", 2)
+        procs.append(proc10)
+        proc20, net20 = await _start_cli(cam_ns, "198.18.20.10", 1)
+        procs.append(proc20)
+
+        loop = asyncio.get_running_loop()
+        for net, expected, other in ((10, net10, net20), (20, net20, net10)):
+            sock = _socket_in_netns(probe_ns)
+            sock.bind((f"198.18.{net}.1", 0))
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(f"198.18.{net}.1"))
+            sock.setblocking(False)
+            transport, replies = await loop.create_datagram_endpoint(Prober, sock=sock)
+            try:
+                message_id = f"urn:uuid:{uuid.uuid4()}"
+                transport.sendto(probe(message_id), (MULTICAST_GROUP, PORT))
+                await replies.wait_for(message_id, set(expected))
+                # A reply from the other network would have arrived by now; wait for one unicast round trip more.
+                unicast_id = f"urn:uuid:{uuid.uuid4()}"
+                transport.sendto(probe(unicast_id), (f"198.18.{net}.10", PORT))
+                await replies.wait_for(unicast_id, {expected[0]})
+                found = replies.matches_for(message_id)
+                assert set(found) == set(expected), f"network {net}: {sorted(found)}"
+                assert not set(found) & set(other)
+                assert {sender for sender, _ in found.values()} <= {f"198.18.{net}.10", f"198.18.{net}.11"}
+                assert set(replies.matches_for(unicast_id)) == {expected[0]}
+            finally:
+                transport.close()
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            assert await asyncio.wait_for(proc.wait(), 10) == 0
