@@ -17,7 +17,7 @@ from agents.discovery.credentials import CredentialBook
 from agents.discovery.scanner import Scanner
 from agents.inventory import Inventory
 from agents.networks import TargetError, check_target
-from agents.service import VERSION, Agent
+from agents.service import VERSION, Agent, HealthPortError
 from common.config import ConfigError
 from common.logs import SECRETS, setup_logging
 from protocol.camera import CameraReport
@@ -168,7 +168,11 @@ async def _run(config: AgentConfig) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, agent.stop)
         logger.info("agent %s starting; state in %s", VERSION, config.state_dir)
-        await agent.run()
+        try:
+            await agent.run()
+        except HealthPortError as exc:
+            logger.error("%s (set health_port)", exc)
+            return 2
         logger.info("agent stopped")
     finally:
         await inventory.close()

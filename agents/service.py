@@ -27,6 +27,10 @@ logger = logging.getLogger(__name__)
 VERSION = "0.1.0"
 
 
+class HealthPortError(OSError):
+    """The local health endpoint cannot listen where the configuration says."""
+
+
 class Agent:
     """Discovery every `rediscovery_interval_s` (or at once after an approval), an inventory, an optional uplink."""
 
@@ -72,8 +76,9 @@ class Agent:
 
     async def run(self) -> None:
         """Run until `stop()`; the scanner's session is closed on the way out."""
-        runner = await self._start_health()
+        runner: web.AppRunner | None = None
         try:
+            runner = await self._start_health()
             async with asyncio.TaskGroup() as tasks:
                 discovery = tasks.create_task(self._discovery_loop(), name="discovery")
                 uplink = self._start_uplink(tasks)
@@ -83,7 +88,8 @@ class Agent:
                 if uplink is not None:
                     uplink.cancel()
         finally:
-            await runner.cleanup()
+            if runner is not None:
+                await runner.cleanup()
             await self._scanner.close()
 
     async def run_pass(self) -> ScanResult:
@@ -157,6 +163,10 @@ class Agent:
         try:
             site = web.TCPSite(runner, self.config.health_host, self.config.health_port)
             await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            where = f"{self.config.health_host}:{self.config.health_port}"
+            raise HealthPortError(f"cannot serve /healthz on {where}: {exc.strerror or exc}") from None
         except BaseException:
             await runner.cleanup()
             raise

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -111,3 +112,13 @@ async def test_discover_without_a_usable_state_dir_still_answers(tmp_path: Path)
     code, stdout, stderr = await agents_cli("discover", "--no-multicast", "--wait", "0.1", state_dir=blocker / "state")
     assert code == 0, stderr
     assert stdout.strip().endswith("0 device(s)") and "cannot open the inventory" in stderr
+
+
+async def test_run_with_a_busy_health_port_says_so(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        environ = {**env(tmp_path), "KETNOI_AGENT_HEALTH_PORT": str(port), "KETNOI_AGENT_SITE__MULTICAST": "false"}
+        code, _, stderr = await agents_cli("run", state_dir=tmp_path, environ=environ)
+    assert code == 2 and f"cannot serve /healthz on 127.0.0.1:{port}" in stderr
