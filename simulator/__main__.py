@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import errno
 import json
-import logging
 import signal
 import sys
 from pathlib import Path
@@ -22,10 +21,9 @@ from pydantic import ValidationError
 
 from common.config import ConfigError, load_config
 from common.logs import SECRETS, setup_logging
+from simulator.camera import SimulatedCamera
 from simulator.fleet import Fleet, FleetConfig
 from simulator.spec import CameraSpec
-
-logger = logging.getLogger("simulator")
 
 ENV_PREFIX = "KETNOI_SIM"
 
@@ -106,7 +104,7 @@ def _password(config: FleetConfig) -> str:
     return password
 
 
-def describe(camera: Any) -> dict[str, Any]:
+def describe(camera: SimulatedCamera) -> dict[str, Any]:
     """What a parent process needs to know about one running camera (never the password)."""
     return {
         "name": camera.name,

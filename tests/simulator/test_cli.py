@@ -133,3 +133,27 @@ def test_quirk_values_take_the_dataclass_types(tmp_path: Path) -> None:
     assert specs[0].quirks.clock_offset_s == 0 and not specs[0].quirks.no_auth
     assert specs[1].quirks.clock_offset_s == -5 and specs[1].quirks.no_auth
     assert [s.host for s in specs] == ["127.0.1.1", "127.0.1.2"]
+
+
+def test_file_then_environment_then_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from simulator.__main__ import UsageError, build_parser, load
+
+    for name in [k for k in os.environ if k.startswith("KETNOI_SIM_")]:
+        monkeypatch.delenv(name)
+    config_file = tmp_path / "sim.toml"
+    config_file.write_text('cameras = 4\nname_prefix = "file"\nhttp_port = 9000\nquirks = ["3:no_auth=true"]\n')
+    monkeypatch.setenv("KETNOI_SIM_NAME_PREFIX", "env")
+    monkeypatch.setenv("KETNOI_SIM_PASSWORD", PASSWORD)
+    config, specs = load(build_parser().parse_args(["--config", str(config_file), "--http-port", "9100"]))
+    assert (config.cameras, config.name_prefix, config.http_port) == (4, "env", 9100)
+    assert [s.name for s in specs] == ["env0", "env1", "env2", "env3"]
+    assert {s.password for s in specs} == {PASSWORD} and specs[3].quirks.no_auth
+
+    password_file = tmp_path / "pw"
+    password_file.write_text("from-file-123\n")
+    _, specs = load(build_parser().parse_args(["--password-file", str(password_file)]))
+    assert specs[0].password == "from-file-123"
+
+    monkeypatch.setenv("KETNOI_SIM_CAMERAS", "many")
+    with pytest.raises(UsageError, match="KETNOI_SIM_CAMERAS"):
+        load(build_parser().parse_args([]))
