@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import re
 import signal
 import sys
@@ -25,7 +26,9 @@ import pytest
 from tests.waiting import eventually_true
 
 CAMERAS = 8
-FIRST_HOST = "127.0.6.1"
+# A loopback /24 of its own, so that a demo or another test run on this machine cannot hold the cameras' ports.
+NET = f"127.{random.randint(64, 250)}.{random.randint(0, 255)}"
+FIRST_HOST = f"{NET}.1"
 
 
 class Demo:
@@ -138,12 +141,12 @@ async def test_technician_sees_the_school_cameras_and_approves_one(demo: Demo) -
         assert len(by_address) == CAMERAS
         states = sorted(c["state"] for c in cameras)
         assert states == ["auth_failed", "pending_approval"] + ["ready"] * (CAMERAS - 2)
-        ready = by_address["127.0.6.1"]
+        ready = by_address[f"{NET}.1"]
         assert ready["model"] == "SIM-720"
         assert {(p["width"], p["height"]) for p in ready["profiles"]} == {(1280, 720), (640, 360)}
-        assert by_address["127.0.6.2"]["state"] == "ready"  # its clock is six months off
-        assert by_address["127.0.6.3"]["state"] == "auth_failed"
-        pending = by_address["127.0.6.8"]
+        assert by_address[f"{NET}.2"]["state"] == "ready"  # its clock is six months off
+        assert by_address[f"{NET}.3"]["state"] == "auth_failed"
+        pending = by_address[f"{NET}.8"]
         assert pending["state"] == "pending_approval"
         assert pending["profiles"] == []  # never interrogated with the site's credentials
 
@@ -157,7 +160,7 @@ async def test_technician_sees_the_school_cameras_and_approves_one(demo: Demo) -
 
         async def approved_camera_ready() -> bool:
             found = (await get_json(http, f"{demo.url}/api/agents/{agent_id}/cameras"))["cameras"]
-            camera = next(c for c in found if c["address"] == "127.0.6.8")
+            camera = next(c for c in found if c["address"] == f"{NET}.8")
             return bool(camera["state"] == "ready" and camera["profiles"])
 
         await eventually_true(approved_camera_ready, timeout=60)
