@@ -75,8 +75,8 @@ class SimulatedCamera:
 
     @property
     def requests(self) -> list[SeenRequest]:
-        """Every ONVIF and snapshot request this camera saw, in order."""
-        return self._http.requests
+        """The ONVIF and snapshot requests this camera saw (the latest 10,000), in order."""
+        return list(self._http.requests)
 
     async def start(self) -> None:
         services: list[_Service] = [self._http, self.rtsp, self.discovery]

@@ -17,6 +17,7 @@ import socket
 import struct
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass
 
 from lxml import etree
@@ -170,8 +171,8 @@ class DiscoveryResponder:
         self._messages = _Messages(spec)
         self._unicast: asyncio.DatagramTransport | None = None
         self._multicast: asyncio.DatagramTransport | None = None
-        self.answered: list[tuple[str, str]] = []
-        """(how, prober address) for every probe this camera answered: how is 'unicast' or 'multicast'."""
+        self.answered: deque[tuple[str, str]] = deque(maxlen=1000)
+        """(how, prober address) for the latest probes this camera answered: how is 'unicast' or 'multicast'."""
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()

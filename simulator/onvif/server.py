@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -24,6 +25,8 @@ logger = logging.getLogger(__name__)
 
 _TRICKLE_TICK_S = 0.1
 _SHUTDOWN_TIMEOUT_S = 0.5
+MAX_RECORDED_REQUESTS = 10_000
+"""The request record keeps the latest this many (a long demo run must not grow without bound)."""
 """On stop, requests still running (slow, trickled, huge replies) get this long, then are cancelled."""
 
 
@@ -49,7 +52,7 @@ class OnvifHttpServer:
         self._verifier = DigestVerifier(spec.username, spec.password, camera_time=ctx.camera_time)
         self._http_auth = HttpAuthChecker(spec.username, spec.password, realm=f"{spec.model} {spec.name}")
         self._snapshots: dict[str, bytes] = {}
-        self.requests: list[SeenRequest] = []
+        self.requests: deque[SeenRequest] = deque(maxlen=MAX_RECORDED_REQUESTS)
         self._runner: web.AppRunner | None = None
         self._refuser: asyncio.Server | None = None
 
