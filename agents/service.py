@@ -120,6 +120,9 @@ class Agent:
 
     async def _discovery_loop(self) -> None:
         while True:
+            # Cleared before the pass, not after: a wake-up that arrives during a pass (an approval) runs
+            # another pass at once instead of waiting a whole interval.
+            self._wake.clear()
             try:
                 await self.run_pass()
             except asyncio.CancelledError:
@@ -130,7 +133,6 @@ class Agent:
             else:
                 self._backoff.reset()
                 delay = self.config.rediscovery_interval_s
-            self._wake.clear()
             try:
                 async with asyncio.timeout(delay):
                     await self._wake.wait()
