@@ -46,7 +46,7 @@ async def simulator() -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
     first = f"127.{random.randint(100, 199)}.{random.randint(0, 255)}.10"
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "simulator", "--cameras", "3", "--first-host", first, "--json",
-        "--quirk", "1:clock_offset_s=1e7", "--quirk", "2:no_auth=true",
+        "--quirk", "1:clock_offset_s=1e7", "--quirk", "2:no_auth=true", "--log-level", "debug",
         cwd=REPO, env=env(KETNOI_SIM_PASSWORD=PASSWORD),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
@@ -82,12 +82,16 @@ async def test_cli_starts_cameras_prints_them_and_stops_on_sigterm(
             assert response.status == 200 and (await response.read())[:2] == b"\xff\xd8"
         async with session.get(cameras[0]["snapshot"]["main"]) as response:
             assert response.status == 401
+        basic = aiohttp.encode_basic_auth("admin", PASSWORD)
+        async with session.get(cameras[0]["snapshot"]["main"], headers={"Authorization": basic}) as response:
+            assert response.status == 200
 
     proc.send_signal(signal.SIGTERM)
     assert proc.stderr is not None and proc.stdout is not None
     stdout, stderr = await asyncio.wait_for(proc.communicate(), 10)
     assert proc.returncode == 0, stderr.decode()
-    assert PASSWORD.encode() not in stdout + stderr
+    assert PASSWORD.encode() not in stdout + stderr  # debug logging on, and still no password
+    assert b"DEBUG" in stderr
 
 
 async def test_cli_help_and_clear_errors() -> None:
