@@ -360,3 +360,27 @@ async def test_fifty_cameras_start_quickly() -> None:
         for camera in cameras:
             await camera.stop()
     assert elapsed < 2.0, f"50 cameras took {elapsed:.2f} s to start"
+
+
+def _decode_first_frame(url: str) -> tuple[int, int]:
+    import av
+
+    with av.open(url, options={"rtsp_transport": "tcp"}, timeout=10) as container:
+        for frame in container.decode(video=0):
+            return frame.width, frame.height
+    raise AssertionError("no frame decoded")
+
+
+async def test_stream_uri_from_onvif_plays_with_the_site_credentials(
+    make_camera: CameraFactory, clients: Callable[..., ONVIFCamera]
+) -> None:
+    camera = await make_camera()
+    client = clients(camera)
+    await client.update_xaddrs()
+    media = await client.create_media_service()
+    uri = await media.GetStreamUri(
+        {"StreamSetup": {"Stream": "RTP-Unicast", "Transport": {"Protocol": "RTSP"}}, "ProfileToken": "sub"}
+    )
+    with_credentials = uri.Uri.replace("rtsp://", f"rtsp://admin:{PASSWORD}@", 1)
+    async with asyncio.timeout(60):
+        assert await asyncio.to_thread(_decode_first_frame, with_credentials) == (640, 360)
