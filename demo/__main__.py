@@ -291,6 +291,8 @@ async def run(plan: Plan) -> int:
             "rediscovery_interval_s = 30\n"
             f"health_port = {plan.agent_port}\n"
             "[site]\n"
+            # On loopback the cameras are found by unicast probes; multicast would leave by the real interfaces.
+            "multicast = false\n"
             f"camera_networks = {json.dumps(plan.camera_networks)}\n"
             f'unicast_targets = ["{plan.camera_host(0)}-{last}"]\n'
             "[timeouts]\nprobe_wait_s = 1.0\n"
