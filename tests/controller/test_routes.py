@@ -1,0 +1,142 @@
+"""Every route, listed from the router itself, refuses callers who may not use it.
+
+Public on purpose: sign-in (GET, POST), /healthz, /metrics (aggregate figures, limited to `metrics_networks`),
+/static/, and the agent's enrolment and uplink (which authenticate by one-time code and by token).
+"""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+from sqlalchemy import select
+
+from controller import state
+from controller.db.models import Agent, Camera
+from protocol.camera import CameraState
+from protocol.uplink import ENROL_PATH, UPLINK_PATH
+from tests.controller.conftest import ORIGIN, Client, World, csrf_token, sign_in
+
+PUBLIC = {
+    ("GET", "/signin"),
+    ("POST", "/signin"),
+    ("GET", "/healthz"),
+    ("GET", "/metrics"),
+    ("POST", ENROL_PATH),
+    ("GET", UPLINK_PATH),
+}
+ANY_SIGNED_IN = {("GET", "/api/session"), ("POST", "/signout")}
+ADMIN_ONLY = {("POST", "/api/agents/{agent_id}/revoke"), ("POST", "/agents/{agent_id}/revoke")}
+
+
+async def _agent_with_camera(app: web.Application, unit_id: int, token_hash: str) -> tuple[int, int]:
+    now = app[state.CLOCK].now()
+    async with app[state.DB].begin() as session:
+        agent = Agent(unit_id=unit_id, token_hash=token_hash, hostname="h", version="1", enrolled_at=now)
+        session.add(agent)
+        await session.flush()
+        camera = Camera(
+            agent_id=agent.id,
+            endpoint_ref="urn:uuid:x",
+            state=CameraState.PENDING_APPROVAL,
+            reason="outside",
+            first_seen=now,
+            last_seen=now,
+            changed_at=now,
+        )
+        session.add(camera)
+        await session.flush()
+        return agent.id, camera.id
+
+
+def _routes(app: web.Application) -> list[tuple[str, str]]:
+    found = []
+    for route in app.router.routes():
+        info = route.resource.get_info() if route.resource else {}
+        if "prefix" in info:  # the static directory
+            assert app[state.POLICIES][route].roles is None
+            continue
+        canonical = re.sub(r"\{(\w+):[^}]*\}", r"{\1}", route.resource.canonical if route.resource else "")
+        found.append((route.method, canonical))
+    return found
+
+
+def _fill(path: str, unit_id: int, agent_id: int, camera_id: int) -> str:
+    return path.format(unit_id=unit_id, agent_id=agent_id, camera_id=camera_id)
+
+
+async def _call(client: Client, method: str, path: str, token: str | None = None) -> tuple[int, dict[str, str]]:
+    headers = dict(ORIGIN)
+    if token:
+        headers["X-CSRF-Token"] = token
+    response = await client.request(method, path, headers=headers, allow_redirects=False)
+    return response.status, dict(response.headers)
+
+
+async def test_every_route_has_a_policy_and_refuses_who_it_must(
+    client: Client, app: web.Application, world: World
+) -> None:
+    routes = _routes(app)
+    assert len(routes) >= 20 and set(routes) >= PUBLIC
+    assert all(route in app[state.POLICIES] for route in app.router.routes())
+    own_agent, own_camera = await _agent_with_camera(app, world.school, "a" * 64)
+    other_agent, other_camera = await _agent_with_camera(app, world.other_school, "b" * 64)
+    guarded = [r for r in routes if r not in PUBLIC]
+
+    for method, path in guarded:  # anonymous
+        status, headers = await _call(client, method, _fill(path, world.school, own_agent, own_camera))
+        if path.startswith("/api/"):
+            assert status == 401, (method, path)
+        else:
+            assert status == 302 and headers["Location"].startswith("/signin"), (method, path)
+
+    await sign_in(client, world.teacher)
+    token = await csrf_token(client)
+    for method, path in guarded:  # a role with none of these pages
+        if (method, path) in ANY_SIGNED_IN:
+            continue
+        status, _ = await _call(client, method, _fill(path, world.school, own_agent, own_camera), token)
+        assert status == 403, (method, path)
+
+    await sign_in(client, world.technician)
+    token = await csrf_token(client)
+    for method, path in guarded:  # a technician of another district, or an admin-only route
+        if (method, path) in ANY_SIGNED_IN or "{" not in path:
+            continue
+        status, _ = await _call(client, method, _fill(path, world.other_school, other_agent, other_camera), token)
+        assert status == 403, (method, path)
+        if (method, path) in ADMIN_ONLY:
+            status, _ = await _call(client, method, _fill(path, world.school, own_agent, own_camera), token)
+            assert status == 403, (method, path)
+
+    # Lists are filtered to the technician's district.
+    units = await (await client.get("/api/units")).json()
+    assert {u["id"] for u in units["units"]} == {world.district, world.school}
+    overview = await (await client.get("/")).text()
+    assert "Sao Mai" not in overview and "Hoa Sen" in overview
+    # Ids that do not exist are out of scope too (no probing for what exists).
+    assert (await client.get("/api/agents/999999")).status == 403
+    async with app[state.DB]() as session:
+        approved = (await session.execute(select(Camera.approved).where(Camera.id == other_camera))).scalar_one()
+    assert approved is False
+
+
+async def test_admin_reaches_everything_and_unknown_ids_are_404(
+    client: Client, app: web.Application, world: World
+) -> None:
+    await sign_in(client, world.admin)
+    for path in ("/api/units/999999", "/api/agents/999999", "/api/agents/999999/cameras", "/units/999999"):
+        assert (await client.get(path)).status == 404, path
+    missing = await client.get("/api/nothing-here")
+    assert missing.status == 404 and "error" in await missing.json()
+    units = await (await client.get("/api/units")).json()
+    assert len(units["units"]) == 5
+
+
+async def test_metrics_are_aggregate_and_from_allowed_networks_only(client: Client, world: World) -> None:
+    response = await client.get("/metrics")
+    assert response.status == 200
+    body = await response.text()
+    assert 'ketnoi_agents{state="online"} 0.0' in body
+    assert 'ketnoi_uplink_messages_total{type="hello"} 0.0' in body
+    assert "Hoa Sen" not in body
