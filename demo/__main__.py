@@ -53,7 +53,13 @@ class Plan:
     def camera_networks(self) -> list[str]:
         """The school's camera networks: every camera but the last, which shows the approval flow."""
         first = ipaddress.IPv4Address(self.first_host)
-        last_inside = first + self.cameras - 2
+        last_inside, outside = first + self.cameras - 2, first + self.cameras - 1
+        for prefix in range(32, 0, -1):  # one network when one fits (127.0.1.0/29 for the default 8 cameras)
+            net = ipaddress.IPv4Network(f"{first}/{prefix}", strict=False)
+            if last_inside in net:
+                if outside not in net:
+                    return [str(net)]
+                break
         return [str(net) for net in ipaddress.summarize_address_range(first, last_inside)]
 
 
