@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from agents.discovery.safexml import UnsafeXml, parse
+from common.safexml import UnsafeXml, parse
 
 logger = logging.getLogger(__name__)
 

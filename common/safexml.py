@@ -1,4 +1,4 @@
-"""Parsing XML from untrusted devices: no DTD, no entities, no network, no huge trees, a size cap."""
+"""Parsing untrusted XML (device replies, SOAP requests): no DTD, no entities, no network, no huge trees, a size cap."""
 
 from __future__ import annotations
 
