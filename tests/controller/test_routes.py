@@ -7,15 +7,20 @@ Public on purpose: sign-in (GET, POST), /healthz, /metrics (aggregate figures, l
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from aiohttp import web
 from sqlalchemy import select
 
+from common.clock import ManualClock
 from controller import state
+from controller.app import build_app
 from controller.db.models import Agent, Camera
+from controller.security.passwords import Passwords, cheap_hasher
 from protocol.camera import CameraState
-from protocol.uplink import ENROL_PATH, UPLINK_PATH
-from tests.controller.conftest import ORIGIN, Client, World, csrf_token, sign_in
+from protocol.uplink import ENROL_PATH, UPLINK_PATH, Error, Welcome
+from tests.controller.conftest import ORIGIN, AiohttpClient, Client, World, csrf_token, make_config, seed, sign_in
+from tests.controller.uplink_helpers import camera, connect, enrol, hello, receive, send
 
 PUBLIC = {
     ("GET", "/signin"),
@@ -140,3 +145,30 @@ async def test_metrics_are_aggregate_and_from_allowed_networks_only(client: Clie
     assert 'ketnoi_agents{state="online"} 0.0' in body
     assert 'ketnoi_uplink_messages_total{type="hello"} 0.0' in body
     assert "Hoa Sen" not in body
+
+
+async def test_metrics_refuse_other_networks_and_count_uplink_messages(
+    aiohttp_client: AiohttpClient, tmp_path: Path, clock: ManualClock
+) -> None:
+    app = build_app(
+        make_config(tmp_path, metrics_networks=["10.0.0.0/8"]), clock=clock, passwords=Passwords(cheap_hasher()),
+        secret_key=b"m" * 32,
+    )  # fmt: skip
+    client = await aiohttp_client(app)
+    refused = await client.get("/metrics")
+    assert refused.status == 403 and "not served" in (await refused.json())["error"]
+    world = await seed(app)
+    enrolled = await enrol(client, app, world.school)
+    ws = await connect(client, enrolled.token)
+    await send(ws, hello([camera(1)]))
+    assert isinstance(await receive(ws), Welcome)
+    await ws.send_str("garbage")
+    assert isinstance(await receive(ws), Error)
+    registry = app[state.METRICS]
+    async with app[state.DB]() as session:
+        await registry.refresh(session)
+    body = registry.render().decode()
+    assert 'ketnoi_uplink_messages_total{type="hello"} 1.0' in body
+    assert 'ketnoi_agents{state="online"} 1.0' in body and 'ketnoi_cameras{state="ready"} 1.0' in body
+    assert "garbage" not in body and enrolled.token not in body
+    await ws.close()
