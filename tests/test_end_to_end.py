@@ -23,6 +23,7 @@ from urllib.parse import quote, quote_plus
 import aiohttp
 import pytest
 
+from tests.ports import free_port
 from tests.waiting import eventually_true
 
 CAMERAS = 8
@@ -48,15 +49,6 @@ class Demo:
         match = re.search(r"^\s+camera \(ONVIF, RTSP\)\s+admin / (\S+)$", self.output, re.MULTILINE)
         assert match
         return match.group(1)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import stat
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from protocol.uplink import (
     Hello,
     Welcome,
 )
+from tests.ports import free_port
 from tests.waiting import eventually
 
 TOKEN = "tok-" + "x" * 40
@@ -121,13 +121,6 @@ class FakeController:
     async def wait_for(self, predicate: Callable[[], bool]) -> None:
         async with asyncio.timeout(10), self.changed:
             await self.changed.wait_for(predicate)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture
