@@ -147,6 +147,18 @@ async def in_scope(session: AsyncSession, principal: Principal, unit_id: int | N
     return is_within(await parents(session), unit_id, principal.unit_id)
 
 
+async def _decide(session: AsyncSession, policy: Policy, principal: Principal, request: web.Request) -> int | None:
+    """None when the principal may go on; otherwise the status to refuse with."""
+    if policy.roles is None or principal.role not in policy.roles:
+        return 403
+    if policy.scope is Scope.NONE:
+        return None
+    unit_id = await _target_unit(session, policy.scope, request.match_info.get(policy.scope.value, ""))
+    if unit_id is None and principal.role is Role.ADMIN:
+        return 404
+    return None if await in_scope(session, principal, unit_id) else 403
+
+
 @web.middleware
 async def access_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     route = request.match_info.route
@@ -165,17 +177,15 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
     if not token:
         return _refuse(policy, request, 401)
     async with request.app[state.DB].begin() as session:
+        # Decide inside the transaction, answer after it: an expired session's deletion must commit.
         principal = await sessions.resolve(session, token, request.app[state.CLOCK].now(), config)
-        if principal is None:
-            return _refuse(policy, request, 401)
-        if principal.role not in policy.roles:
-            return _refuse(policy, request, 403)
-        if policy.scope is not Scope.NONE:
-            unit_id = await _target_unit(session, policy.scope, request.match_info.get(policy.scope.value, ""))
-            if unit_id is None and principal.role is Role.ADMIN:
-                return _not_found(policy)
-            if not await in_scope(session, principal, unit_id):
-                return _refuse(policy, request, 403)
+        status = None if principal is None else await _decide(session, policy, principal, request)
+    if principal is None:
+        return _refuse(policy, request, 401)
+    if status == 404:
+        return _not_found(policy)
+    if status is not None:
+        return _refuse(policy, request, status)
     if request.method not in SAFE_METHODS and not await _csrf_ok(request, principal):
         logger.info("CSRF check failed for %s %s by %s", request.method, request.path, principal.username)
         return _forbidden_origin(policy)

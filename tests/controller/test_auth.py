@@ -60,11 +60,16 @@ async def test_signin_rotates_the_session_and_signout_ends_it(
     assert actions.count("signin") == 2 and "signout" in actions
 
 
-async def test_idle_and_absolute_timeouts(client: Client, world: World, clock: ManualClock) -> None:
+async def test_idle_and_absolute_timeouts(
+    client: Client, world: World, clock: ManualClock, app: web.Application
+) -> None:
     await sign_in(client, world.technician)
     await clock.advance(29 * 60)
     assert (await client.get("/api/units")).status == 200
     await clock.advance(31 * 60)  # idle for longer than 30 minutes
+    assert (await client.get("/", allow_redirects=False)).status == 302
+    async with app[state.DB]() as session:  # the expired session is gone from the server
+        assert (await session.execute(select(func.count(UserSession.id)))).scalar_one() == 0
     assert (await client.get("/api/units")).status == 401
     await sign_in(client, world.technician)
     for _ in range(26):  # active every 28 minutes, but past the 12 h absolute limit
