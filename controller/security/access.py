@@ -26,6 +26,7 @@ from controller.security import sessions
 from controller.security.sessions import Principal
 from controller.security.tokens import same
 from controller.units import is_within, parents
+from controller.web.i18n import language, translate
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +98,8 @@ def _refuse(policy: Policy, request: web.Request, status: int) -> web.StreamResp
     }[status]
     if policy.kind is Kind.API:
         return web.json_response({"error": message}, status=status)
-    return web.Response(status=status, text=message)
+    text = translate("forbidden", language(request))
+    return request.app[state.RENDERER].render(request, "message.html", status=status, message=text)
 
 
 def origin_ok(request: web.Request) -> bool:

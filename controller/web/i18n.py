@@ -63,6 +63,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "pending_approval": ("Chờ phê duyệt", "Pending approval"),
     "back": ("Quay lại", "Back"),
     "error": ("Lỗi", "Error"),
+    "forbidden": ("Bạn không có quyền xem trang này.", "You are not allowed to see this page."),
 }
 
 

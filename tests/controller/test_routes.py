@@ -103,6 +103,9 @@ async def test_every_route_has_a_policy_and_refuses_who_it_must(
         status, _ = await _call(client, method, _fill(path, world.school, own_agent, own_camera), token)
         assert status == 403, (method, path)
 
+    teacher_page = await client.get("/")
+    assert teacher_page.status == 403 and "không có quyền" in await teacher_page.text()
+
     await sign_in(client, world.technician)
     token = await csrf_token(client)
     for method, path in guarded:  # a technician of another district, or an admin-only route
