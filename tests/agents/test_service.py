@@ -16,7 +16,7 @@ from agents.inventory import Inventory
 from agents.service import Agent
 from protocol.camera import CameraReport, CameraState
 from tests.agents.cameras import config, running, spec
-from tests.waiting import eventually
+from tests.waiting import eventually, eventually_true
 
 REPO = Path(__file__).resolve().parents[2]
 INSIDE = "127.0.1.130"
@@ -120,11 +120,7 @@ async def test_run_command_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
                     return False
                 return healthy.get("cameras") == {"ready": 1}
 
-            for _ in range(200):
-                if await ready():
-                    break
-                await asyncio.sleep(0.05)
-            assert healthy.get("cameras") == {"ready": 1}
+            await eventually_true(ready, timeout=10, interval=0.05)
             process.send_signal(signal.SIGTERM)
             _, stderr = await asyncio.wait_for(process.communicate(), 10)
         finally:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -24,6 +22,7 @@ from protocol.uplink import (
     Message,
 )
 from tests.controller.conftest import Client
+from tests.waiting import eventually_true
 
 T0 = datetime(2026, 1, 5, 1, 0, tzinfo=UTC)
 
@@ -117,8 +116,4 @@ async def receive(ws: ClientWebSocketResponse, timeout: float = 10.0) -> Control
 
 async def until(predicate: Callable[[], Awaitable[bool]], timeout_s: float = 10.0) -> None:
     """Poll an async condition until it holds; TimeoutError after `timeout_s` (never a fixed sleep)."""
-    deadline = time.monotonic() + timeout_s
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"condition not met within {timeout_s} s")
-        await asyncio.sleep(0.01)
+    await eventually_true(predicate, timeout=timeout_s, interval=0.01)
