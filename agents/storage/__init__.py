@@ -1,0 +1,6 @@
+"""Retention and disk: recordings deleted by age per camera and to keep a free-space floor, holds respected.
+
+`config.RetentionConfig` (the `[retention]` table of the agent's configuration), `disk` (the free-space source,
+injectable), `retention.Retention` (the periodic loop and the recorder's `before_segment` / `on_write_error`
+hooks) and `holds` (what a technician's hold request must look like).
+"""

@@ -1,0 +1,50 @@
+"""Configuration of retention and the free-space floor: the `[retention]` table of the agent's TOML file."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+MIB = 1024 * 1024
+
+
+class RetentionConfig(BaseModel):
+    """How long recordings are kept and how much of the recordings volume must stay free."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    days: float = Field(default=30.0, gt=0, le=3650, description="keep recordings this many days (default per camera)")
+    camera_days: dict[str, float] = Field(
+        default_factory=dict,
+        max_length=1024,
+        description="per-camera retention in days, keyed by the camera's id (the uuid of its endpoint reference)",
+    )
+    floor_bytes: int = Field(
+        default=0, ge=0, description="keep at least this many bytes free on the recordings volume (0: no byte floor)"
+    )
+    floor_percent: float = Field(
+        default=5.0, ge=0, lt=100, description="keep at least this share of the volume free, in percent (0: none)"
+    )
+    headroom_bytes: int = Field(
+        default=256 * MIB,
+        ge=0,
+        description="when the floor is reached, free this much more, so that deleting is not needed at every segment",
+    )
+    enospc_delete_segments: int = Field(
+        default=4, ge=1, le=10_000, description="after a write fails for lack of space, delete at least this many"
+    )
+    interval_s: float = Field(default=60.0, gt=0, le=86_400, description="seconds between retention passes")
+    batch: int = Field(default=200, ge=1, le=100_000, description="segments looked at per index query")
+
+    @model_validator(mode="after")
+    def _overrides_positive(self) -> RetentionConfig:
+        bad = sorted(camera for camera, days in self.camera_days.items() if not 0 < days <= 3650)
+        if bad:
+            raise ValueError(f"camera_days must be in (0, 3650] days; wrong for: {', '.join(bad)}")
+        return self
+
+    def days_for(self, camera: str) -> float:
+        return self.camera_days.get(camera, self.days)
+
+    def floor_for(self, total_bytes: int) -> int:
+        """The free-space floor in bytes on a volume of `total_bytes`: the larger of the two settings."""
+        return max(self.floor_bytes, int(total_bytes * self.floor_percent / 100))
