@@ -12,6 +12,7 @@ from alembic import context
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from controller.bookings import models as _bookings_models  # noqa: F401 (registers the tables)
 from controller.db.models import Base
 
 target_metadata = Base.metadata

@@ -16,6 +16,7 @@ from controller.db.migrate import downgrade, upgrade
 from tests.controller.conftest import POSTGRES_URL
 
 TABLES = {"units", "users", "sessions", "enrolment_codes", "agents", "cameras", "audit_log", "alembic_version"}
+TABLES |= {"rooms", "bookings", "booking_rooms", "occurrences", "room_occupancy"}  # 0002
 
 
 async def _tables(engine: AsyncEngine) -> set[str]:

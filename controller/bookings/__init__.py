@@ -1,0 +1,1 @@
+"""Rooms and bookings: models, recurrence expansion, conflict checks, room policies, availability, service layer."""
