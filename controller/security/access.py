@@ -22,6 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from controller import state
 from controller.db.models import Agent, Camera, Role
+from controller.people import scopes as people_scopes
+from controller.people import tokens as api_tokens
 from controller.security import sessions
 from controller.security.sessions import Principal
 from controller.security.tokens import same
@@ -43,6 +45,10 @@ class Scope(enum.Enum):
     UNIT = "unit_id"
     AGENT = "agent_id"
     CAMERA = "camera_id"
+    CLASS = "class_id"
+    CHILD = "child_id"
+    """A child: staff by the child's school; a parent only as the child's active guardian."""
+    USER = "user_id"
 
 
 class Kind(enum.Enum):
@@ -69,6 +75,11 @@ def public(kind: Kind = Kind.API, *, check_origin: bool = False) -> Policy:
 
 
 RoutePolicies = dict[AbstractRoute, Policy]
+_PEOPLE_SCOPES: dict[Scope, people_scopes.UnitOf] = {
+    Scope.CLASS: people_scopes.unit_of_class,
+    Scope.CHILD: people_scopes.unit_of_child,
+    Scope.USER: people_scopes.unit_of_user,
+}
 
 
 class Routes:
@@ -134,6 +145,9 @@ async def _target_unit(session: AsyncSession, scope: Scope, raw: str) -> int | N
         return None
     if scope is Scope.UNIT:
         return target
+    people = _PEOPLE_SCOPES.get(scope)
+    if people is not None:
+        return await people(session, target)
     if scope is Scope.AGENT:
         return (await session.execute(select(Agent.unit_id).where(Agent.id == target))).scalar_one_or_none()
     query = select(Agent.unit_id).join(Camera, Camera.agent_id == Agent.id).where(Camera.id == target)
@@ -141,10 +155,11 @@ async def _target_unit(session: AsyncSession, scope: Scope, raw: str) -> int | N
 
 
 async def in_scope(session: AsyncSession, principal: Principal, unit_id: int | None) -> bool:
-    """Admins see everything; a district technician sees their district and what is under it."""
+    """Admins see everything; a scoped role (district technician, department booker, school staff, teacher) sees
+    its unit and what is under it; a parent has no unit scope (only their children: Scope.CHILD)."""
     if principal.role is Role.ADMIN:
         return True
-    if principal.role is not Role.DISTRICT_TECHNICIAN or principal.unit_id is None or unit_id is None:
+    if principal.role is Role.PARENT or principal.unit_id is None or unit_id is None:
         return False
     return is_within(await parents(session), unit_id, principal.unit_id)
 
@@ -155,6 +170,11 @@ async def _decide(session: AsyncSession, policy: Policy, principal: Principal, r
         return 403
     if policy.scope is Scope.NONE:
         return None
+    if principal.role is Role.PARENT:
+        child = request.match_info.get(Scope.CHILD.value, "")
+        if policy.scope is not Scope.CHILD or not child.isdigit():
+            return 403
+        return None if await people_scopes.is_guardian(session, principal.user_id, int(child)) else 403
     unit_id = await _target_unit(session, policy.scope, request.match_info.get(policy.scope.value, ""))
     if unit_id is None and principal.role is Role.ADMIN:
         return 404
@@ -174,6 +194,9 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
         if policy.check_origin and request.method not in SAFE_METHODS and not origin_ok(request):
             return _forbidden_origin(policy)
         return await handler(request)
+    authorization = request.headers.get("Authorization", "")
+    if authorization[:7].lower() == "bearer ":
+        return await _with_api_token(request, handler, policy, authorization[7:].strip())
     config = request.app[state.CONFIG]
     token = request.cookies.get(sessions.cookie_name(config))
     if not token:
@@ -191,6 +214,23 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
     if request.method not in SAFE_METHODS and not await _csrf_ok(request, principal):
         logger.info("CSRF check failed for %s %s by %s", request.method, request.path, principal.username)
         return _forbidden_origin(policy)
+    request[PRINCIPAL] = principal
+    return await handler(request)
+
+
+async def _with_api_token(request: web.Request, handler: Handler, policy: Policy, secret: str) -> web.StreamResponse:
+    """An API token: API routes only (never a page), no CSRF check (no cookie is involved)."""
+    if policy.kind is not Kind.API:
+        return web.json_response({"error": "API tokens are accepted by the API only"}, status=401)
+    async with request.app[state.DB].begin() as session:
+        principal = await api_tokens.resolve(session, secret, request.app[state.CLOCK].now())
+        status = None if principal is None else await _decide(session, policy, principal, request)
+    if principal is None:
+        return web.json_response({"error": "unknown, expired or revoked API token"}, status=401)
+    if status == 404:
+        return _not_found(policy)
+    if status is not None:
+        return _refuse(policy, request, status)
     request[PRINCIPAL] = principal
     return await handler(request)
 

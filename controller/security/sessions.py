@@ -33,6 +33,8 @@ class Principal:
     unit_id: int | None
     session_id: int
     csrf_token: str
+    token_id: int | None = None
+    """Set when the caller came with an API token (`controller.people.tokens`) rather than a cookie session."""
 
     @property
     def actor(self) -> str:
