@@ -13,8 +13,8 @@ from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from controller.bookings import models as _bookings_models  # noqa: F401 (registers the tables)
-from controller.people import models as _people_models  # noqa: F401 (registers the tables)
 from controller.db.models import Base
+from controller.people import models as _people_models  # noqa: F401 (registers the tables)
 
 target_metadata = Base.metadata
 
