@@ -1,0 +1,166 @@
+"""The agent's /metrics: valid exposition (promtool), the figures of recorder, retention and image health read
+at scrape time, labels from fixed sets only (no URL, no secret), and random paths create no series."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from aiohttp import web
+from pytest_aiohttp.plugin import AiohttpClient
+
+from agents.health.monitor import ImageFigures
+from agents.metrics import RECORDER_STATES, AgentMetrics, camera_label
+from agents.storage.config import RetentionConfig
+from agents.storage.retention import Retention
+from common.clock import ManualClock
+from tests.storage.fakes import FakeVolume, MemoryIndex
+
+CAMERA_REF = "urn:uuid:5D6A2C1E-0F43-5B8E-9C55-3E0F3E7B9A10"
+CAMERA = "5d6a2c1e-0f43-5b8e-9c55-3e0f3e7b9a10"
+SECRET_URL = "rtsp://admin:p%40ss@127.0.1.5:8554/main"
+
+
+@dataclass
+class Stats:
+    """Stands in for agents.recording.stats.RecorderStats."""
+
+    camera: str
+    state: str = "recording"
+    frames_total: int = 1500
+    bytes_total: int = 15_000_000
+    keyframes_total: int = 30
+    last_packet_monotonic: float | None = 990.0
+    fps: float = 25.0
+    bitrate_bps: float = 2_000_000.0
+    keyframe_interval_s: float | None = 2.0
+    reconnects_total: int = 1
+    gaps_total: int = 1
+    gap_seconds_total: float = 3.5
+    segments_total: int = 1
+    write_errors_total: int = 0
+    recording_lag_s: float | None = 0.4
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def promtool_check_metrics(text: str) -> str:
+    """promtool's complaints about an exposition ('' when it has none)."""
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing"
+    checked = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
+    return "" if checked.returncode == 0 else checked.stdout + checked.stderr
+
+
+def series(text: str) -> set[str]:
+    return {line.split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
+
+
+def value(text: str, name: str) -> float:
+    match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+    assert match, f"{name} not found"
+    return float(match.group(1))
+
+
+async def make_app(tmp_path: Path, clock: ManualClock) -> tuple[web.Application, MemoryIndex]:
+    index = MemoryIndex()
+    index.add(tmp_path, CAMERA, clock.now() - timedelta(hours=3), 1000)
+    retention = Retention(
+        RetentionConfig(floor_bytes=5000, floor_percent=0, headroom_bytes=0),
+        tmp_path,
+        index,
+        clock=clock,
+        usage=FakeVolume(tmp_path, 10_000, other=6000),
+    )
+    await retention.on_write_error(CAMERA_REF, OSError(5, "Input/output error"))
+    stats = {
+        CAMERA_REF: Stats(CAMERA_REF),
+        "urn:uuid:0b6c9a4e-2222-4a6b-9a51-000000000002": Stats("b", state="stalled", last_packet_monotonic=None),
+        SECRET_URL: Stats(SECRET_URL, state="reconnecting"),  # a key that is not an id never becomes a label
+    }
+    health = {
+        CAMERA_REF: ImageFigures(
+            brightness=0.5,
+            contrast=0.2,
+            sharpness=450.0,
+            change=0.0,
+            frozen=True,
+            samples_total=4,
+            sampled_at=clock.now() - timedelta(seconds=3),
+        )
+    }
+    metrics = AgentMetrics(
+        recorder=lambda: stats, retention=retention, health=lambda: health, clock=clock, version="0.1.0"
+    )
+    app = web.Application()
+    app.router.add_get("/metrics", metrics.handle)
+    return app, index
+
+
+async def test_metrics_scrape_is_valid_and_complete(aiohttp_client: AiohttpClient, tmp_path: Path) -> None:
+    clock = ManualClock()
+    app, _ = await make_app(tmp_path, clock)
+    client = await aiohttp_client(app)
+    response = await client.get("/metrics")
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    text = await response.text()
+
+    lint = promtool_check_metrics(text)
+    assert lint == "", lint
+
+    label = f'camera="{CAMERA}"'
+    assert value(text, f"ketnoi_agent_camera_up{{{label}}}") == 1
+    assert value(text, f'ketnoi_agent_camera_state{{{label},state="recording"}}') == 1
+    assert value(text, f'ketnoi_agent_camera_state{{{label},state="stalled"}}') == 0
+    assert value(text, f"ketnoi_agent_camera_frames_total{{{label}}}") == 1500
+    assert value(text, f"ketnoi_agent_camera_received_bytes_total{{{label}}}") == 15_000_000
+    assert value(text, f"ketnoi_agent_camera_frames_per_second{{{label}}}") == 25
+    assert value(text, f"ketnoi_agent_camera_receive_rate_bytes_per_second{{{label}}}") == 250_000
+    assert value(text, f"ketnoi_agent_camera_keyframe_interval_seconds{{{label}}}") == 2
+    assert value(text, f"ketnoi_agent_camera_last_packet_age_seconds{{{label}}}") == 10  # clock at 1000
+    assert value(text, f"ketnoi_agent_camera_gap_seconds_total{{{label}}}") == 3.5
+    assert value(text, f"ketnoi_agent_camera_segments_written_total{{{label}}}") == 1
+    assert value(text, f"ketnoi_agent_camera_recording_lag_seconds{{{label}}}") == 0.4
+    assert value(text, f"ketnoi_agent_camera_image_frozen{{{label}}}") == 1
+    assert value(text, f"ketnoi_agent_camera_image_dark{{{label}}}") == 0
+    assert value(text, f"ketnoi_agent_camera_image_sharpness{{{label}}}") == 450
+    assert value(text, f"ketnoi_agent_camera_image_sample_age_seconds{{{label}}}") == 3
+    assert value(text, 'ketnoi_agent_camera_up{camera="0b6c9a4e-2222-4a6b-9a51-000000000002"}') == 0
+    # Storage, read at scrape time: 10000 bytes, 6000 used by other files, 1000 by the one recording.
+    assert value(text, "ketnoi_agent_recordings_volume_free_bytes") == 3000
+    assert value(text, "ketnoi_agent_recordings_volume_floor_bytes") == 5000
+    assert value(text, "ketnoi_agent_recordings_floor_breached") == 1
+    assert value(text, "ketnoi_agent_recordings_bytes") == 1000
+    assert value(text, "ketnoi_agent_recordings_oldest_age_seconds") == 3 * 3600
+    assert value(text, 'ketnoi_agent_recordings_write_errors_total{kind="io"}') == 1
+    assert value(text, 'ketnoi_agent_recordings_deleted_segments_total{reason="floor"}') == 0
+    assert value(text, 'ketnoi_agent_build_info{version="0.1.0"}') == 1
+
+    # Labels come from fixed sets: camera ids, states, reasons, kinds; never a URL or a password.
+    assert "rtsp" not in text and "p%40ss" not in text and "127.0.1.5" not in text
+    cameras = set(re.findall(r'camera="([^"]*)"', text))
+    assert all(re.fullmatch(r"[0-9a-f-]{36}|id-[0-9a-f]{16}", c) for c in cameras), cameras
+    assert set(re.findall(r'state="([^"]*)"', text)) == set(RECORDER_STATES)
+
+
+async def test_random_paths_create_no_series(aiohttp_client: AiohttpClient, tmp_path: Path) -> None:
+    clock = ManualClock()
+    app, _ = await make_app(tmp_path, clock)
+    client = await aiohttp_client(app)
+    before = series(await (await client.get("/metrics")).text())
+    for path in ("/random", "/metrics/../etc/passwd", "/%2e%2e/x", "/api/cameras/rtsp:%2F%2Fx", "/metrics?camera=x"):
+        await client.get(path)
+        await client.post(path, data=b"x")
+    after = series(await (await client.get("/metrics")).text())
+    assert after == before
+
+
+def test_camera_label_is_the_uuid_or_a_hash() -> None:
+    assert camera_label(CAMERA_REF) == CAMERA
+    assert camera_label(CAMERA) == CAMERA
+    hashed = camera_label(SECRET_URL)
+    assert re.fullmatch(r"id-[0-9a-f]{16}", hashed) and hashed == camera_label(SECRET_URL)
