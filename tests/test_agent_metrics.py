@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -164,3 +164,27 @@ def test_camera_label_is_the_uuid_or_a_hash() -> None:
     assert camera_label(CAMERA) == CAMERA
     hashed = camera_label(SECRET_URL)
     assert re.fullmatch(r"id-[0-9a-f]{16}", hashed) and hashed == camera_label(SECRET_URL)
+
+
+def sample_metric_names() -> set[str]:
+    """Every series name the agent exports, from a scrape where every figure has a value (for test_deployment)."""
+    clock = ManualClock()
+    retention = Retention(RetentionConfig(), Path("."), MemoryIndex(), clock=clock)
+    retention.stats.oldest_start = clock.now()
+    figures = ImageFigures(brightness=0.5, contrast=0.2, sharpness=400.0, change=0.2, samples_total=1)
+    metrics = AgentMetrics(
+        recorder=lambda: {CAMERA_REF: Stats(CAMERA_REF)},
+        retention=retention,
+        health=lambda: {CAMERA_REF: replace(figures, sampled_at=clock.now())},
+        clock=clock,
+        version="0",
+    )
+    return {sample.name for family in metrics.registry.collect() for sample in family.samples}
+
+
+def test_sample_names_cover_every_family() -> None:
+    names = sample_metric_names()
+    families = {family.name for family in AgentMetrics().registry.collect()}
+    assert all(any(name.startswith(family) for name in names) for family in families)
+    assert "ketnoi_agent_recordings_oldest_age_seconds" in names
+    assert "ketnoi_agent_camera_image_frozen" in names

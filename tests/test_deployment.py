@@ -23,6 +23,7 @@ from agents.config import load_agent_config
 from common.config import load_config
 from controller.config import ENV_PREFIX, ControllerConfig
 from controller.metrics import Metrics
+from tests.test_agent_metrics import sample_metric_names
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS = ROOT / "dashboards" / "prometheus"
@@ -81,7 +82,7 @@ def test_controller_environment_is_valid_configuration() -> None:
     assert f"{config.port}:{config.port}" in controller["ports"]
     assert f"127.0.0.1:{config.port}/healthz" in " ".join(controller["healthcheck"]["test"])
     scrape = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
-    targets = [t for job in scrape["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]]
+    targets = [t for job in scrape["scrape_configs"] for sc in job.get("static_configs", []) for t in sc["targets"]]
     assert f"controller:{config.port}" in targets
 
 
@@ -141,7 +142,7 @@ def expressions() -> list[str]:
 
 
 def test_dashboards_and_alerts_use_metrics_the_controller_exports() -> None:
-    exported = exported_metric_names() | {"up"}
+    exported = exported_metric_names() | sample_metric_names() | {"up"}  # the controller's and the agents'
     used = {name for expr in expressions() for name in re.findall(r"\b(ketnoi_\w+|up)\b(?=\s*[{\[)]|\s*$)", expr)}
     assert used, "no metric found in the dashboards and alerts"
     assert used <= exported, f"not exported: {sorted(used - exported)}"
