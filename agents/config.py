@@ -14,7 +14,9 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from agents.health.config import HealthConfig
 from agents.networks import MAX_TARGETS, TargetError, check_target, expand_targets
+from agents.storage.config import RetentionConfig
 from common.config import ConfigError, load_config
 from common.logs import SECRETS
 
@@ -152,6 +154,10 @@ class AgentConfig(Strict):
     health_host: str = Field(default="127.0.0.1", description="address of the local /healthz endpoint")
     health_port: int = Field(default=8470, ge=0, le=65535, description="port of the local /healthz (0: any)")
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$", description="log level")
+    retention: RetentionConfig = Field(
+        default_factory=RetentionConfig, description="recordings kept by age per camera and a free-space floor"
+    )
+    health: HealthConfig = Field(default_factory=HealthConfig, description="image health on sampled keyframes")
 
 
 def load_agent_config(path: str | Path | None, environ: Mapping[str, str] | None = None) -> AgentConfig:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MIB = 1024 * 1024
+
+
+def camera_id(camera: str) -> str:
+    """A camera's id: the uuid of its endpoint reference, lower case (other keys are kept as they are)."""
+    text = camera.strip()
+    return text[len("urn:uuid:") :].lower() if text.lower().startswith("urn:uuid:") else text
 
 
 class RetentionConfig(BaseModel):
@@ -35,15 +41,17 @@ class RetentionConfig(BaseModel):
     interval_s: float = Field(default=60.0, gt=0, le=86_400, description="seconds between retention passes")
     batch: int = Field(default=200, ge=1, le=100_000, description="segments looked at per index query")
 
-    @model_validator(mode="after")
-    def _overrides_positive(self) -> RetentionConfig:
-        bad = sorted(camera for camera, days in self.camera_days.items() if not 0 < days <= 3650)
+    @field_validator("camera_days")
+    @classmethod
+    def _overrides(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = sorted(camera for camera, days in value.items() if not 0 < days <= 3650)
         if bad:
             raise ValueError(f"camera_days must be in (0, 3650] days; wrong for: {', '.join(bad)}")
-        return self
+        return {camera_id(camera): days for camera, days in value.items()}
 
     def days_for(self, camera: str) -> float:
-        return self.camera_days.get(camera, self.days)
+        """The camera's retention; `camera` may be its id or its endpoint reference (urn:uuid:...)."""
+        return self.camera_days.get(camera_id(camera), self.days)
 
     def floor_for(self, total_bytes: int) -> int:
         """The free-space floor in bytes on a volume of `total_bytes`: the larger of the two settings."""
