@@ -17,6 +17,7 @@ from agents.config import AgentConfig
 from agents.discovery.credentials import CredentialBook
 from agents.discovery.scanner import Scanner, ScanResult
 from agents.inventory import Inventory
+from agents.metrics import AgentMetrics
 from agents.uplink import Uplink
 from common.backoff import Backoff
 from common.clock import Clock, SystemClock
@@ -60,6 +61,7 @@ class Agent:
         self.last_pass_at: float | None = None
         self.health_port: int | None = None
         self.uplink: Uplink | None = None
+        self.metrics = AgentMetrics(clock=self._clock, version=VERSION)
         self.started = asyncio.Event()
 
     def stop(self) -> None:
@@ -160,6 +162,7 @@ class Agent:
     async def _start_health(self) -> web.AppRunner:
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/metrics", self.metrics.handle)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         try:

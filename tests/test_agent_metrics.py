@@ -3,6 +3,7 @@ at scrape time, labels from fixed sets only (no URL, no secret), and random path
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 import subprocess
@@ -10,14 +11,19 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 
+import aiohttp
 from aiohttp import web
 from pytest_aiohttp.plugin import AiohttpClient
 
+from agents.discovery.credentials import CredentialBook
 from agents.health.monitor import ImageFigures
+from agents.inventory import Inventory
 from agents.metrics import RECORDER_STATES, AgentMetrics, camera_label
+from agents.service import Agent
 from agents.storage.config import RetentionConfig
 from agents.storage.retention import Retention
 from common.clock import ManualClock
+from tests.agents.cameras import config as agent_config
 from tests.storage.fakes import FakeVolume, MemoryIndex
 
 CAMERA_REF = "urn:uuid:5D6A2C1E-0F43-5B8E-9C55-3E0F3E7B9A10"
@@ -188,3 +194,20 @@ def test_sample_names_cover_every_family() -> None:
     assert all(any(name.startswith(family) for name in names) for family in families)
     assert "ketnoi_agent_recordings_oldest_age_seconds" in names
     assert "ketnoi_agent_camera_image_frozen" in names
+
+
+async def test_the_running_agent_serves_metrics_on_its_health_port(tmp_path: Path) -> None:
+    cfg = agent_config(tmp_path, [], networks=["127.0.1.248/29"])
+    async with await Inventory.open(tmp_path) as inventory:
+        agent = Agent(cfg, CredentialBook.from_config(cfg), inventory)
+        task = asyncio.create_task(agent.run())
+        try:
+            await asyncio.wait_for(agent.started.wait(), 10)
+            async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{agent.health_port}/metrics") as r:
+                text = await r.text()
+            assert r.status == 200
+            assert 'ketnoi_agent_build_info{version="' in text
+            assert promtool_check_metrics(text) == ""
+        finally:
+            agent.stop()
+            await asyncio.wait_for(task, 10)
