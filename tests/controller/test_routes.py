@@ -7,6 +7,7 @@ Public on purpose: sign-in (GET, POST), /healthz, /metrics (aggregate figures, l
 from __future__ import annotations
 
 import re
+from datetime import date
 from pathlib import Path
 
 from aiohttp import web
@@ -15,7 +16,8 @@ from sqlalchemy import select
 from common.clock import ManualClock
 from controller import state
 from controller.app import build_app
-from controller.db.models import Agent, Camera
+from controller.db.models import Agent, Camera, Role, User
+from controller.people.models import Child, SchoolClass
 from controller.security.passwords import Passwords, cheap_hasher
 from protocol.camera import CameraState
 from protocol.uplink import ENROL_PATH, UPLINK_PATH, Error, Welcome
@@ -31,7 +33,19 @@ PUBLIC = {
     ("GET", UPLINK_PATH),
 }
 ANY_SIGNED_IN = {("GET", "/api/session"), ("POST", "/signout")}
+# Everyone manages their own API tokens (another's token id is "no such token": tests/controller/people).
+ANY_SIGNED_IN |= {(m, p) for m in ("GET", "POST") for p in ("/api/tokens", "/account/tokens")}
+ANY_SIGNED_IN |= {("POST", "/api/tokens/{token_id}/revoke"), ("POST", "/account/tokens/{token_id}/revoke")}
 ADMIN_ONLY = {("POST", "/api/agents/{agent_id}/revoke"), ("POST", "/agents/{agent_id}/revoke")}
+# Rooms and bookings admit more roles (teachers book their school's rooms): the same enumeration for them is in
+# tests/controller/bookings/test_routes.py.
+BOOKING_ROUTES = (
+    "/api/rooms",
+    "/api/bookings",
+    "/api/availability",
+    "/api/units/{unit_id}/r",
+    "/api/units/{unit_id}/b",
+)
 
 
 async def _agent_with_camera(app: web.Application, unit_id: int, token_hash: str) -> tuple[int, int]:
@@ -66,8 +80,28 @@ def _routes(app: web.Application) -> list[tuple[str, str]]:
     return found
 
 
-def _fill(path: str, unit_id: int, agent_id: int, camera_id: int) -> str:
-    return path.format(unit_id=unit_id, agent_id=agent_id, camera_id=camera_id)
+async def _people_ids(app: web.Application, unit_id: int, teacher: str | None) -> dict[str, int]:
+    """A class, a child and a teacher (made when `teacher` is None) of the school, for the path's ids."""
+    now = app[state.CLOCK].now()
+    async with app[state.DB].begin() as session:
+        klass = SchoolClass(unit_id=unit_id, school_year="2025-2026", name="Lá 1", created_at=now)
+        session.add(klass)
+        await session.flush()
+        child = Child(unit_id=unit_id, code="HS1", full_name="Bé", date_of_birth=date(2021, 1, 1), class_id=klass.id,
+                      created_at=now)  # fmt: skip
+        session.add(child)
+        if teacher is None:
+            user = User(username=f"t{unit_id}", password_hash="!", role=Role.TEACHER, unit_id=unit_id, created_at=now)
+            session.add(user)
+        else:
+            user = (await session.execute(select(User).where(User.username == teacher))).scalar_one()
+        await session.flush()
+        return {"class_id": klass.id, "child_id": child.id, "user_id": user.id, "guardian_id": user.id,
+                "consent_id": 1, "token_id": 1}  # fmt: skip
+
+
+def _fill(path: str, ids: dict[str, int]) -> str:
+    return path.format(**ids)
 
 
 async def _call(client: Client, method: str, path: str, token: str | None = None) -> tuple[int, dict[str, str]]:
@@ -86,10 +120,14 @@ async def test_every_route_has_a_policy_and_refuses_who_it_must(
     assert all(route in app[state.POLICIES] for route in app.router.routes())
     own_agent, own_camera = await _agent_with_camera(app, world.school, "a" * 64)
     other_agent, other_camera = await _agent_with_camera(app, world.other_school, "b" * 64)
-    guarded = [r for r in routes if r not in PUBLIC]
+    own = {"unit_id": world.school, "agent_id": own_agent, "camera_id": own_camera}
+    own |= await _people_ids(app, world.school, world.teacher)
+    other = {"unit_id": world.other_school, "agent_id": other_agent, "camera_id": other_camera}
+    other |= await _people_ids(app, world.other_school, None)
+    guarded = [r for r in routes if r not in PUBLIC and not r[1].startswith(BOOKING_ROUTES)]
 
     for method, path in guarded:  # anonymous
-        status, headers = await _call(client, method, _fill(path, world.school, own_agent, own_camera))
+        status, headers = await _call(client, method, _fill(path, own))
         if path.startswith("/api/"):
             assert status == 401, (method, path)
         else:
@@ -97,10 +135,10 @@ async def test_every_route_has_a_policy_and_refuses_who_it_must(
 
     await sign_in(client, world.teacher)
     token = await csrf_token(client)
-    for method, path in guarded:  # a role with none of these pages
+    for method, path in guarded:  # a role with none of these pages, or the other school's ids
         if (method, path) in ANY_SIGNED_IN:
             continue
-        status, _ = await _call(client, method, _fill(path, world.school, own_agent, own_camera), token)
+        status, _ = await _call(client, method, _fill(path, other), token)
         assert status == 403, (method, path)
 
     teacher_page = await client.get("/")
@@ -111,10 +149,10 @@ async def test_every_route_has_a_policy_and_refuses_who_it_must(
     for method, path in guarded:  # a technician of another district, or an admin-only route
         if (method, path) in ANY_SIGNED_IN or "{" not in path:
             continue
-        status, _ = await _call(client, method, _fill(path, world.other_school, other_agent, other_camera), token)
+        status, _ = await _call(client, method, _fill(path, other), token)
         assert status == 403, (method, path)
         if (method, path) in ADMIN_ONLY:
-            status, _ = await _call(client, method, _fill(path, world.school, own_agent, own_camera), token)
+            status, _ = await _call(client, method, _fill(path, own), token)
             assert status == 403, (method, path)
 
     # Lists are filtered to the technician's district.

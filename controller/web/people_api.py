@@ -1,0 +1,537 @@
+"""The people API: my API tokens, user administration, the audit log, classes, children, guardians,
+consents, and the roster import. Every route goes through `Routes.add` with its policy.
+
+Errors are {"error": "..."} with a 4xx status. Bodies are JSON objects checked by pydantic (extra fields
+refused), except the import, whose body is the file itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import date, datetime
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from controller import state
+from controller.db.models import Role
+from controller.people import audit_view, importer, roster, tokens, users
+from controller.people.importer import Kind as ImportKind
+from controller.people.importer import RosterImportError
+from controller.people.roster import RosterError
+from controller.people.tabular import MAX_FILE_BYTES, TableError, read_table
+from controller.people.users import Actor, UserAdminError
+from controller.security.access import ADMINS, TECHNICIANS, Kind, Policy, Routes, Scope, principal_of
+
+logger = logging.getLogger(__name__)
+
+EVERYONE = frozenset(Role)
+SCHOOL_READ = frozenset({Role.ADMIN, Role.DISTRICT_TECHNICIAN, Role.SCHOOL_STAFF, Role.TEACHER})
+SCHOOL_WRITE = frozenset({Role.ADMIN, Role.DISTRICT_TECHNICIAN, Role.SCHOOL_STAFF})
+CHILD_READ = SCHOOL_READ | {Role.PARENT}
+CONSENT_WRITE = SCHOOL_WRITE | {Role.PARENT}
+MAX_JSON_BYTES = 64 * 1024
+
+Body = TypeVar("Body", bound=BaseModel)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NewTokenBody(_Strict):
+    name: str = Field(min_length=1, max_length=100)
+    days: int = Field(default=90, ge=1, le=tokens.MAX_LIFETIME_DAYS)
+
+
+class NewUserBody(_Strict):
+    username: str = Field(min_length=2, max_length=64)
+    role: Role
+    unit_id: int | None = None
+    display_name: str = Field(default="", max_length=200)
+
+
+class RoleBody(_Strict):
+    role: Role
+    unit_id: int | None = None
+
+
+class NewClassBody(_Strict):
+    school_year: str = Field(max_length=9)
+    name: str = Field(min_length=1, max_length=100)
+
+
+class NewChildBody(_Strict):
+    code: str = Field(min_length=1, max_length=64)
+    full_name: str = Field(min_length=1, max_length=200)
+    date_of_birth: date
+    class_id: int | None = None
+
+
+class MoveBody(_Strict):
+    class_id: int | None
+
+
+class GuardianBody(_Strict):
+    user_id: int
+    relationship: str = Field(max_length=32)
+
+
+class ConsentBody(_Strict):
+    given_by: str = Field(default="", max_length=200)
+
+
+class StaffBody(_Strict):
+    user_id: int
+
+
+def error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+class BadBody(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+async def parse(request: web.Request, model: type[Body]) -> Body:
+    if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
+        raise BadBody("the body is too large")
+    raw = await request.read()
+    try:
+        return model.model_validate_json(raw or b"{}")
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        raise BadBody(f"{where}: {first['msg']}") from None
+
+
+def actor_of(request: web.Request) -> Actor:
+    return Actor(principal_of(request), request.remote, request.app[state.CLOCK].now())
+
+
+def _id(request: web.Request, name: str) -> int:
+    return int(request.match_info[name])
+
+
+# -- API tokens ---------------------------------------------------------------------------------------------
+async def list_tokens(request: web.Request) -> web.StreamResponse:
+    principal = principal_of(request)
+    async with request.app[state.DB]() as session:
+        mine = await tokens.list_for(session, principal.user_id, request.app[state.CLOCK].now())
+    return web.json_response({"tokens": [tokens.token_dict(token) for token in mine]})
+
+
+async def create_token(request: web.Request) -> web.StreamResponse:
+    actor = actor_of(request)
+    if actor.principal.token_id is not None:
+        return error(403, "an API token cannot make API tokens: sign in")
+    try:
+        body = await parse(request, NewTokenBody)
+    except BadBody as exc:
+        return error(400, exc.message)
+    async with request.app[state.DB].begin() as session:
+        try:
+            made = await tokens.create(session, actor.principal.user_id, name=body.name, days=body.days, now=actor.now)
+        except tokens.TokenError as exc:
+            return error(409, str(exc))
+        users.record(session, actor, "token.create", f"token:{made.token.id}", name=made.token.name)
+        shown = {**tokens.token_dict(made.token), "token": made.secret}
+    return web.json_response(shown, status=201)
+
+
+async def revoke_token(request: web.Request) -> web.StreamResponse:
+    actor = actor_of(request)
+    async with request.app[state.DB].begin() as session:
+        token = await tokens.revoke(session, actor.principal.user_id, _id(request, "token_id"), actor.now)
+        if token is None:
+            return error(404, "no such token")
+        users.record(session, actor, "token.revoke", f"token:{token.id}")
+        shown = tokens.token_dict(token)
+    return web.json_response(shown)
+
+
+# -- users ----------------------------------------------------------------------------------------------------
+async def list_users(request: web.Request) -> web.StreamResponse:
+    offset = request.query.get("offset", "0")
+    if not offset.isdigit():
+        return error(400, "offset must be a whole number")
+    async with request.app[state.DB]() as session:
+        found = await users.visible_users(
+            session, principal_of(request), search=request.query.get("q", "")[:64], offset=int(offset)
+        )
+    return web.json_response({"users": [users.user_dict(user) for user in found]})
+
+
+async def create_user(request: web.Request) -> web.StreamResponse:
+    try:
+        body = await parse(request, NewUserBody)
+    except BadBody as exc:
+        return error(400, exc.message)
+    async with request.app[state.DB].begin() as session:
+        try:
+            user, password = await users.create(
+                session, request.app[state.PASSWORDS], actor_of(request), username=body.username, role=body.role,
+                unit_id=body.unit_id, display_name=body.display_name,
+            )  # fmt: skip
+        except UserAdminError as exc:
+            return error(exc.status, str(exc))
+        shown = {**users.user_dict(user), "password": password}
+    return web.json_response(shown, status=201)
+
+
+async def get_user(request: web.Request) -> web.StreamResponse:
+    async with request.app[state.DB]() as session:
+        try:
+            user = await users.get_user(session, actor_of(request), _id(request, "user_id"))
+        except UserAdminError as exc:
+            return error(exc.status, str(exc))
+        return web.json_response(users.user_dict(user))
+
+
+async def change_role(request: web.Request) -> web.StreamResponse:
+    try:
+        body = await parse(request, RoleBody)
+    except BadBody as exc:
+        return error(400, exc.message)
+    async with request.app[state.DB].begin() as session:
+        try:
+            user = await users.change_role(
+                session, actor_of(request), _id(request, "user_id"), role=body.role, unit_id=body.unit_id
+            )
+        except UserAdminError as exc:
+            return error(exc.status, str(exc))
+        return web.json_response(users.user_dict(user))
+
+
+async def _set_disabled(request: web.Request, disabled: bool) -> web.StreamResponse:
+    async with request.app[state.DB].begin() as session:
+        try:
+            user = await users.set_disabled(session, actor_of(request), _id(request, "user_id"), disabled=disabled)
+        except UserAdminError as exc:
+            return error(exc.status, str(exc))
+        return web.json_response(users.user_dict(user))
+
+
+async def disable_user(request: web.Request) -> web.StreamResponse:
+    return await _set_disabled(request, True)
+
+
+async def enable_user(request: web.Request) -> web.StreamResponse:
+    return await _set_disabled(request, False)
+
+
+async def reset_password(request: web.Request) -> web.StreamResponse:
+    async with request.app[state.DB].begin() as session:
+        try:
+            user, password = await users.reset_password(
+                session, request.app[state.PASSWORDS], actor_of(request), _id(request, "user_id")
+            )
+        except UserAdminError as exc:
+            return error(exc.status, str(exc))
+        return web.json_response({**users.user_dict(user), "password": password})
+
+
+# -- audit log ------------------------------------------------------------------------------------------------
+def _when(value: str, what: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadBody(f"{what} is an ISO 8601 time with a zone (2026-01-31T08:00:00+07:00)") from None
+    if parsed.tzinfo is None:
+        raise BadBody(f"{what} needs a time zone (2026-01-31T08:00:00+07:00)")
+    return parsed
+
+
+def audit_filter(query: Any) -> audit_view.AuditFilter:
+    """The filter from a query string (shared by the API and the page); BadBody when a value is wrong."""
+    before, limit = query.get("before_id", ""), query.get("limit", str(audit_view.PAGE_SIZE))
+    if (before and not before.isdigit()) or not limit.isdigit():
+        raise BadBody("before_id and limit are whole numbers")
+    return audit_view.AuditFilter(
+        actor=query.get("actor", "")[:100].strip(),
+        action=query.get("action", "")[:64].strip(),
+        since=_when(query.get("since", ""), "since"),
+        until=_when(query.get("until", ""), "until"),
+        before_id=int(before) if before else None,
+        limit=int(limit),
+    )
+
+
+async def list_audit(request: web.Request) -> web.StreamResponse:
+    try:
+        wanted = audit_filter(request.query)
+    except BadBody as exc:
+        return error(400, exc.message)
+    async with request.app[state.DB]() as session:
+        found = await audit_view.page(session, wanted)
+    return web.json_response(
+        {"entries": [audit_view.entry_dict(e) for e in found.entries], "next_before_id": found.next_before_id}
+    )
+
+
+# -- classes and children -------------------------------------------------------------------------------------
+async def list_classes(request: web.Request) -> web.StreamResponse:
+    async with request.app[state.DB]() as session:
+        try:
+            await roster.school(session, _id(request, "unit_id"))
+        except RosterError as exc:
+            return error(exc.status, str(exc))
+        found = await roster.classes_of(session, _id(request, "unit_id"))
+    return web.json_response({"classes": [roster.class_dict(klass) for klass in found]})
+
+
+async def create_class(request: web.Request) -> web.StreamResponse:
+    try:
+        body = await parse(request, NewClassBody)
+    except BadBody as exc:
+        return error(400, exc.message)
+    async with request.app[state.DB].begin() as session:
+        try:
+            klass = await roster.create_class(
+                session, actor_of(request), _id(request, "unit_id"), school_year=body.school_year, name=body.name
+            )
+        except RosterError as exc:
+            return error(exc.status, str(exc))
+        return web.json_response(roster.class_dict(klass), status=201)
+
+
+async def get_class(request: web.Request) -> web.StreamResponse:
+    async with request.app[state.DB]() as session:
+        try:
+            klass = await roster.get_class(session, _id(request, "class_id"))
+        except RosterError as exc:
+            return error(exc.status, str(exc))
+        children = await roster.children_of_class(session, klass.id)
+        consented = await roster.class_fully_consented(session, klass.id)
+    return web.json_response(
+        {**roster.class_dict(klass), "children": [roster.child_dict(c) for c in children], "all_consented": consented}
+    )
+
+
+async def assign_staff(request: web.Request) -> web.StreamResponse:
+    try:
+        body = await parse(request, StaffBody)
+    except BadBody as exc:
+        return error(400, exc.message)
+    async with request.app[state.DB].begin() as session:
+        try:
+            await roster.assign_staff(session, actor_of(request), _id(request, "class_id"), body.user_id)
+        except RosterError as exc:
+            return error(exc.status, str(exc))
+    return web.json_response({"class_id": _id(request, "class_id"), "user_id": body.user_id}, status=201)
+
+
+async def create_child(request: web.Request) -> web.StreamResponse:
+    try:
+        body = await parse(request, NewChildBody)
+    except BadBody as exc:
+        return error(400, exc.message)
+    async with request.app[state.DB].begin() as session:
+        try:
+            child = await roster.create_child(
+                session, actor_of(request), _id(request, "unit_id"), code=body.code, full_name=body.full_name,
+                date_of_birth=body.date_of_birth, class_id=body.class_id,
+            )  # fmt: skip
+        except RosterError as exc:
+            return error(exc.status, str(exc))
+        return web.json_response(roster.child_dict(child), status=201)
+
+
+async def get_child(request: web.Request) -> web.StreamResponse:
+    parent = principal_of(request).role is Role.PARENT
+    async with request.app[state.DB]() as session:
+        try:
+            child = await roster.get_child(session, _id(request, "child_id"))
+        except RosterError as exc:
+            return error(exc.status, str(exc))
+        shown: dict[str, Any] = roster.child_dict(child)
+        shown["consents"] = [roster.consent_dict(c) for c in await roster.consents_of(session, child.id)]
+        if not parent:
+            shown["guardians"] = [
+                {"user_id": user.id, "username": user.username, "display_name": user.display_name,
+                 "relationship": link.relationship, "revoked": link.revoked_at is not None}
+                for link, user in await roster.guardians_of(session, child.id)
+            ]  # fmt: skip
+            shown["placements"] = [
+                {"class_id": p.class_id, "started_at": p.started_at.isoformat(),
+                 "ended_at": p.ended_at.isoformat() if p.ended_at else None}
+                for p in await roster.placements(session, child.id)
+            ]  # fmt: skip
+    return web.json_response(shown)
+
+
+async def move_child(request: web.Request) -> web.StreamResponse:
+    try:
+        body = await parse(request, MoveBody)
+    except BadBody as exc:
+        return error(400, exc.message)
+    async with request.app[state.DB].begin() as session:
+        try:
+            child = await roster.move_child(session, actor_of(request), _id(request, "child_id"), body.class_id)
+        except RosterError as exc:
+            return error(exc.status, str(exc))
+        return web.json_response(roster.child_dict(child))
+
+
+async def link_guardian(request: web.Request) -> web.StreamResponse:
+    try:
+        body = await parse(request, GuardianBody)
+    except BadBody as exc:
+        return error(400, exc.message)
+    async with request.app[state.DB].begin() as session:
+        try:
+            await roster.link_guardian(
+                session, actor_of(request), _id(request, "child_id"), user_id=body.user_id,
+                relationship=body.relationship,
+            )  # fmt: skip
+        except RosterError as exc:
+            return error(exc.status, str(exc))
+    return web.json_response({"child_id": _id(request, "child_id"), "user_id": body.user_id}, status=201)
+
+
+async def revoke_guardian(request: web.Request) -> web.StreamResponse:
+    async with request.app[state.DB].begin() as session:
+        try:
+            await roster.revoke_guardian(
+                session, actor_of(request), _id(request, "child_id"), _id(request, "guardian_id")
+            )
+        except RosterError as exc:
+            return error(exc.status, str(exc))
+    return web.json_response({"revoked": True})
+
+
+async def record_consent(request: web.Request) -> web.StreamResponse:
+    try:
+        body = await parse(request, ConsentBody)
+    except BadBody as exc:
+        return error(400, exc.message)
+    actor = actor_of(request)
+    given_by = actor.principal.actor if actor.principal.role is Role.PARENT else body.given_by
+    async with request.app[state.DB].begin() as session:
+        try:
+            consent = await roster.record_consent(session, actor, _id(request, "child_id"), given_by=given_by)
+        except RosterError as exc:
+            return error(exc.status, str(exc))
+        return web.json_response(roster.consent_dict(consent), status=201)
+
+
+async def withdraw_consent(request: web.Request) -> web.StreamResponse:
+    async with request.app[state.DB].begin() as session:
+        try:
+            consent = await roster.withdraw_consent(
+                session, actor_of(request), _id(request, "child_id"), _id(request, "consent_id")
+            )
+        except RosterError as exc:
+            return error(exc.status, str(exc))
+        return web.json_response(roster.consent_dict(consent))
+
+
+async def my_children(request: web.Request) -> web.StreamResponse:
+    async with request.app[state.DB]() as session:
+        found = await roster.children_of_parent(session, principal_of(request).user_id)
+    return web.json_response({"children": [roster.child_dict(child) for child in found]})
+
+
+# -- roster import --------------------------------------------------------------------------------------------
+async def read_limited(request: web.Request, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The request body, refused past `limit` bytes (without reading the rest)."""
+    if request.content_length is not None and request.content_length > limit:
+        raise BadBody(f"the file is larger than {limit // (1024 * 1024)} MiB: split it")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise BadBody(f"the file is larger than {limit // (1024 * 1024)} MiB: split it")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def run_import(
+    app: web.Application, data: bytes, filename: str, kind: ImportKind | None, *, dry_run: bool, actor: str,
+    address: str | None,
+) -> importer.Report:  # fmt: skip
+    """Parse (in a thread) and check or apply in one transaction; raises TableError/RosterImportError."""
+    table = await asyncio.to_thread(read_table, data, filename)
+    async with app[state.DB].begin() as session:
+        report = await importer.run(
+            session, table, kind, now=app[state.CLOCK].now(), actor=actor, dry_run=dry_run, address=address
+        )
+        if not dry_run and not report.applied:
+            await session.rollback()
+    return report
+
+
+def import_kind(value: str) -> ImportKind | None:
+    if not value:
+        return None
+    try:
+        return ImportKind(value)
+    except ValueError:
+        raise BadBody(f"kind is one of {', '.join(k.value for k in ImportKind)}") from None
+
+
+async def import_roster(request: web.Request) -> web.StreamResponse:
+    try:
+        kind = import_kind(request.query.get("kind", ""))
+        data = await read_limited(request)
+    except BadBody as exc:
+        return error(413 if "larger" in exc.message else 400, exc.message)
+    dry_run = request.query.get("dry_run", "false").lower() in ("1", "true", "yes")
+    try:
+        report = await run_import(
+            request.app, data, request.query.get("filename", ""), kind, dry_run=dry_run,
+            actor=principal_of(request).actor, address=request.remote,
+        )  # fmt: skip
+    except (TableError, RosterImportError) as exc:
+        return error(400, str(exc))
+    status = 422 if report.error_count else 200
+    return web.json_response(report.to_dict(), status=status)
+
+
+def add_routes(routes: Routes) -> None:
+    api = Kind.API
+    routes.add("GET", "/api/tokens", list_tokens, Policy(EVERYONE))
+    routes.add("POST", "/api/tokens", create_token, Policy(EVERYONE))
+    routes.add("POST", "/api/tokens/{token_id:\\d+}/revoke", revoke_token, Policy(EVERYONE))
+
+    routes.add("GET", "/api/users", list_users, Policy(TECHNICIANS))
+    routes.add("POST", "/api/users", create_user, Policy(TECHNICIANS))
+    routes.add("GET", "/api/users/{user_id:\\d+}", get_user, Policy(TECHNICIANS, api, Scope.USER))
+    routes.add("POST", "/api/users/{user_id:\\d+}/role", change_role, Policy(TECHNICIANS, api, Scope.USER))
+    routes.add("POST", "/api/users/{user_id:\\d+}/disable", disable_user, Policy(TECHNICIANS, api, Scope.USER))
+    routes.add("POST", "/api/users/{user_id:\\d+}/enable", enable_user, Policy(TECHNICIANS, api, Scope.USER))
+    routes.add("POST", "/api/users/{user_id:\\d+}/reset-password", reset_password, Policy(TECHNICIANS, api, Scope.USER))
+    routes.add("GET", "/api/audit", list_audit, Policy(ADMINS))
+
+    routes.add("GET", "/api/units/{unit_id:\\d+}/classes", list_classes, Policy(SCHOOL_READ, api, Scope.UNIT))
+    routes.add("POST", "/api/units/{unit_id:\\d+}/classes", create_class, Policy(SCHOOL_WRITE, api, Scope.UNIT))
+    routes.add("POST", "/api/units/{unit_id:\\d+}/children", create_child, Policy(SCHOOL_WRITE, api, Scope.UNIT))
+    routes.add("GET", "/api/classes/{class_id:\\d+}", get_class, Policy(SCHOOL_READ, api, Scope.CLASS))
+    routes.add("POST", "/api/classes/{class_id:\\d+}/staff", assign_staff, Policy(SCHOOL_WRITE, api, Scope.CLASS))
+    routes.add("GET", "/api/children/{child_id:\\d+}", get_child, Policy(CHILD_READ, api, Scope.CHILD))
+    routes.add("POST", "/api/children/{child_id:\\d+}/move", move_child, Policy(SCHOOL_WRITE, api, Scope.CHILD))
+    routes.add("POST", "/api/children/{child_id:\\d+}/guardians", link_guardian, Policy(SCHOOL_WRITE, api, Scope.CHILD))
+    routes.add(
+        "POST",
+        "/api/children/{child_id:\\d+}/guardians/{guardian_id:\\d+}/revoke",
+        revoke_guardian,
+        Policy(SCHOOL_WRITE, api, Scope.CHILD),
+    )
+    routes.add(
+        "POST", "/api/children/{child_id:\\d+}/consents", record_consent, Policy(CONSENT_WRITE, api, Scope.CHILD)
+    )
+    routes.add(
+        "POST",
+        "/api/children/{child_id:\\d+}/consents/{consent_id:\\d+}/withdraw",
+        withdraw_consent,
+        Policy(CONSENT_WRITE, api, Scope.CHILD),
+    )
+    routes.add("GET", "/api/my/children", my_children, Policy(frozenset({Role.PARENT})))
+    routes.add("POST", "/api/import", import_roster, Policy(ADMINS))
