@@ -16,6 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, mo
 
 from agents.health.config import HealthConfig
 from agents.networks import MAX_TARGETS, TargetError, check_target, expand_targets
+from agents.recording.config import RecordingConfig
 from agents.storage.config import RetentionConfig
 from common.config import ConfigError, load_config
 from common.logs import SECRETS
@@ -158,6 +159,9 @@ class AgentConfig(Strict):
         default_factory=RetentionConfig, description="recordings kept by age per camera and a free-space floor"
     )
     health: HealthConfig = Field(default_factory=HealthConfig, description="image health on sampled keyframes")
+    recording: RecordingConfig = Field(
+        default_factory=RecordingConfig, description="continuous recording of the cameras' main streams"
+    )
 
 
 def load_agent_config(path: str | Path | None, environ: Mapping[str, str] | None = None) -> AgentConfig:

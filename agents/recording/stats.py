@@ -1,0 +1,57 @@
+"""What a recorder reports about itself: its state and counters, read by /metrics at scrape time."""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass
+
+
+class RecorderState(enum.StrEnum):
+    """Where one camera's recorder stands."""
+
+    STARTING = "starting"
+    """Connecting for the first time."""
+    RECORDING = "recording"
+    """Packets are arriving and being written."""
+    STALLED = "stalled"
+    """The connection stayed open but no packet came within the stall timeout; about to reconnect."""
+    RECONNECTING = "reconnecting"
+    """The stream ended or failed; waiting for the backoff delay, then connecting again."""
+    STOPPED = "stopped"
+    """The recorder was stopped (camera gone or agent stopping)."""
+
+
+@dataclass
+class RecorderStats:
+    """One camera's figures since the agent started. Written by its session thread, read anywhere."""
+
+    camera: str
+    state: RecorderState = RecorderState.STARTING
+    frames_total: int = 0
+    bytes_total: int = 0
+    keyframes_total: int = 0
+    last_packet_monotonic: float | None = None
+    fps: float | None = None
+    """Frames per second over the last few seconds."""
+    bitrate_bps: float | None = None
+    """Bits per second over the last few seconds."""
+    keyframe_interval_s: float | None = None
+    """Seconds between the latest two keyframes (stream time)."""
+    reconnects_total: int = 0
+    gaps_total: int = 0
+    gap_seconds_total: float = 0.0
+    segments_total: int = 0
+    """Segments finished (closed and indexed as complete)."""
+    write_errors_total: int = 0
+    stalls_total: int = 0
+    written_end_wall: float | None = None
+    """POSIX time (on the recording's timeline) of the end of the media last written to a segment file."""
+
+    @property
+    def recording_lag_s(self) -> float | None:
+        """Wall time now minus the end of the media last written (None before the first write): about one
+        fragment while recording, growing while the camera is down."""
+        if self.written_end_wall is None:
+            return None
+        return max(0.0, time.time() - self.written_end_wall)
