@@ -21,7 +21,7 @@ import errno
 import logging
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -68,6 +68,7 @@ class SegmentStore(Protocol):
     async def delete(self, segment_id: int, /) -> object: ...
     async def total_bytes(self, camera: str | None = None, /) -> int: ...
     async def oldest_start(self, camera: str | None = None, /) -> datetime | None: ...
+    async def cameras(self) -> Sequence[str]: ...
 
 
 def write_error_kind(exc: BaseException) -> str:
@@ -110,16 +111,12 @@ class Retention:
         *,
         clock: Clock | None = None,
         usage: UsageSource = statvfs_usage,
-        cameras: Callable[[], Iterable[str]] = tuple,
     ) -> None:
         self.config = config
         self.root = root
         self._index = index
         self._clock: Clock = clock or SystemClock()
         self._usage = usage
-        self._cameras = cameras
-        """The cameras being recorded now (their own retention applies; other cameras' old footage is kept for
-        the longest retention configured, then deleted)."""
         self._lock = asyncio.Lock()
         self._unreachable = False
         self.stats = StorageStats()
@@ -197,20 +194,19 @@ class Retention:
     # ------------------------------------------------------------------------------------------------------------
 
     async def _age_pass(self) -> int:
+        """Every camera in the index (recorded now or not any more) against its own retention."""
         now = self._clock.now()
-        days = [self.config.days, *self.config.camera_days.values()]
-        # Anything older than the longest retention goes, whichever camera (cameras no longer recorded included).
-        deleted = await self._delete_older(now - timedelta(days=max(days)), camera=None)
-        for camera in sorted(set(self._cameras()) | set(self.config.camera_days)):
+        deleted = 0
+        for camera in await self._index.cameras():
             cutoff = now - timedelta(days=self.config.days_for(camera))
             deleted += await self._delete_older(cutoff, camera=camera)
         return deleted
 
-    async def _delete_older(self, cutoff: datetime, *, camera: str | None) -> int:
+    async def _delete_older(self, cutoff: datetime, *, camera: str) -> int:
         deleted = 0
         while True:
             page = await self._index.oldest(self.config.batch, camera=camera, older_than=cutoff)
-            due = [s for s in page if not s.held and s.end <= cutoff and (camera is None or s.camera == camera)]
+            due = [s for s in page if not s.held and s.end <= cutoff and s.camera == camera]
             progress = 0
             for segment in due:
                 progress += await self._delete(segment, "age")

@@ -71,6 +71,9 @@ class MemoryIndex:
         starts = [r.start for r in self.rows.values() if camera is None or r.camera == camera]
         return min(starts, default=None)
 
+    async def cameras(self) -> list[str]:
+        return sorted({r.camera for r in self.rows.values()})
+
     async def set_hold(self, camera: str, start: datetime, end: datetime, held: bool) -> int:
         hits = [r for r in self.rows.values() if r.camera == camera and r.start < end and r.end > start]
         for r in hits:

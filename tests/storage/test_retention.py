@@ -42,9 +42,7 @@ async def test_age_retention_per_camera_with_overrides(tmp_path: Path) -> None:
         index.add(tmp_path, CAM_A, now - timedelta(days=day), 10)
         index.add(tmp_path, CAM_B, now - timedelta(days=day), 10)
     volume = FakeVolume(tmp_path, 10**9)
-    retention = Retention(
-        cfg(camera_days={CAM_B: 7}), tmp_path, index, clock=clock, usage=volume, cameras=lambda: [CAM_A]
-    )
+    retention = Retention(cfg(camera_days={f"urn:uuid:{CAM_B}": 7}), tmp_path, index, clock=clock, usage=volume)
     deleted = await retention.enforce()
 
     left_a = sorted(r.start for r in index.rows.values() if r.camera == CAM_A)
@@ -61,16 +59,20 @@ async def test_age_retention_per_camera_with_overrides(tmp_path: Path) -> None:
     assert retention.oldest_age_s() == pytest.approx(30 * 86400)
 
 
-async def test_camera_not_recorded_any_more_is_kept_for_the_longest_retention(tmp_path: Path) -> None:
+async def test_every_camera_in_the_index_gets_its_own_retention_by_id_or_endpoint_ref(tmp_path: Path) -> None:
     clock = ManualClock()
     index = MemoryIndex()
     now = clock.now()
-    gone = "0b6c9a4e-3333-4a6b-9a51-000000000003"
+    gone, kept = "urn:uuid:0b6c9a4e-3333-4a6b-9a51-000000000003", f"urn:uuid:{CAM_B}"
     for day in (100, 60, 40, 10):
         index.add(tmp_path, gone, now - timedelta(days=day), 10)
-    retention = Retention(cfg(camera_days={CAM_B: 50}), tmp_path, index, clock=clock, usage=FakeVolume(tmp_path, 10**9))
+        index.add(tmp_path, kept, now - timedelta(days=day), 10)
+    volume = FakeVolume(tmp_path, 10**9)
+    retention = Retention(cfg(camera_days={CAM_B: 50}), tmp_path, index, clock=clock, usage=volume)
     await retention.enforce()
-    assert sorted((now - r.start).days for r in index.rows.values()) == [10, 40]
+    # A camera no longer recorded keeps the default (30 days); the override (50 days) applies by id or by ref.
+    assert sorted((now - r.start).days for r in index.rows.values() if r.camera == gone) == [10]
+    assert sorted((now - r.start).days for r in index.rows.values() if r.camera == kept) == [10, 40]
 
 
 async def test_floor_deletes_oldest_first_before_a_segment_and_keeps_held(tmp_path: Path) -> None:
