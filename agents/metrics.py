@@ -23,6 +23,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.registry import Collector
 
 from agents.health.monitor import ImageFigures
+from agents.recording.stats import RecorderState
 from agents.storage.retention import DELETE_REASONS, WRITE_ERRORS, Retention
 from common.clock import Clock, SystemClock
 
@@ -30,8 +31,8 @@ logger = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 PREFIX = "ketnoi_agent"
-RECORDER_STATES = ("starting", "recording", "stalled", "reconnecting", "stopped")
-"""The values of agents.recording.stats.RecorderState: the `state` label's fixed set."""
+RECORDER_STATES = tuple(state.value for state in RecorderState)
+"""The `state` label's fixed set."""
 REFRESH_TIMEOUT_S = 5.0
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
@@ -146,7 +147,7 @@ class AgentCollector(Collector):
         for camera, s in sorted(stats.items()):
             label = camera_label(camera)
             current = str(s.state)
-            up.add_metric([label], 1.0 if current == "recording" else 0.0)
+            up.add_metric([label], 1.0 if current == RecorderState.RECORDING else 0.0)
             for value in RECORDER_STATES:
                 state.add_metric([label, value], 1.0 if current == value else 0.0)
             for attribute, family in counters.items():
