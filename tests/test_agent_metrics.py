@@ -19,6 +19,7 @@ from agents.discovery.credentials import CredentialBook
 from agents.health.monitor import ImageFigures
 from agents.inventory import Inventory
 from agents.metrics import RECORDER_STATES, AgentMetrics, camera_label
+from agents.recording.stats import RecorderStats
 from agents.service import Agent
 from agents.storage.config import RetentionConfig
 from agents.storage.retention import Retention
@@ -177,9 +178,12 @@ def sample_metric_names() -> set[str]:
     clock = ManualClock()
     retention = Retention(RetentionConfig(), Path("."), MemoryIndex(), clock=clock)
     retention.stats.oldest_start = clock.now()
+    recorder_stats = RecorderStats(
+        CAMERA_REF, last_packet_monotonic=0.0, fps=25, bitrate_bps=2e6, keyframe_interval_s=2, written_end_wall=0.0
+    )
     figures = ImageFigures(brightness=0.5, contrast=0.2, sharpness=400.0, change=0.2, samples_total=1)
     metrics = AgentMetrics(
-        recorder=lambda: {CAMERA_REF: Stats(CAMERA_REF)},
+        recorder=lambda: {CAMERA_REF: recorder_stats},
         retention=retention,
         health=lambda: {CAMERA_REF: replace(figures, sampled_at=clock.now())},
         clock=clock,
