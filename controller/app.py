@@ -22,7 +22,7 @@ from controller.security.passwords import Passwords
 from controller.security.ratelimit import WindowLimiter
 from controller.uplink.hub import Hub
 from controller.uplink.sweeper import sweeper_ctx
-from controller.web import admin_pages, api, pages, people_api
+from controller.web import admin_pages, api, bookings_api, pages, people_api
 from controller.web.render import Renderer, security_headers
 
 logger = logging.getLogger(__name__)
@@ -107,6 +107,7 @@ def build_app(
     api.add_routes(routes)
     people_api.add_routes(routes)
     admin_pages.add_routes(routes)
+    bookings_api.setup(app, routes)
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(sweeper_ctx)
     app.on_shutdown.append(_close_links)

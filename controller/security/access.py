@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from controller import state
+from controller.bookings import scopes as booking_scopes
 from controller.db.models import Agent, Camera, Role
 from controller.people import scopes as people_scopes
 from controller.people import tokens as api_tokens
@@ -49,6 +50,9 @@ class Scope(enum.Enum):
     CHILD = "child_id"
     """A child: staff by the child's school; a parent only as the child's active guardian."""
     USER = "user_id"
+    ROOM = "room_id"
+    BOOKING = "booking_id"
+    """A booking: by its host room's unit."""
 
 
 class Kind(enum.Enum):
@@ -79,6 +83,8 @@ _PEOPLE_SCOPES: dict[Scope, people_scopes.UnitOf] = {
     Scope.CLASS: people_scopes.unit_of_class,
     Scope.CHILD: people_scopes.unit_of_child,
     Scope.USER: people_scopes.unit_of_user,
+    Scope.ROOM: booking_scopes.unit_of_room,
+    Scope.BOOKING: booking_scopes.unit_of_booking,
 }
 
 
