@@ -34,7 +34,8 @@ PREFIX = "ketnoi_agent"
 RECORDER_STATES = tuple(state.value for state in RecorderState)
 """The `state` label's fixed set."""
 REFRESH_TIMEOUT_S = 5.0
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_CAMERA_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(\.sub)?")
+_HASHED = re.compile(r"id-[0-9a-f]{16}(\.sub)?")
 
 
 class RecorderFigures(Protocol):
@@ -75,9 +76,10 @@ HealthSource = Callable[[], Mapping[str, ImageFigures]]
 
 
 def camera_label(camera: str) -> str:
-    """The `camera` label: the uuid of an endpoint reference (urn:uuid:...), lower case; a hash of anything else."""
+    """The `camera` label: the recorder's camera id (the uuid of the endpoint reference, lower case, `.sub` for
+    a sub-stream); an endpoint reference becomes its uuid; anything else a hash (never a URL or a name)."""
     text = camera.removeprefix("urn:uuid:")
-    if _UUID.fullmatch(text):
+    if _CAMERA_ID.fullmatch(text.lower()) or _HASHED.fullmatch(text):
         return text.lower()
     return "id-" + hashlib.sha256(camera.encode("utf-8")).hexdigest()[:16]
 

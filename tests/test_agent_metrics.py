@@ -150,7 +150,7 @@ async def test_metrics_scrape_is_valid_and_complete(aiohttp_client: AiohttpClien
     # Labels come from fixed sets: camera ids, states, reasons, kinds; never a URL or a password.
     assert "rtsp" not in text and "p%40ss" not in text and "127.0.1.5" not in text
     cameras = set(re.findall(r'camera="([^"]*)"', text))
-    assert all(re.fullmatch(r"[0-9a-f-]{36}|id-[0-9a-f]{16}", c) for c in cameras), cameras
+    assert all(re.fullmatch(r"([0-9a-f-]{36}|id-[0-9a-f]{16})(\.sub)?", c) for c in cameras), cameras
     assert set(re.findall(r'state="([^"]*)"', text)) == set(RECORDER_STATES)
 
 
@@ -169,6 +169,8 @@ async def test_random_paths_create_no_series(aiohttp_client: AiohttpClient, tmp_
 def test_camera_label_is_the_uuid_or_a_hash() -> None:
     assert camera_label(CAMERA_REF) == CAMERA
     assert camera_label(CAMERA) == CAMERA
+    assert camera_label(f"{CAMERA}.sub") == f"{CAMERA}.sub"
+    assert camera_label("id-0123456789abcdef") == "id-0123456789abcdef"
     hashed = camera_label(SECRET_URL)
     assert re.fullmatch(r"id-[0-9a-f]{16}", hashed) and hashed == camera_label(SECRET_URL)
 

@@ -50,8 +50,9 @@ class RetentionConfig(BaseModel):
         return {camera_id(camera): days for camera, days in value.items()}
 
     def days_for(self, camera: str) -> float:
-        """The camera's retention; `camera` may be its id or its endpoint reference (urn:uuid:...)."""
-        return self.camera_days.get(camera_id(camera), self.days)
+        """The camera's retention; `camera` may be its id (a sub-stream's `<id>.sub` too) or endpoint reference."""
+        key = camera_id(camera)
+        return self.camera_days.get(key, self.camera_days.get(key.removesuffix(".sub"), self.days))
 
     def floor_for(self, total_bytes: int) -> int:
         """The free-space floor in bytes on a volume of `total_bytes`: the larger of the two settings."""

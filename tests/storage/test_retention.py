@@ -197,7 +197,7 @@ def test_configuration_is_validated() -> None:
         RetentionConfig.model_validate({"retention_days": 3})
     override = RetentionConfig.model_validate({"camera_days": {f"urn:uuid:{CAM_A.upper()}": 3}})
     assert override.days_for(CAM_A) == 3 and override.days_for(f"urn:uuid:{CAM_A}") == 3
-    assert override.days_for(CAM_B) == 30
+    assert override.days_for(CAM_B) == 30 and override.days_for(f"{CAM_A}.sub") == 3
     config = RetentionConfig(floor_bytes=10, floor_percent=10)
     assert config.floor_for(1000) == 100 and config.floor_for(50) == 10
 
