@@ -236,6 +236,7 @@ class AgentCollector(Collector):
         yield CounterMetricFamily(
             f"{p}_delete_errors", "Segments retention could not delete", value=stats.delete_errors_total
         )
+        yield CounterMetricFamily(f"{p}_check_errors", "Free-space checks that failed", value=stats.check_errors_total)
 
 
 class AgentMetrics:

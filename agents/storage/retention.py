@@ -97,6 +97,8 @@ class StorageStats:
     floor_unreachable_total: int = 0
     """Times the floor could not be reached because nothing deletable was left (held segments, other files)."""
     delete_errors_total: int = 0
+    check_errors_total: int = 0
+    """Hook calls that failed themselves (volume or index unreadable); logged with the traceback."""
     passes_total: int = 0
 
 
@@ -127,12 +129,19 @@ class Retention:
     # The recorder's hooks
 
     async def before_segment(self, camera: str) -> None:
-        """Called before a new segment is opened: make sure the floor holds, deleting the oldest if needed."""
-        usage = await self.measure()
-        if usage.free_bytes >= self.stats.floor_bytes:
-            return
-        async with self._lock:
-            await self._hold_floor(reason="floor", minimum=0)
+        """Called before a new segment is opened: make sure the floor holds, deleting the oldest if needed.
+        Never raises (but for cancellation): a failing check must not stop the recording."""
+        try:
+            usage = await self.measure()
+            if usage.free_bytes >= self.stats.floor_bytes:
+                return
+            async with self._lock:
+                await self._hold_floor(reason="floor", minimum=0)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.stats.check_errors_total += 1
+            logger.exception("%s: cannot check or free the recordings volume before a segment", camera)
 
     async def on_write_error(self, camera: str, exc: BaseException) -> None:
         """A write failed: count it; on ENOSPC delete past the floor (at least a few segments) before the retry."""
@@ -142,8 +151,14 @@ class Retention:
             logger.error("%s: recording write failed (%s): %s", camera, kind, exc)
             return
         logger.warning("%s: the recordings volume is full (%s); deleting the oldest recordings", camera, exc)
-        async with self._lock:
-            await self._hold_floor(reason="no_space", minimum=self.config.enospc_delete_segments)
+        try:
+            async with self._lock:
+                await self._hold_floor(reason="no_space", minimum=self.config.enospc_delete_segments)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.stats.check_errors_total += 1
+            logger.exception("%s: cannot free the recordings volume after a failed write", camera)
 
     # ------------------------------------------------------------------------------------------------------------
     # Periodic work

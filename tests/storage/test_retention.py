@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from agents.storage import holds
 from agents.storage.config import RetentionConfig
+from agents.storage.disk import DiskUsage
 from agents.storage.retention import Retention
 from common.clock import ManualClock
 from tests.storage.fakes import FakeVolume, MemoryIndex, files_under
@@ -209,3 +210,14 @@ def test_hold_requests_are_validated() -> None:
         holds.HoldRequest.model_validate({"start": "2026-01-05T01:00:00", "end": "2026-01-05T02:00:00"})
     with pytest.raises(ValidationError, match="at most"):
         holds.HoldRequest.model_validate({"start": "2020-01-05T01:00:00Z", "end": "2026-01-05T02:00:00Z"})
+
+
+async def test_the_hooks_never_raise_into_the_recorder(tmp_path: Path) -> None:
+    def broken(path: Path) -> DiskUsage:
+        raise OSError(errno.EIO, "statvfs failed")
+
+    retention = Retention(cfg(), tmp_path, MemoryIndex(), clock=ManualClock(), usage=broken)
+    await retention.before_segment(CAM_A)
+    await retention.on_write_error(CAM_A, OSError(errno.ENOSPC, "No space left on device"))
+    assert retention.stats.check_errors_total == 2
+    assert retention.stats.write_errors["no_space"] == 1
