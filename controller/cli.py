@@ -26,6 +26,7 @@ from controller.config import ENV_PREFIX, ControllerConfig, load_secret_key
 from controller.db.engine import create_engine, session_factory
 from controller.db.migrate import upgrade
 from controller.db.models import Role, SchoolLevel, UnitKind
+from controller.people import cli_import
 from controller.security.passwords import Passwords, generate_password
 from controller.units import UnitError, create_unit
 from controller.uplink.codes import CodeError, make_code
@@ -65,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     code = command("enrolment-code", "Make a one-time enrolment code for a school and print it once.")
     code.add_argument("--unit", type=int, required=True)
     code.add_argument("--json", action="store_true", help="print a JSON object")
+    cli_import.add_arguments(command("import", "Import a roster file (CSV or XLSX): check every row, then apply."))
     return parser
 
 
@@ -142,6 +144,13 @@ async def _migrate(session: AsyncSession, config: ControllerConfig, args: argpar
     return {"migrated": True}
 
 
+async def _import(session: AsyncSession, config: ControllerConfig, args: argparse.Namespace) -> dict[str, Any]:
+    try:
+        return await cli_import.run(session, args)
+    except cli_import.CommandFailed as exc:
+        raise CommandError(str(exc)) from None
+
+
 def _now() -> datetime:
     return SystemClock().now()
 
@@ -151,6 +160,7 @@ COMMANDS: dict[str, Command] = {
     "create-admin": _create_admin,
     "create-unit": _create_unit,
     "enrolment-code": _enrolment_code,
+    "import": _import,
 }
 
 
@@ -177,6 +187,8 @@ def _print(command: str, result: dict[str, Any], as_json: bool) -> None:
     elif command == "enrolment-code":
         print(f"enrolment code for unit {result['unit_id']} (shown once, expires {result['expires_at']}):")
         print(result["code"])
+    elif command == "import":
+        print(cli_import.describe(result))
     else:
         print("database is up to date")
 
@@ -203,4 +215,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"controller: {exc}", file=sys.stderr)
         return 1
     _print(args.command, result, getattr(args, "json", False))
-    return 0
+    return 1 if result.get("error_count") else 0

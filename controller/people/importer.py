@@ -99,6 +99,14 @@ class Report:
         if len(self.errors) < MAX_REPORTED_ERRORS:
             self.errors.append(RowError(row, message))
 
+    def count(self, action: str) -> None:
+        if action == "created":
+            self.created += 1
+        elif action == "updated":
+            self.updated += 1
+        else:
+            self.unchanged += 1
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind.value,
@@ -195,7 +203,7 @@ class _Units:
 @dataclass
 class _Plan:
     row: int
-    action: str  # create, update, unchanged
+    action: str  # created, updated, unchanged (the Report counter it adds to)
     apply: Callable[[], Any] | None = None
 
 
@@ -298,7 +306,7 @@ class _Run:
             def update() -> None:
                 unit.school_level, unit.time_zone = level, zone
 
-            return _Plan(row.number, "update", update)
+            return _Plan(row.number, "updated", update)
         placeholder = -row.number
         self.units.add(placeholder, name, kind)
         created = self.created_units
@@ -313,7 +321,7 @@ class _Run:
             await self.session.flush()
             created[placeholder] = unit.id
 
-        return _Plan(row.number, "create", create)
+        return _Plan(row.number, "created", create)
 
     # -- rooms --------------------------------------------------------------------------------------------
     def _check_rooms(self, row: Row) -> _Plan:
@@ -344,7 +352,7 @@ class _Run:
                  room.max_duration_minutes) = wanted  # fmt: skip
                 room.updated_at = self.now
 
-            return _Plan(row.number, "update", update)
+            return _Plan(row.number, "updated", update)
 
         def create() -> None:
             self.session.add(
@@ -355,7 +363,7 @@ class _Run:
                 )
             )  # fmt: skip
 
-        return _Plan(row.number, "create", create)
+        return _Plan(row.number, "created", create)
 
     # -- accounts (staff, guardians) ----------------------------------------------------------------------
     def _account(self, row: Row, role: Role, unit_id: int, full_name: str) -> tuple[str, _Plan | None]:
@@ -375,7 +383,7 @@ class _Run:
 
             placeholder = User(username=username, role=role, unit_id=unit_id, display_name=full_name)
             self.users[username] = placeholder
-            return username, _Plan(row.number, "create", create)
+            return username, _Plan(row.number, "created", create)
         if user.role is not role or (role is not Role.PARENT and user.unit_id != unit_id):
             raise BadRow(f"the username {username!r} belongs to another account ({user.role.value})")
         if full_name and user.display_name != full_name and user.id is not None:
@@ -383,7 +391,7 @@ class _Run:
             def rename() -> None:
                 user.display_name = full_name
 
-            return username, _Plan(row.number, "update", rename)
+            return username, _Plan(row.number, "updated", rename)
         return username, None
 
     def _check_staff(self, row: Row) -> _Plan:
@@ -418,7 +426,7 @@ class _Run:
             self.session.add(klass)
             self.classes[key] = klass
 
-        return _Plan(row.number, "create", create)
+        return _Plan(row.number, "created", create)
 
     # -- children -----------------------------------------------------------------------------------------
     def _check_children(self, row: Row) -> _Plan:
@@ -446,7 +454,7 @@ class _Run:
                 self.session.add(new)
                 return new
 
-            return _Plan(row.number, "create", create)
+            return _Plan(row.number, "created", create)
         class_id = klass.id if klass else None
         if (child.full_name, child.date_of_birth, child.class_id) == (full_name, born, class_id):
             return _Plan(row.number, "unchanged")
@@ -461,7 +469,7 @@ class _Run:
                     self.session.add(ClassPlacement(child_id=child.id, class_id=class_id, started_at=self.now))
                 child.class_id = class_id
 
-        return _Plan(row.number, "update", update)
+        return _Plan(row.number, "updated", update)
 
     # -- guardians ----------------------------------------------------------------------------------------
     def _check_guardians(self, row: Row) -> _Plan:
@@ -493,7 +501,7 @@ class _Run:
             else:
                 link.relationship, link.revoked_at = relationship, None
 
-        return _Plan(row.number, "create" if link is None else "update", apply)
+        return _Plan(row.number, "created" if link is None else "updated", apply)
 
     async def load_links(self) -> None:
         self.links: dict[tuple[int, int], Guardianship] = {}
@@ -554,7 +562,7 @@ async def run(
             report.add_error(row.number, str(exc))
             continue
         work.plans.append(plan)
-        setattr(report, plan.action, getattr(report, plan.action) + 1)
+        report.count(plan.action)
     if dry_run or report.error_count:
         if progress is not None:
             progress(total, total)

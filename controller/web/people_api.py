@@ -17,11 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from controller import state
 from controller.db.models import Role
-from controller.people import audit_view, importer, roster, tokens, users
+from controller.people import audit_view, importer, roster, tabular, tokens, users
 from controller.people.importer import Kind as ImportKind
 from controller.people.importer import RosterImportError
 from controller.people.roster import RosterError
-from controller.people.tabular import MAX_FILE_BYTES, TableError, read_table
+from controller.people.tabular import TableError, read_table
 from controller.people.users import Actor, UserAdminError
 from controller.security.access import ADMINS, TECHNICIANS, Kind, Policy, Routes, Scope, principal_of
 
@@ -439,8 +439,9 @@ async def my_children(request: web.Request) -> web.StreamResponse:
 
 
 # -- roster import --------------------------------------------------------------------------------------------
-async def read_limited(request: web.Request, limit: int = MAX_FILE_BYTES) -> bytes:
-    """The request body, refused past `limit` bytes (without reading the rest)."""
+async def read_limited(request: web.Request, limit: int | None = None) -> bytes:
+    """The request body, refused past `limit` bytes (default: the import's file limit) without reading on."""
+    limit = limit or tabular.MAX_FILE_BYTES
     if request.content_length is not None and request.content_length > limit:
         raise BadBody(f"the file is larger than {limit // (1024 * 1024)} MiB: split it")
     chunks: list[bytes] = []
