@@ -18,6 +18,7 @@ from agents.discovery.credentials import CredentialBook
 from agents.discovery.scanner import Scanner, ScanResult
 from agents.inventory import Inventory
 from agents.metrics import AgentMetrics
+from agents.recording.runtime import Recording
 from agents.uplink import Uplink
 from common.backoff import Backoff
 from common.clock import Clock, SystemClock
@@ -61,7 +62,8 @@ class Agent:
         self.last_pass_at: float | None = None
         self.health_port: int | None = None
         self.uplink: Uplink | None = None
-        self.metrics = AgentMetrics(clock=self._clock, version=VERSION)
+        self.recording = Recording(config, credentials, clock=self._clock)
+        self.metrics = AgentMetrics(recorder=self.recording.stats, clock=self._clock, version=VERSION)
         self.started = asyncio.Event()
 
     def stop(self) -> None:
@@ -80,19 +82,23 @@ class Agent:
         """Run until `stop()`; the scanner's session is closed on the way out."""
         runner: web.AppRunner | None = None
         try:
+            await self.recording.open()
             runner = await self._start_health()
             async with asyncio.TaskGroup() as tasks:
                 discovery = tasks.create_task(self._discovery_loop(), name="discovery")
                 uplink = self._start_uplink(tasks)
+                tasks.create_task(self.recording.run(self.inventory), name="recording")
                 self.started.set()
                 await self._stop.wait()
                 discovery.cancel()
                 if uplink is not None:
                     uplink.cancel()
+                self.recording.stop()
         finally:
             if runner is not None:
                 await runner.cleanup()
             await self._scanner.close()
+            await self.recording.close()
 
     async def run_pass(self) -> ScanResult:
         """One discovery pass, recorded in the inventory (changes go to the feed)."""
@@ -163,6 +169,7 @@ class Agent:
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/metrics", self.metrics.handle)
+        self.recording.add_routes(app)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         try:
