@@ -91,7 +91,7 @@ class AgentCollector(Collector):
         self,
         *,
         recorder: RecorderSource | None = None,
-        retention: Retention | None = None,
+        retention: Callable[[], Retention | None] | None = None,
         health: HealthSource | None = None,
         clock: Clock | None = None,
         version: str = "",
@@ -201,9 +201,10 @@ class AgentCollector(Collector):
         yield from (brightness, contrast, sharpness, change, *flags.values(), samples, errors, age)
 
     def _storage_families(self) -> Iterable[Metric]:
-        if self._retention is None:
+        retention = self._retention() if self._retention is not None else None
+        if retention is None:
             return
-        stats = self._retention.stats
+        stats = retention.stats
         p = f"{PREFIX}_recordings"
         yield GaugeMetricFamily(f"{p}_volume_size_bytes", "Size of the recordings volume", value=stats.total_bytes)
         yield GaugeMetricFamily(
@@ -214,7 +215,7 @@ class AgentCollector(Collector):
             f"{p}_floor_breached", "1 while free space is under the floor", value=1.0 if stats.floor_breached else 0.0
         )
         yield GaugeMetricFamily(f"{p}_bytes", "Bytes used by indexed recordings", value=stats.recordings_bytes)
-        oldest = self._retention.oldest_age_s()
+        oldest = retention.oldest_age_s()
         if oldest is not None:
             yield GaugeMetricFamily(f"{p}_oldest_age_seconds", "Age of the oldest recording kept", value=oldest)
         deleted = CounterMetricFamily(f"{p}_deleted_segments", "Segments deleted by retention", labels=["reason"])
@@ -252,20 +253,30 @@ class AgentMetrics:
         version: str = "",
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
-        self._retention = retention
+        self.recorder = recorder
+        self.retention = retention
+        self.health = health
+        """The sources, settable after construction (the agent opens the index, then makes its retention)."""
         self.registry.register(
-            AgentCollector(recorder=recorder, retention=retention, health=health, clock=clock, version=version)
+            AgentCollector(
+                recorder=lambda: self.recorder() if self.recorder is not None else {},
+                retention=lambda: self.retention,
+                health=lambda: self.health() if self.health is not None else {},
+                clock=clock,
+                version=version,
+            )
         )
         self._last_refresh = 0.0
 
     async def refresh(self) -> None:
         """Read the volume and the index now (at most once a second; bounded; the last figures on failure)."""
-        if self._retention is None or time.monotonic() - self._last_refresh < 1.0:
+        retention = self.retention
+        if retention is None or time.monotonic() - self._last_refresh < 1.0:
             return
         self._last_refresh = time.monotonic()
         try:
             async with asyncio.timeout(REFRESH_TIMEOUT_S):
-                await self._retention.refresh()
+                await retention.refresh()
         except Exception as exc:  # a scrape must answer: the last figures are better than none
             logger.warning("metrics: cannot read the recordings volume or index (%r); serving the last figures", exc)
 
