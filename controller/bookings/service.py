@@ -24,7 +24,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -249,30 +249,32 @@ class BookingService:
                 slots = _slots(draft, zones[rooms[0].unit_id])
                 _check_policies(rooms, slots, now, draft.attendees, zones)
                 await _refuse_clash(session, draft.room_ids, slots)
-                booking = Booking(
-                    title=draft.title,
-                    agenda=draft.agenda,
-                    mode=draft.mode,
-                    organizer_id=principal.user_id,
-                    host_room_id=draft.host_room_id,
-                    starts_at=draft.starts_at,
-                    ends_at=draft.ends_at,
-                    time_zone=zones[rooms[0].unit_id].key,
-                    rrule=_normalised_rule(draft.rule),
-                    exdates=sorted(day.isoformat() for day in draft.exdates),
-                    attendees=draft.attendees,
-                    created_at=now,
-                    updated_at=now,
-                )
-                session.add(booking)
-                await session.flush()
-                session.add_all(
-                    BookingRoom(booking_id=booking.id, room_id=room.id, is_host=index == 0)
-                    for index, room in enumerate(rooms)
+                # Core inserts (the ORM's bulk path): a create is on the write path of every booking, and on
+                # SQLite every writer waits for it.
+                values = {
+                    "title": draft.title,
+                    "agenda": draft.agenda,
+                    "mode": draft.mode,
+                    "organizer_id": principal.user_id,
+                    "host_room_id": draft.host_room_id,
+                    "starts_at": draft.starts_at,
+                    "ends_at": draft.ends_at,
+                    "time_zone": zones[rooms[0].unit_id].key,
+                    "rrule": _normalised_rule(draft.rule),
+                    "exdates": sorted(day.isoformat() for day in draft.exdates),
+                    "attendees": draft.attendees,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                booking_id = (await session.execute(insert(Booking).values(values).returning(Booking.id))).scalar_one()
+                booking = Booking(id=booking_id, cancelled_at=None, **values)
+                await session.execute(
+                    insert(BookingRoom),
+                    [{"booking_id": booking_id, "room_id": room.id, "is_host": i == 0} for i, room in enumerate(rooms)],
                 )
                 occurrences = [
                     Occurrence(
-                        booking_id=booking.id,
+                        booking_id=booking_id,
                         recurrence_id=slot.recurrence_id,
                         starts_at=slot.starts_at,
                         ends_at=slot.ends_at,
@@ -281,10 +283,36 @@ class BookingService:
                     )
                     for slot in slots
                 ]
-                session.add_all(occurrences)
-                await session.flush()
-                _occupy(session, booking.id, [room.id for room in rooms], occurrences)
-                await session.flush()
+                ids = await session.execute(
+                    insert(Occurrence).returning(Occurrence.id, sort_by_parameter_order=True),
+                    [
+                        {
+                            "booking_id": booking_id,
+                            "recurrence_id": o.recurrence_id,
+                            "starts_at": o.starts_at,
+                            "ends_at": o.ends_at,
+                            "cancelled": False,
+                            "detached": False,
+                        }
+                        for o in occurrences
+                    ],
+                )
+                for occurrence, occurrence_id in zip(occurrences, ids.scalars(), strict=True):
+                    occurrence.id = occurrence_id
+                await session.execute(
+                    insert(RoomOccupancy),
+                    [
+                        {
+                            "room_id": room.id,
+                            "occurrence_id": o.id,
+                            "booking_id": booking_id,
+                            "starts_at": o.starts_at,
+                            "ends_at": o.ends_at,
+                        }
+                        for o in occurrences
+                        for room in rooms
+                    ],
+                )
                 audit.record(
                     session,
                     at=now,
@@ -565,7 +593,10 @@ class BookingService:
         """
         if len(set(room_ids)) != len(room_ids):
             raise Invalid("a room appears twice in the booking (host and participants are distinct rooms)")
-        found = {room.id: room for room in (await session.execute(select(Room).where(Room.id.in_(room_ids)))).scalars()}
+        query = select(Room, Unit.time_zone).join(Unit, Unit.id == Room.unit_id).where(Room.id.in_(room_ids))
+        rows = (await session.execute(query)).all()
+        found = {room.id: room for room, _zone in rows}
+        zones = {room.unit_id: ZoneInfo(zone) for room, zone in rows}
         missing = [str(room_id) for room_id in room_ids if room_id not in found]
         if missing:
             raise Invalid(f"no such room: {', '.join(missing)}")
@@ -575,7 +606,7 @@ class BookingService:
         for room in rooms:
             if room.id not in held and not may_book(principal, tree, room.unit_id):
                 raise Forbidden(f"you may not book room {room.name!r} (room {room.id})")
-        return rooms, await _zones(session, rooms)
+        return rooms, zones
 
     async def _visible_rooms(
         self, session: AsyncSession, principal: Principal, room_ids: Sequence[int]
