@@ -16,9 +16,14 @@ from aiohttp import web
 from agents.config import AgentConfig
 from agents.discovery.credentials import CredentialBook
 from agents.discovery.scanner import Scanner, ScanResult
+from agents.health.monitor import ImageHealth
+from agents.health.routes import SnapshotRoutes
 from agents.inventory import Inventory
 from agents.metrics import AgentMetrics
 from agents.recording.runtime import Recording
+from agents.recording.token import load_or_create_token
+from agents.storage.retention import Retention
+from agents.storage.routes import HoldRoutes
 from agents.uplink import Uplink
 from common.backoff import Backoff
 from common.clock import Clock, SystemClock
@@ -27,6 +32,8 @@ from protocol.camera import CameraReport
 logger = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
+SNAPSHOT_DIR = "snapshots"
+"""Under the state directory: each camera's latest sampled keyframe as a JPEG."""
 
 
 class HealthPortError(OSError):
@@ -63,7 +70,13 @@ class Agent:
         self.health_port: int | None = None
         self.uplink: Uplink | None = None
         self.recording = Recording(config, credentials, clock=self._clock)
-        self.metrics = AgentMetrics(recorder=self.recording.stats, clock=self._clock, version=VERSION)
+        self.image_health = ImageHealth(config.health, config.state_dir / SNAPSHOT_DIR, clock=self._clock)
+        self.recording.on_keyframe = self.image_health.on_keyframe
+        self.retention: Retention | None = None
+        self._api_token: str | None = None
+        self.metrics = AgentMetrics(
+            recorder=self.recording.stats, health=self.image_health.figures, clock=self._clock, version=VERSION
+        )
         self.started = asyncio.Event()
 
     def stop(self) -> None:
@@ -83,14 +96,17 @@ class Agent:
         runner: web.AppRunner | None = None
         try:
             await self.recording.open()
+            retention = await self._start_retention()
             runner = await self._start_health()
             async with asyncio.TaskGroup() as tasks:
                 discovery = tasks.create_task(self._discovery_loop(), name="discovery")
                 uplink = self._start_uplink(tasks)
                 tasks.create_task(self.recording.run(self.inventory), name="recording")
+                retention_loop = tasks.create_task(retention.run(), name="retention")
                 self.started.set()
                 await self._stop.wait()
                 discovery.cancel()
+                retention_loop.cancel()
                 if uplink is not None:
                     uplink.cancel()
                 self.recording.stop()
@@ -99,6 +115,7 @@ class Agent:
                 await runner.cleanup()
             await self._scanner.close()
             await self.recording.close()
+            self.image_health.close()
 
     async def run_pass(self) -> ScanResult:
         """One discovery pass, recorded in the inventory (changes go to the feed)."""
@@ -165,11 +182,30 @@ class Agent:
         self.inventory.subscribe(uplink.publish)
         return tasks.create_task(uplink.run(), name="uplink")
 
+    async def _start_retention(self) -> Retention:
+        """Retention over the recordings root: its hooks go to the recorder, its figures to /metrics."""
+        index = self.recording.index
+        if index is None:
+            raise RuntimeError("open() the recording before starting retention")
+        await asyncio.to_thread(self.recording.root.mkdir, parents=True, exist_ok=True)
+        self._api_token = await asyncio.to_thread(
+            load_or_create_token, self.config.recording.token_file_for(self.config.state_dir)
+        )
+        retention = Retention(self.config.retention, self.recording.root, index, clock=self._clock)
+        self.recording.before_segment = retention.before_segment
+        self.recording.on_write_error = retention.on_write_error
+        self.retention = retention
+        self.metrics.retention = retention
+        return retention
+
     async def _start_health(self) -> web.AppRunner:
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/metrics", self.metrics.handle)
         self.recording.add_routes(app)
+        if self._api_token is not None and self.recording.index is not None:
+            HoldRoutes(self.recording.index, self._api_token).add_routes(app)
+            SnapshotRoutes(self.image_health, self._api_token).add_routes(app)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         try:

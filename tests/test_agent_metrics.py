@@ -8,7 +8,7 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -24,8 +24,10 @@ from agents.service import Agent
 from agents.storage.config import RetentionConfig
 from agents.storage.retention import Retention
 from common.clock import ManualClock
+from tests.agents.cameras import PASSWORD, running, spec
 from tests.agents.cameras import config as agent_config
 from tests.storage.fakes import FakeVolume, MemoryIndex
+from tests.waiting import eventually_true
 
 CAMERA_REF = "urn:uuid:5D6A2C1E-0F43-5B8E-9C55-3E0F3E7B9A10"
 CAMERA = "5d6a2c1e-0f43-5b8e-9c55-3e0f3e7b9a10"
@@ -217,3 +219,50 @@ async def test_the_running_agent_serves_metrics_on_its_health_port(tmp_path: Pat
         finally:
             agent.stop()
             await asyncio.wait_for(task, 10)
+
+
+async def test_a_recording_agent_exports_its_cameras_volume_and_image_health(tmp_path: Path) -> None:
+    cfg = agent_config(tmp_path, ["127.0.1.250"], networks=["127.0.1.248/29"])
+    async with running([spec("metrics-cam", "127.0.1.250")]) as (camera,), await Inventory.open(tmp_path) as inventory:
+        agent = Agent(cfg, CredentialBook.from_config(cfg), inventory)
+        task = asyncio.create_task(agent.run())
+        label = f'camera="{camera_label(camera.spec.endpoint_ref)}"'
+        try:
+            await asyncio.wait_for(agent.started.wait(), 10)
+            base = f"http://127.0.0.1:{agent.health_port}"
+            async with aiohttp.ClientSession() as http:
+
+                async def scrape() -> str:
+                    async with http.get(f"{base}/metrics") as r:
+                        return await r.text()
+
+                async def sampled() -> bool:
+                    text = await scrape()
+                    return f"ketnoi_agent_camera_up{{{label}}} 1.0" in text and (
+                        f"ketnoi_agent_camera_image_samples_total{{{label}}} 1.0" in text
+                    )
+
+                await eventually_true(sampled, timeout=30)
+                text = await scrape()
+                assert promtool_check_metrics(text) == ""
+                assert value(text, f"ketnoi_agent_camera_image_dark{{{label}}}") == 0
+                assert value(text, "ketnoi_agent_recordings_volume_free_bytes") > 0
+                assert PASSWORD not in text and "rtsp" not in text
+
+                token = (tmp_path / "api-token").read_text().strip()
+                auth = {"Authorization": f"Bearer {token}"}
+                camera_id = camera_label(camera.spec.endpoint_ref)
+                async with http.get(f"{base}/api/cameras/{camera_id}/snapshot") as r:
+                    assert r.status == 401
+                async with http.get(f"{base}/api/cameras/{camera_id}/snapshot", headers=auth) as r:
+                    assert r.status == 200 and (await r.read())[:2] == b"\xff\xd8"
+                window = {"start": "2020-01-01T00:00:00Z", "end": "2030-01-01T00:00:00Z"}
+                async with http.post(f"{base}/api/cameras/{camera_id}/holds", json=window, headers=auth) as r:
+                    assert r.status == 400  # longer than a year
+                now = datetime.now(UTC)
+                window = {"start": f"{now - timedelta(hours=1):%Y-%m-%dT%H:%M:%SZ}", "end": f"{now:%Y-%m-%dT%H:%M:%SZ}"}
+                async with http.post(f"{base}/api/cameras/{camera_id}/holds", json=window, headers=auth) as r:
+                    assert r.status == 200, await r.text()
+        finally:
+            agent.stop()
+            await asyncio.wait_for(task, 30)
