@@ -19,7 +19,6 @@ import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -30,19 +29,27 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common.clock import Clock
 from controller import audit
-from controller.bookings import availability
-from controller.bookings.conflicts import MAX_DURATION, Clash, find_clash, self_overlap
+from controller.bookings import availability, records
+from controller.bookings.conflicts import MAX_DURATION, find_clash, self_overlap
+from controller.bookings.drafts import (
+    BookingDetail,
+    BookingDraft,
+    Conflict,
+    Forbidden,
+    Invalid,
+    Listed,
+    NotFound,
+    RoomDraft,
+)
 from controller.bookings.models import (
-    BandwidthClass,
     Booking,
-    BookingMode,
     BookingRoom,
     Occurrence,
     Room,
     RoomOccupancy,
 )
-from controller.bookings.policies import PolicyError, check_duration, check_rooms, may_book, may_manage
-from controller.bookings.recurrence import RecurrenceError, Slot, expand, parse_rule
+from controller.bookings.policies import PolicyError, check_duration, may_book, may_manage
+from controller.bookings.recurrence import Slot
 from controller.db.models import Role, Unit
 from controller.security.sessions import Principal
 from controller.units import parents
@@ -52,78 +59,6 @@ logger = logging.getLogger(__name__)
 _TAKE_WRITE_LOCK = text("UPDATE rooms SET id = id WHERE 0 = 1")
 _EXCLUSION_VIOLATION = "23P01"
 MAX_LIST_SPAN = timedelta(days=62)
-
-
-class BookingError(Exception):
-    """A request the service refuses; `status` is the HTTP status the API answers with."""
-
-    status = 422
-
-
-class NotFound(BookingError):
-    status = 404
-
-
-class Forbidden(BookingError):
-    status = 403
-
-
-class Invalid(BookingError):
-    status = 422
-
-
-class Conflict(BookingError):
-    status = 409
-
-
-@dataclass(frozen=True)
-class RoomDraft:
-    name: str
-    capacity: int
-    equipment: tuple[str, ...] = ()
-    bandwidth_class: BandwidthClass = BandwidthClass.MEDIUM
-    booking_window_days: int = 90
-    max_duration_minutes: int = 240
-    active: bool = True
-
-
-@dataclass(frozen=True)
-class BookingDraft:
-    """A booking as asked for (validated at the edge); `rule` is an RRULE value, `exdates` local dates."""
-
-    title: str
-    mode: BookingMode
-    host_room_id: int
-    starts_at: datetime
-    ends_at: datetime
-    participant_room_ids: tuple[int, ...] = ()
-    agenda: str = ""
-    attendees: int | None = None
-    rule: str | None = None
-    exdates: tuple[date, ...] = ()
-
-    @property
-    def room_ids(self) -> tuple[int, ...]:
-        return (self.host_room_id, *self.participant_room_ids)
-
-
-@dataclass(frozen=True)
-class BookingDetail:
-    booking: Booking
-    rooms: list[Room]
-    """Host first, then the participant rooms."""
-    occurrences: list[Occurrence]
-    time_zones: dict[int, str] = field(default_factory=dict)
-    """Unit id -> time zone, for every room's unit."""
-
-
-@dataclass(frozen=True)
-class Listed:
-    """One room's use by one occurrence, for calendars and lists."""
-
-    room: Room
-    occurrence: Occurrence
-    booking: Booking
 
 
 def _is_overlap(exc: IntegrityError) -> bool:
@@ -210,7 +145,7 @@ class BookingService:
                     actor=principal.actor,
                     action="room.update",
                     target=f"room:{room.id}",
-                    details={name: _jsonable(value) for name, value in changes.items()},
+                    details={name: records.jsonable(value) for name, value in changes.items()},
                     address=address,
                 )
         except IntegrityError as exc:
@@ -246,9 +181,9 @@ class BookingService:
             nonlocal slots
             async with self._writing() as session:
                 rooms, zones = await self._bookable_rooms(session, principal, draft.room_ids, ())
-                slots = _slots(draft, zones[rooms[0].unit_id])
-                _check_policies(rooms, slots, now, draft.attendees, zones)
-                await _refuse_clash(session, draft.room_ids, slots)
+                slots = records.expand_draft(draft, zones[rooms[0].unit_id])
+                records.check_policies(rooms, slots, now, draft.attendees, zones)
+                await records.refuse_clash(session, draft.room_ids, slots)
                 # Core inserts (the ORM's bulk path): a create is on the write path of every booking, and on
                 # SQLite every writer waits for it.
                 values = {
@@ -260,7 +195,7 @@ class BookingService:
                     "starts_at": draft.starts_at,
                     "ends_at": draft.ends_at,
                     "time_zone": zones[rooms[0].unit_id].key,
-                    "rrule": _normalised_rule(draft.rule),
+                    "rrule": records.normalised_rule(draft.rule),
                     "exdates": sorted(day.isoformat() for day in draft.exdates),
                     "attendees": draft.attendees,
                     "created_at": now,
@@ -319,7 +254,7 @@ class BookingService:
                     actor=principal.actor,
                     action="booking.create",
                     target=f"booking:{booking.id}",
-                    details=_summary(draft, len(slots)),
+                    details=records.summary(draft, len(slots)),
                     address=address,
                 )
                 return BookingDetail(booking, rooms, occurrences, {k: v.key for k, v in zones.items()})
@@ -328,7 +263,7 @@ class BookingService:
 
     async def get(self, booking_id: int) -> BookingDetail:
         async with self._db() as session:
-            return await _detail(session, booking_id)
+            return await records.detail(session, booking_id)
 
     async def update_series(
         self, principal: Principal, booking_id: int, changes: Mapping[str, Any], address: str | None = None
@@ -342,11 +277,11 @@ class BookingService:
             nonlocal slots, room_ids
             async with self._writing() as session:
                 booking, current_rooms = await self._modifiable(session, principal, booking_id)
-                draft = dataclasses.replace(_draft_of(booking, current_rooms), **changes)
+                draft = dataclasses.replace(records.draft_of(booking, current_rooms), **changes)
                 room_ids = draft.room_ids
                 rooms, zones = await self._bookable_rooms(session, principal, room_ids, current_rooms)
                 zone = zones[rooms[0].unit_id]
-                expanded = _slots(draft, zone)
+                expanded = records.expand_draft(draft, zone)
                 existing = list(
                     (await session.execute(select(Occurrence).where(Occurrence.booking_id == booking_id))).scalars()
                 )
@@ -373,12 +308,12 @@ class BookingService:
                     final.append(row)
                 live = [o for o in final if not o.cancelled]
                 slots = [Slot(o.recurrence_id, o.starts_at, o.ends_at) for o in live]
-                _check_policies(rooms, slots, now, draft.attendees, zones)
+                records.check_policies(rooms, slots, now, draft.attendees, zones)
                 kept = [Slot(o.recurrence_id, o.starts_at, o.ends_at) for o in past if not o.cancelled]
                 overlap = self_overlap([*kept, *slots])
                 if overlap is not None:
                     raise Invalid("two occurrences of this series would overlap each other")
-                await _refuse_clash(session, room_ids, slots, ignore_booking=booking_id)
+                await records.refuse_clash(session, room_ids, slots, ignore_booking=booking_id)
                 # Replace the upcoming occupancy: delete it, then add the new rows (the exclusion constraint
                 # sees the old rows gone before the new ones arrive).
                 future_ids = [o.id for o in existing if o.starts_at >= now]
@@ -387,8 +322,8 @@ class BookingService:
                 for stale in upcoming.values():
                     await session.delete(stale)
                 await session.flush()
-                _occupy(session, booking_id, [room.id for room in rooms], live)
-                _apply(booking, draft, zone, now)
+                records.occupy(session, booking_id, [room.id for room in rooms], live)
+                records.apply(booking, draft, zone, now)
                 await session.execute(delete(BookingRoom).where(BookingRoom.booking_id == booking_id))
                 session.add_all(
                     BookingRoom(booking_id=booking_id, room_id=room.id, is_host=index == 0)
@@ -401,10 +336,10 @@ class BookingService:
                     actor=principal.actor,
                     action="booking.update",
                     target=f"booking:{booking_id}",
-                    details={"changed": sorted(changes), **_summary(draft, len(slots))},
+                    details={"changed": sorted(changes), **records.summary(draft, len(slots))},
                     address=address,
                 )
-                return await _detail(session, booking_id)
+                return await records.detail(session, booking_id)
 
         return await self._raced(attempt, lambda: room_ids, lambda: slots, ignore_booking=booking_id)
 
@@ -435,9 +370,9 @@ class BookingService:
                     raise Conflict("this occurrence has started already and cannot be moved")
                 slot = Slot(occurrence.recurrence_id, starts_at, ends_at)
                 room_ids = tuple(room.id for room in rooms)
-                zones = await _zones(session, rooms)
-                _check_policies(rooms, [slot], now, booking.attendees, zones)
-                await _refuse_clash(session, room_ids, [slot], ignore_occurrence=occurrence_id)
+                zones = await records.zones_of(session, rooms)
+                records.check_policies(rooms, [slot], now, booking.attendees, zones)
+                await records.refuse_clash(session, room_ids, [slot], ignore_occurrence=occurrence_id)
                 before = (occurrence.starts_at, occurrence.ends_at)
                 occurrence.starts_at, occurrence.ends_at, occurrence.detached = starts_at, ends_at, True
                 await session.execute(
@@ -460,7 +395,7 @@ class BookingService:
                     address=address,
                 )
                 await session.flush()
-                return await _detail(session, booking_id)
+                return await records.detail(session, booking_id)
 
         return await self._raced(attempt, lambda: room_ids, lambda: [slot], ignore_occurrence=occurrence_id)
 
@@ -485,7 +420,7 @@ class BookingService:
                 address=address,
             )
             await session.flush()
-            return await _detail(session, booking_id)
+            return await records.detail(session, booking_id)
 
     async def cancel_series(self, principal: Principal, booking_id: int, address: str | None = None) -> BookingDetail:
         """Cancel the booking: its occurrences from now on are cancelled and free their rooms."""
@@ -511,7 +446,7 @@ class BookingService:
                 address=address,
             )
             await session.flush()
-            return await _detail(session, booking_id)
+            return await records.detail(session, booking_id)
 
     async def occurrences(self, room_ids: Sequence[int], start: datetime, end: datetime) -> list[Listed]:
         """Live occurrences using any of the rooms and overlapping [start, end), by start."""
@@ -619,7 +554,7 @@ class BookingService:
         booking = await session.get(Booking, booking_id)
         if booking is None:
             raise NotFound("no such booking")
-        rooms = await _rooms_of(session, booking_id)
+        rooms = await records.rooms_of_booking(session, booking_id)
         if booking.cancelled_at is not None:
             raise Conflict("this booking is cancelled")
         if principal.role in (Role.ADMIN, Role.DEPARTMENT_BOOKER) or principal.user_id == booking.organizer_id:
@@ -637,129 +572,3 @@ class BookingService:
         if occurrence.cancelled:
             raise Conflict("this occurrence is cancelled")
         return occurrence
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, tuple | list):
-        return list(value)
-    return value
-
-
-def _normalised_rule(rule: str | None) -> str | None:
-    return None if rule is None else parse_rule(rule).text()
-
-
-def _slots(draft: BookingDraft, zone: ZoneInfo) -> list[Slot]:
-    try:
-        check_duration(draft.starts_at, draft.ends_at)
-        rule = None if draft.rule is None else parse_rule(draft.rule)
-        return expand(draft.starts_at, draft.ends_at, zone, rule, frozenset(draft.exdates))
-    except (PolicyError, RecurrenceError) as exc:
-        raise Invalid(str(exc)) from exc
-
-
-def _check_policies(
-    rooms: Sequence[Room], slots: Sequence[Slot], now: datetime, attendees: int | None, zones: dict[int, ZoneInfo]
-) -> None:
-    try:
-        check_rooms(rooms, slots, now=now, attendees=attendees, zones=zones)
-    except PolicyError as exc:
-        raise Invalid(str(exc)) from exc
-
-
-async def _refuse_clash(
-    session: AsyncSession,
-    room_ids: Sequence[int],
-    slots: Sequence[Slot],
-    *,
-    ignore_booking: int | None = None,
-    ignore_occurrence: int | None = None,
-) -> None:
-    clash: Clash | None = await find_clash(
-        session, room_ids, slots, ignore_booking=ignore_booking, ignore_occurrence=ignore_occurrence
-    )
-    if clash is not None:
-        raise Conflict(clash.message())
-
-
-def _occupy(session: AsyncSession, booking_id: int, room_ids: Sequence[int], occurrences: Sequence[Occurrence]) -> None:
-    session.add_all(
-        RoomOccupancy(
-            room_id=room_id,
-            occurrence_id=occurrence.id,
-            booking_id=booking_id,
-            starts_at=occurrence.starts_at,
-            ends_at=occurrence.ends_at,
-        )
-        for occurrence in occurrences
-        if not occurrence.cancelled
-        for room_id in room_ids
-    )
-
-
-async def _zones(session: AsyncSession, rooms: Sequence[Room]) -> dict[int, ZoneInfo]:
-    unit_ids = {room.unit_id for room in rooms}
-    rows = await session.execute(select(Unit.id, Unit.time_zone).where(Unit.id.in_(unit_ids)))
-    return {unit_id: ZoneInfo(zone) for unit_id, zone in rows.all()}
-
-
-async def _rooms_of(session: AsyncSession, booking_id: int) -> list[Room]:
-    query = (
-        select(Room)
-        .join(BookingRoom, BookingRoom.room_id == Room.id)
-        .where(BookingRoom.booking_id == booking_id)
-        .order_by(BookingRoom.is_host.desc(), Room.id)
-    )
-    return list((await session.execute(query)).scalars())
-
-
-async def _detail(session: AsyncSession, booking_id: int) -> BookingDetail:
-    booking = await session.get(Booking, booking_id)
-    if booking is None:
-        raise NotFound("no such booking")
-    rooms = await _rooms_of(session, booking_id)
-    query = select(Occurrence).where(Occurrence.booking_id == booking_id).order_by(Occurrence.recurrence_id)
-    occurrences = list((await session.execute(query)).scalars())
-    zones = await _zones(session, rooms)
-    return BookingDetail(booking, rooms, occurrences, {k: v.key for k, v in zones.items()})
-
-
-def _draft_of(booking: Booking, rooms: Sequence[Room]) -> BookingDraft:
-    return BookingDraft(
-        title=booking.title,
-        mode=booking.mode,
-        host_room_id=booking.host_room_id,
-        participant_room_ids=tuple(room.id for room in rooms if room.id != booking.host_room_id),
-        starts_at=booking.starts_at,
-        ends_at=booking.ends_at,
-        agenda=booking.agenda,
-        attendees=booking.attendees,
-        rule=booking.rrule,
-        exdates=tuple(date.fromisoformat(day) for day in booking.exdates),
-    )
-
-
-def _apply(booking: Booking, draft: BookingDraft, zone: ZoneInfo, now: datetime) -> None:
-    booking.title = draft.title
-    booking.agenda = draft.agenda
-    booking.mode = draft.mode
-    booking.host_room_id = draft.host_room_id
-    booking.starts_at = draft.starts_at
-    booking.ends_at = draft.ends_at
-    booking.time_zone = zone.key
-    booking.rrule = _normalised_rule(draft.rule)
-    booking.exdates = sorted(day.isoformat() for day in draft.exdates)
-    booking.attendees = draft.attendees
-    booking.updated_at = now
-
-
-def _summary(draft: BookingDraft, occurrences: int) -> dict[str, Any]:
-    return {
-        "title": draft.title,
-        "mode": draft.mode.value,
-        "rooms": list(draft.room_ids),
-        "start": draft.starts_at.isoformat(),
-        "end": draft.ends_at.isoformat(),
-        "rule": draft.rule,
-        "occurrences": occurrences,
-    }

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from controller import state
 from controller.bookings.availability import Hours
+from controller.bookings.drafts import BookingDetail, BookingDraft, BookingError, Listed, RoomDraft
 from controller.bookings.models import Occurrence, Room
 from controller.bookings.policies import BOOKERS, ROOM_MANAGERS
 from controller.bookings.schemas import (
@@ -31,7 +32,7 @@ from controller.bookings.schemas import (
     RoomPatch,
     RoomPolicyIn,
 )
-from controller.bookings.service import BookingDetail, BookingDraft, BookingError, BookingService, Listed, RoomDraft
+from controller.bookings.service import BookingService
 from controller.security.access import Kind, Policy, Routes, Scope, principal_of
 
 logger = logging.getLogger(__name__)

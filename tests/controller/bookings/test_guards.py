@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from common.clock import ManualClock
 from controller import accounts
+from controller.bookings.drafts import BookingDraft, Conflict, RoomDraft
 from controller.bookings.models import Booking, BookingMode, Occurrence, RoomOccupancy
-from controller.bookings.service import BookingDraft, BookingService, Conflict, RoomDraft
+from controller.bookings.service import BookingService
 from controller.db.engine import create_engine, session_factory
 from controller.db.migrate import upgrade
 from controller.db.models import Role, UnitKind
