@@ -191,12 +191,23 @@ class SegmentIndex:
         bytes: int,
         *,
         complete: bool = True,
+        start: datetime | None = None,
     ) -> bool:
-        """Record a segment's end, media duration and size (complete: its file is closed). False if unknown."""
-        _, count = await self._write(
-            "UPDATE segments SET end_us = MAX(start_us, ?), duration_s = ?, bytes = ?, complete = ? WHERE id = ?",
-            (to_us(end), float(duration_s), int(bytes), int(complete), segment_id),
-        )
+        """Record a segment's end, media duration and size (complete: its file is closed), and its start if it
+        was refined. False if there is no such segment."""
+        if start is None:
+            _, count = await self._write(
+                "UPDATE segments SET end_us = MAX(start_us, ?), duration_s = ?, bytes = ?, complete = ? WHERE id = ?",
+                (to_us(end), float(duration_s), int(bytes), int(complete), segment_id),
+            )
+        else:
+            start_us, end_us = to_us(start), to_us(end)
+            if end_us < start_us:
+                raise IndexValueError("a segment cannot end before it starts")
+            _, count = await self._write(
+                "UPDATE segments SET start_us = ?, end_us = ?, duration_s = ?, bytes = ?, complete = ? WHERE id = ?",
+                (start_us, end_us, float(duration_s), int(bytes), int(complete), segment_id),
+            )
         return count > 0
 
     async def get(self, segment_id: int) -> Segment | None:

@@ -9,6 +9,7 @@ thread, file descriptor or task outlives the recorder.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import threading
@@ -55,6 +56,8 @@ class Recorder:
         self.camera = target.camera
         self.stats = RecorderStats(camera=target.camera)
         self.last_end: SessionEnd | None = None
+        self.history: collections.deque[SessionEnd] = collections.deque(maxlen=1000)
+        """How the latest sessions ended, oldest first."""
         self.sessions = 0
         self.session_ended = asyncio.Event()
         """Set after each session (tests wait on it)."""
@@ -93,6 +96,7 @@ class Recorder:
                 end = await self._session(ctx)
                 pending = ctx.pending_gap
                 self.last_end = end
+                self.history.append(end)
                 self.sessions += 1
                 self.session_ended.set()
                 if end.segments:

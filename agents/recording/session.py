@@ -106,6 +106,8 @@ class SessionEnd:
     detail: str
     packets: int
     segments: int
+    ended_monotonic: float = 0.0
+    last_packet_monotonic: float | None = None
 
 
 @dataclass
@@ -196,7 +198,7 @@ class Session:
             stream = container.streams.video[0]
             time_base: Fraction = stream.time_base or Fraction(1, 90_000)
             continuity = Continuity(time_base)
-            ctx.timeline.connect(time_base)
+            ctx.timeline.connect(time_base, ctx.clock.now(), time.monotonic())
             if ctx.stop.is_set():
                 raise SessionStopped
             for packet in container.demux(stream):
@@ -234,8 +236,6 @@ class Session:
         dts = continuity.next(int(packet.dts), int(packet.duration or 0) or None)
         pts = dts + max(0, int(packet.pts if packet.pts is not None else packet.dts) - int(packet.dts))
         mono = time.monotonic()
-        if not ctx.timeline.anchored:
-            ctx.timeline.wall(dts, ctx.clock.now(), mono)  # anchored at the connection's first packet
         key = bool(packet.is_keyframe)
         current = self._open
         if key:
@@ -255,9 +255,8 @@ class Session:
             current.writer.write(packet, dts, pts)
         except WRITE_ERRORS as exc:
             raise WriteFailed(exc) from exc
-        end = current.end
-        ctx.timeline.written(end)
-        ctx.stats.written_end_wall = end.timestamp()
+        ctx.timeline.observe(dts, mono)
+        ctx.stats.written_end_wall = current.end.timestamp()
         if ctx.stats.state is not RecorderState.RECORDING:
             ctx.stats.state = RecorderState.RECORDING
         if key and ctx.on_keyframe is not None:
@@ -268,20 +267,12 @@ class Session:
 
     def _start_segment(self, dts: int, mono: float, stream: Any) -> None:
         ctx = self.ctx
-        ctx.timeline.check_drift(dts, mono)
-        start = ctx.timeline.wall(dts, ctx.clock.now(), mono)
+        start = ctx.timeline.begin_segment(dts, mono)
         if ctx.before_segment is not None:
             hook = ctx.before_segment
             ctx.bridge.call(lambda: hook(ctx.camera))
         relative = segment_path(ctx.camera, start)
         row = ctx.bridge.call(lambda: ctx.index.add_segment(ctx.camera, relative, start))
-        gap = ctx.pending_gap
-        if gap is not None and start > gap.start:
-            ctx.bridge.call(lambda: ctx.index.add_gap(ctx.camera, gap.start, start, gap.reason))
-            ctx.stats.gaps_total += 1
-            ctx.stats.gap_seconds_total += (start - gap.start).total_seconds()
-            logger.info("%s: gap of %.1f s (%s) recorded", ctx.camera, (start - gap.start).total_seconds(), gap.reason)
-        ctx.pending_gap = None
         try:
             writer = SegmentWriter(
                 ctx.root / relative, stream, fragment_s=ctx.settings.fragment_s, fsync=ctx.settings.fsync
@@ -304,12 +295,27 @@ class Session:
         except WRITE_ERRORS as exc:
             self._open = current
             raise WriteFailed(exc) from exc
-        end = current.end
+        duration = current.writer.duration_s
+        start, end, hole = ctx.timeline.finish_segment(duration)
         ctx.bridge.call(
-            lambda: ctx.index.finish_segment(current.segment_id, end, current.writer.duration_s, size, complete=True)
+            lambda: ctx.index.finish_segment(current.segment_id, end, duration, size, complete=True, start=start)
         )
         self._segments += 1
         ctx.stats.segments_total += 1
+        gap = ctx.pending_gap
+        if gap is None and hole:
+            gap = PendingGap(start - hole, "clock_drift")
+        ctx.pending_gap = None
+        if gap is not None and start > gap.start:
+            self._add_gap(gap.start, start, gap.reason)
+
+    def _add_gap(self, start: datetime, end: datetime, reason: str) -> None:
+        ctx = self.ctx
+        ctx.bridge.call(lambda: ctx.index.add_gap(ctx.camera, start, end, reason))
+        seconds = (end - start).total_seconds()
+        ctx.stats.gaps_total += 1
+        ctx.stats.gap_seconds_total += seconds
+        logger.info("%s: gap of %.1f s (%s) recorded", ctx.camera, seconds, reason)
 
     def _end(self, reason: str, detail: str) -> SessionEnd:
         """Close the open segment (if any) and report how the session ended."""
@@ -320,7 +326,9 @@ class Session:
             return self._write_failed(exc.cause)
         if ctx.timeline.last_end is not None and ctx.pending_gap is None:
             ctx.pending_gap = PendingGap(ctx.timeline.last_end, reason)
-        return SessionEnd(reason, detail, self._packets, self._segments)
+        return SessionEnd(
+            reason, detail, self._packets, self._segments, time.monotonic(), ctx.stats.last_packet_monotonic
+        )
 
     def _write_failed(self, exc: BaseException) -> SessionEnd:
         """A write failed: keep what is on disk (cut to its last whole fragment), tell the disk policy, end."""
@@ -338,7 +346,7 @@ class Session:
                 ctx.bridge.call(lambda: hook(ctx.camera, exc))
             except Exception:
                 logger.exception("%s: the write-error hook failed", ctx.camera)
-        return SessionEnd("write_error", redact(str(exc)), self._packets, self._segments)
+        return SessionEnd("write_error", redact(str(exc)), self._packets, self._segments, time.monotonic(), None)
 
     def _salvage(self, current: _Open) -> None:
         ctx = self.ctx
@@ -354,6 +362,10 @@ class Session:
             return
         end = current.start + timedelta(seconds=found.duration_s)
         ctx.bridge.call(lambda: ctx.index.finish_segment(current.segment_id, end, found.duration_s, kept))
+        ctx.timeline.written(end)
+        gap, ctx.pending_gap = ctx.pending_gap, None
+        if gap is not None and current.start > gap.start:
+            self._add_gap(gap.start, current.start, gap.reason)
 
     def _count(self, packet: Any) -> None:
         stats = self.ctx.stats

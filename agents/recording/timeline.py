@@ -5,11 +5,15 @@ Two corrections, both per camera:
 - `Continuity` (per connection) turns the camera's decode timestamps into a strictly increasing series: a
   timestamp that goes backwards or jumps forward by more than `jump_s` (a camera clock step, an RTP timestamp
   reset) continues one frame after the previous one instead, so the file never holds a jump.
-- `Timeline` (per camera, across connections and agent restarts) maps stream time to wall time. It anchors at
-  the agent's wall clock when a connection's first packet arrives, but never before the end of what was
-  already recorded (so a clock stepped back cannot make segments overlap), and re-anchors on the agent's
-  monotonic clock when stream time and monotonic time part by more than `max_drift_s` (a camera whose clock
-  runs fast or slow).
+- `Timeline` (per camera, across connections and agent restarts) gives each segment its wall times. A
+  connection reads the agent's wall clock once, at its start, and measures everything after on the monotonic
+  clock (a clock step during a connection changes nothing). A segment's start is the earliest moment that
+  agrees with every packet of it: min over its packets of (arrival - offset in the segment), since no packet
+  arrives before it was captured; this discounts the burst of buffered frames a camera sends after PLAY. The
+  end is the start plus the media duration. A segment never starts before the previous one ended (a clock
+  stepped back, or frames sent again after a reconnect, cannot make segments overlap), and within one
+  connection a segment that would start less than `max_drift_s` after the previous end starts right at it
+  (network jitter is not a gap); a camera clock running slow by more than that shows as a `clock_drift` gap.
 """
 
 from __future__ import annotations
@@ -53,58 +57,70 @@ class Continuity:
 
 @dataclass
 class Anchor:
+    """Wall time at a connection's start and the monotonic time it was read at."""
+
     wall: datetime
-    dts: int
     monotonic: float
 
 
 class Timeline:
-    """Wall times of one camera's media, never going backwards; see the module docstring."""
+    """Wall times of one camera's segments, never going backwards; see the module docstring."""
 
     def __init__(self, last_end: datetime | None = None, *, max_drift_s: float = 1.0) -> None:
         self.last_end = last_end
         self.max_drift_s = max_drift_s
-        self.reanchors = 0
+        self.drift_gaps = 0
         self._anchor: Anchor | None = None
-        self._time_base = Fraction(1, 90_000)
+        self._time_base = 1 / 90_000
+        self._segment_first: int | None = None
+        self._segment_origin = float("inf")
+        self._segments_in_connection = 0
 
-    def connect(self, time_base: Fraction) -> None:
-        """A new connection: the next packet anchors the timeline afresh."""
-        self._anchor = None
-        self._time_base = time_base
+    def connect(self, time_base: Fraction, now: datetime, monotonic: float) -> None:
+        """A new connection, read at `now` (wall) / `monotonic`."""
+        self._anchor = Anchor(now, monotonic)
+        self._time_base = float(time_base)
+        self._segment_first = None
+        self._segments_in_connection = 0
 
-    @property
-    def anchored(self) -> bool:
-        return self._anchor is not None
+    def _wall(self, monotonic: float) -> datetime:
+        assert self._anchor is not None
+        return self._anchor.wall + timedelta(seconds=monotonic - self._anchor.monotonic)
 
-    def wall(self, dts: int, now: datetime, monotonic: float) -> datetime:
-        """The wall time of the packet with (corrected) timestamp `dts`, received at `now` / `monotonic`."""
-        if self._anchor is None:
-            self._anchor = Anchor(self._not_before(now), dts, monotonic)
-            return self._anchor.wall
-        return self._at(self._anchor, dts)
+    def begin_segment(self, dts: int, monotonic: float) -> datetime:
+        """A segment starts with the packet `dts` that arrived at `monotonic`; its provisional start."""
+        self._segment_first = dts
+        self._segment_origin = monotonic
+        return self._not_before(self._wall(monotonic))
 
-    def check_drift(self, dts: int, monotonic: float) -> bool:
-        """At a segment boundary: re-anchor if stream time and monotonic time have parted; True if it did."""
-        anchor = self._anchor
-        if anchor is None:
-            return False
-        stream_s = float((dts - anchor.dts) * self._time_base)
-        elapsed_s = monotonic - anchor.monotonic
-        if abs(stream_s - elapsed_s) <= self.max_drift_s:
-            return False
-        wall = self._not_before(anchor.wall + timedelta(seconds=elapsed_s))
-        self._anchor = Anchor(wall, dts, monotonic)
-        self.reanchors += 1
-        return True
+    def observe(self, dts: int, monotonic: float) -> None:
+        """A packet of the open segment arrived at `monotonic`."""
+        if self._segment_first is not None:
+            origin = monotonic - (dts - self._segment_first) * self._time_base
+            if origin < self._segment_origin:
+                self._segment_origin = origin
+
+    def finish_segment(self, duration_s: float) -> tuple[datetime, datetime, timedelta]:
+        """The open segment's final (start, end), and the unexplained hole before it within this connection."""
+        estimate = self._wall(self._segment_origin)
+        start = self._not_before(estimate)
+        hole = timedelta(0)
+        if self.last_end is not None and self._segments_in_connection and start > self.last_end:
+            if start - self.last_end < timedelta(seconds=self.max_drift_s):
+                start = self.last_end
+            else:
+                hole = start - self.last_end
+                self.drift_gaps += 1
+        end = start + timedelta(seconds=duration_s)
+        self._segments_in_connection += 1
+        self._segment_first = None
+        self.written(end)
+        return start, end, hole
 
     def written(self, end: datetime) -> None:
         """Media up to `end` is on disk: nothing later may start before it."""
         if self.last_end is None or end > self.last_end:
             self.last_end = end
-
-    def _at(self, anchor: Anchor, dts: int) -> datetime:
-        return anchor.wall + timedelta(seconds=float((dts - anchor.dts) * self._time_base))
 
     def _not_before(self, when: datetime) -> datetime:
         if self.last_end is not None and when < self.last_end:

@@ -13,11 +13,12 @@ from typing import Any
 
 from agents.discovery.credentials import Login
 from agents.recording.config import RecordingConfig
-from agents.recording.index import DB_FILE, SegmentIndex
-from agents.recording.supervisor import RecordingSupervisor
+from agents.recording.index import DB_FILE, Segment, SegmentIndex
+from agents.recording.supervisor import LoginFor, RecordingSupervisor
 from protocol.camera import CameraReport, CameraState, StreamProfile
 from simulator.camera import SimulatedCamera
 from tests.agents.cameras import PASSWORD
+from tests.waiting import eventually_true
 
 FFPROBE = "/usr/bin/ffprobe"
 
@@ -64,12 +65,12 @@ def recording_config(**overrides: Any) -> RecordingConfig:
 
 @contextlib.asynccontextmanager
 async def supervising(
-    state_dir: Path, config: RecordingConfig | None = None, **hooks: Any
+    state_dir: Path, config: RecordingConfig | None = None, *, login: LoginFor = login_for, **hooks: Any
 ) -> AsyncIterator[RecordingSupervisor]:
     """A running supervisor over `state_dir` (index and recordings); stopped and closed on the way out."""
     config = config or recording_config()
     index = await SegmentIndex.open(state_dir / DB_FILE)
-    supervisor = RecordingSupervisor(config, config.root_for(state_dir), index, login_for, **hooks)
+    supervisor = RecordingSupervisor(config, config.root_for(state_dir), index, login, **hooks)
     task = asyncio.create_task(supervisor.run())
     try:
         await asyncio.wait_for(supervisor.started.wait(), 10)
@@ -115,3 +116,28 @@ def decodes(path: Path) -> int:
             for _ in packet.decode():
                 frames += 1
     return frames
+
+
+async def complete_segments(index: SegmentIndex, camera: str) -> list[Segment]:
+    return [s for s in await index.all_segments(camera) if s.complete]
+
+
+async def wait_segments(supervisor: RecordingSupervisor, camera: str, count: int, timeout: float = 30.0) -> None:  # noqa: ASYNC109
+    async def enough() -> bool:
+        return len(await complete_segments(supervisor.index, camera)) >= count
+
+    await eventually_true(enough, timeout=timeout, interval=0.1)
+
+
+def check_segment(root: Path, segment: Segment) -> float:
+    """A segment's file starts on a keyframe, decodes, agrees with its row; its duration per ffprobe."""
+    path = root / segment.path
+    probed = ffprobe(path)
+    packets = probed["packets"]
+    assert packets, segment
+    assert packets[0]["flags"].startswith("K"), segment
+    assert decodes(path) == len(packets), segment
+    assert segment.bytes == path.stat().st_size, segment
+    duration = float(probed["format"]["duration"])
+    assert abs(duration - segment.duration_s) < 0.05, (duration, segment)
+    return duration
