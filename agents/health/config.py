@@ -1,9 +1,10 @@
 """Image health settings: the `[health]` table of the agent's configuration.
 
-The defaults are calibrated on the simulator's moving pattern (tests/health/test_analysis.py prints the figures):
-its keyframes measure a brightness ratio near 0.5, a sharpness (variance of the Laplacian at 640 pixels wide) of
-400-520 and a change of about 0.27 between samples; a 15x15 Gaussian blur of them measures about 22, a black or
-uniform frame 0 for everything, the same frame again exactly 0 change.
+The defaults are calibrated on the simulator's moving pattern (tests/health/test_analysis.py prints the figures),
+measured on the decoded keyframe's luma plane as it is (limited range, 16-235): its keyframes measure a brightness
+ratio near 0.5, a contrast near 0.16, a sharpness (variance of the Laplacian at 640 pixels wide) of 330-375 and a
+change of about 0.23 between samples; a 15x15 Gaussian blur of them measures about 17, a black or uniform frame
+0 contrast and sharpness, the same frame again exactly 0 change.
 """
 
 from __future__ import annotations
@@ -39,3 +40,6 @@ class HealthConfig(BaseModel):
         default=3, ge=1, le=100, description="frozen: this many successive samples without change"
     )
     snapshot_quality: int = Field(default=80, ge=10, le=100, description="JPEG quality of the per-camera snapshot")
+    snapshot_interval_s: float = Field(
+        default=60.0, ge=0, le=86_400, description="seconds between snapshot updates (from the samples taken)"
+    )

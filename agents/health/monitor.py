@@ -39,6 +39,7 @@ EARLY_TOLERANCE_S = 0.5
 sample to the next keyframe (with a 2 s GOP and a 10 s interval, samples stay 10 s apart, not 12)."""
 _SAFE_NAME = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.:-]{0,127}")
 _DECODE_ERRORS: tuple[type[Exception], ...] = (av.error.FFmpegError, ValueError)
+_PLANAR_YUV = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21"})
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class ImageFigures:
 class _Camera:
     figures: ImageFigures = field(default_factory=ImageFigures)
     last_due: float | None = None
+    snapshot_at: float | None = None
     busy: bool = False
     thumb: Grey | None = None
     changes: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=100))
@@ -139,8 +141,7 @@ class ImageHealth:
     def _sample(self, camera: str, codec: str, extradata: bytes, data: bytes) -> None:
         try:
             frame = decode_keyframe(codec, extradata, data)
-            grey = np.asarray(frame.to_ndarray(format="gray"), dtype=np.uint8)
-            measures = measure(grey, self.config.analysis_width)
+            measures = measure(luma(frame), self.config.analysis_width)
         except _DECODE_ERRORS as exc:
             logger.debug("%s: keyframe sample not decodable: %s", camera, exc)
             with self._lock:
@@ -154,7 +155,7 @@ class ImageHealth:
                 self._cameras[camera].busy = False
             return
         try:
-            if self.snapshot_dir is not None:
+            if self.snapshot_dir is not None and self._snapshot_due(camera):
                 self._write_snapshot(camera, frame)
         except Exception:
             logger.exception("%s: cannot keep the snapshot", camera)
@@ -193,6 +194,16 @@ class ImageHealth:
             if getattr(verdict, name) != getattr(old, name):
                 logger.info("%s: image %s %s", camera, "now" if getattr(verdict, name) else "no longer", name)
 
+    def _snapshot_due(self, camera: str) -> bool:
+        """The first sample, then one every `snapshot_interval_s` (the JPEG costs as much as the measures)."""
+        now = self._clock.monotonic()
+        with self._lock:
+            state = self._cameras[camera]
+            if state.snapshot_at is not None and now - state.snapshot_at < self.config.snapshot_interval_s:
+                return False
+            state.snapshot_at = now
+            return True
+
     def _write_snapshot(self, camera: str, frame: av.VideoFrame) -> None:
         path = self.snapshot_path(camera)
         assert path is not None
@@ -201,6 +212,15 @@ class ImageHealth:
         if not ok:
             raise ValueError("JPEG encoding failed")
         write_atomically(path, encoded.tobytes())
+
+
+def luma(frame: av.VideoFrame) -> Grey:
+    """The frame's luma plane as is (a view, no conversion) for planar YUV; converted to grey otherwise."""
+    if frame.format.name in _PLANAR_YUV:
+        plane = frame.planes[0]
+        rows = np.frombuffer(memoryview(plane), np.uint8).reshape(frame.height, plane.line_size)
+        return rows[:, : frame.width]
+    return np.asarray(frame.to_ndarray(format="gray"), dtype=np.uint8)
 
 
 def decode_keyframe(codec: str, extradata: bytes, data: bytes) -> av.VideoFrame:

@@ -16,7 +16,7 @@ import pytest
 
 from agents.health.analysis import Grey, change, judge, measure
 from agents.health.config import HealthConfig
-from agents.health.monitor import decode_keyframe
+from agents.health.monitor import decode_keyframe, luma
 
 CONFIG = HealthConfig()
 
@@ -26,9 +26,7 @@ def keyframes(path: Path) -> list[Grey]:
         stream = container.streams.video[0]
         extradata = bytes(stream.codec_context.extradata or b"")
         return [
-            np.asarray(decode_keyframe("h264", extradata, bytes(p)).to_ndarray(format="gray"), dtype=np.uint8)
-            for p in container.demux(stream)
-            if p.is_keyframe
+            luma(decode_keyframe("h264", extradata, bytes(p))).copy() for p in container.demux(stream) if p.is_keyframe
         ]
 
 
