@@ -84,8 +84,8 @@ async def test_stall_drop_and_a_camera_that_goes_away_are_gaps(tmp_path: Path) -
     ]
     async with running(specs) as cameras, supervising(tmp_path) as supervisor:
         stall, drop, away = (camera_id(c.spec.endpoint_ref) for c in cameras)
-        for camera in cameras:
-            supervisor.update(ready_report(camera))
+        for simulated in cameras:
+            supervisor.update(ready_report(simulated))
 
         def ended(camera: str, reason: str, count: int) -> bool:
             recorder = supervisor.recorder(camera)
@@ -135,8 +135,8 @@ async def test_camera_clock_far_off_keeps_agent_times(tmp_path: Path) -> None:
     specs = [spec("rec-ahead", "127.0.1.45", clock_offset_s=1e7), spec("rec-behind", "127.0.1.46", clock_offset_s=-3e5)]
     started = datetime.now(UTC)
     async with running(specs) as cameras, supervising(tmp_path) as supervisor:
-        for camera in cameras:
-            supervisor.update(ready_report(camera))
+        for simulated in cameras:
+            supervisor.update(ready_report(simulated))
         ids = [camera_id(c.spec.endpoint_ref) for c in cameras]
         for camera in ids:
             await wait_segments(supervisor, camera, 2)
