@@ -227,6 +227,21 @@ async def children_of_parent(session: AsyncSession, user_id: int) -> list[Child]
     return list((await session.execute(query)).scalars())
 
 
+async def parents_children_in_class(session: AsyncSession, user_id: int, class_id: int) -> list[int]:
+    """Ids of the parent's children (active guardianships) who are in `class_id` now.
+
+    Empty: the parent has no child in that class, so no right to its cameras (#6 checks this, and the class's
+    consent policy with `class_fully_consented`, at every grant and again while a live view lasts).
+    """
+    query = (
+        select(Child.id)
+        .join(Guardianship, Guardianship.child_id == Child.id)
+        .where(Guardianship.user_id == user_id, Guardianship.revoked_at.is_(None), Child.class_id == class_id)
+        .order_by(Child.id)
+    )
+    return list((await session.execute(query)).scalars())
+
+
 async def record_consent(session: AsyncSession, actor: Actor, child_id: int, *, given_by: str) -> Consent:
     child = await get_child(session, child_id)
     consent = Consent(

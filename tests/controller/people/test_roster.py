@@ -145,6 +145,9 @@ async def test_a_parent_sees_and_consents_for_their_own_children_only(
     async with papp[state.DB]() as session:
         assert not await roster.has_consent(session, people.child)
 
+    async with papp[state.DB]() as session:
+        assert await roster.parents_children_in_class(session, people.parent_id, people.klass) == [people.child]
+        assert await roster.parents_children_in_class(session, people.parent_id, people.other_class) == []
     await sign_in(pclient, people.other_parent)
     assert (await pclient.get(f"/api/children/{people.child}")).status == 403
     await sign_in(pclient, people.staff)
@@ -153,6 +156,8 @@ async def test_a_parent_sees_and_consents_for_their_own_children_only(
     await sign_in(pclient, people.parent)
     assert (await pclient.get(f"/api/children/{people.child}")).status == 403
     assert (await (await pclient.get("/api/my/children")).json())["children"] == []
+    async with papp[state.DB]() as session:
+        assert await roster.parents_children_in_class(session, people.parent_id, people.klass) == []
 
 
 async def test_a_class_with_every_child_consented(pclient: Client, papp: web.Application, people: People) -> None:
