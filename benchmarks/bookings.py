@@ -10,7 +10,8 @@ clash and get 409, which is a full conflict check too) with at most 64 in flight
 availability search (30 random rooms, the next week, 07:00-17:00) every half second. Latency is measured from
 send to answer, on one aiohttp session with keep-alive. Prints the conditions and figures, then a JSON last
 line: per backend `bookings_per_s` (answered create requests per second), `p50_ms`, `p99_ms` (create),
-`availability_ms` (p50 under the load), with `availability_p99_ms`, `created`, `conflicts`, `errors`.
+`availability_ms` (p50 under the load), with `availability_p99_ms`, `created`, `conflicts`, `errors` and
+`server_cpu_ms_per_create` (the controller process's CPU time over the load divided by the creates answered).
 """
 
 from __future__ import annotations
@@ -171,7 +172,7 @@ async def seed(url: str, schema: str | None, first_day: date) -> list[int]:
 
 
 @contextlib.asynccontextmanager
-async def served(env: dict[str, str], port: int) -> AsyncIterator[str]:
+async def served(env: dict[str, str], port: int) -> AsyncIterator[tuple[str, int]]:
     """`python -m controller serve` in its own process until the block ends."""
     process = subprocess.Popen(  # noqa: ASYNC220 (started once; waited for below without blocking the loop)
         [PYTHON, "-m", "controller", "serve"], cwd=REPO, env={**os.environ, **env}, stdout=subprocess.DEVNULL
@@ -188,10 +189,16 @@ async def served(env: dict[str, str], port: int) -> AsyncIterator[str]:
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("the controller did not start")
                 await asyncio.sleep(0.1)
-        yield base
+        yield base, process.pid
     finally:
         process.terminate()
         await asyncio.to_thread(process.wait, 30)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _percentile(values: Sequence[float], fraction: float) -> float:
@@ -307,8 +314,11 @@ async def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
             began = time.monotonic()
             room_ids = await seed(url, schema, first_day)
             seeded_s = time.monotonic() - began
-            async with served(env, port) as base:
+            async with served(env, port) as (base, pid):
+                cpu_before = _cpu_seconds(pid)
                 figures = await load(base, room_ids, first_day, args.rate, args.seconds)
+                answered = figures["created"] + figures["conflicts"] + figures["errors"]
+                figures["server_cpu_ms_per_create"] = round((_cpu_seconds(pid) - cpu_before) * 1000 / answered, 2)
         figures["seed_s"] = round(seeded_s, 1)
         return figures
 
@@ -356,7 +366,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{figures['conflicts']} conflicts, {figures['errors']} errors), p50 {figures['p50_ms']} ms, "
             f"p99 {figures['p99_ms']} ms; availability p50 {figures['availability_ms']} ms "
             f"(p99 {figures['availability_p99_ms']}, idle {figures['availability_idle_ms']} ms); "
-            f"seeded in {figures['seed_s']} s"
+            f"seeded in {figures['seed_s']} s; controller CPU {figures['server_cpu_ms_per_create']} ms per create "
+            "(availability searches included)"
         )
     sys.stdout.flush()
     print(json.dumps(summary))
