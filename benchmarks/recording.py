@@ -64,7 +64,7 @@ async def inner(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    async with agent_recorder(cameras, Path(args.out)) as (kind, stats):
+    async with agent_recorder(cameras, Path(args.out), hooks=not args.no_hooks) as (kind, stats):
         print(json.dumps({"started": True, "recorder": kind}), flush=True)
         await stop.wait()
         figures = {
@@ -76,9 +76,11 @@ async def inner(args: argparse.Namespace) -> int:
 
 
 @contextlib.asynccontextmanager
-async def agent_recorder(cameras: list[dict[str, Any]], out: Path) -> AsyncIterator[tuple[str, Any]]:
+async def agent_recorder(
+    cameras: list[dict[str, Any]], out: Path, *, hooks: bool = True
+) -> AsyncIterator[tuple[str, Any]]:
     """The agent's recording supervisor with the agent's hooks (image health sampling every 10 s, retention's
-    free-space check before each segment), recording the given simulator cameras."""
+    free-space check before each segment; without them if `hooks` is false), recording the given cameras."""
     from datetime import UTC, datetime
 
     from agents.discovery.credentials import Login
@@ -124,15 +126,16 @@ async def agent_recorder(cameras: list[dict[str, Any]], out: Path) -> AsyncItera
             root,
             index,
             lambda ref, address: Login("", ""),  # the simulator runs without authentication here
-            on_keyframe=health.on_keyframe,
-            before_segment=retention.before_segment,
-            on_write_error=retention.on_write_error,
+            on_keyframe=health.on_keyframe if hooks else None,
+            before_segment=retention.before_segment if hooks else None,
+            on_write_error=retention.on_write_error if hooks else None,
         )
         supervisor.sync(reports)
         task = asyncio.create_task(supervisor.run())
         try:
             await asyncio.wait_for(supervisor.started.wait(), 30)
-            yield "agents.recording.RecordingSupervisor with image health and retention hooks", supervisor.stats
+            kind = "with image health and retention hooks" if hooks else "without hooks (--no-hooks)"
+            yield f"agents.recording.RecordingSupervisor {kind}", supervisor.stats
         finally:
             supervisor.stop()
             await asyncio.wait_for(task, 30)
@@ -212,6 +215,7 @@ async def outer(args: argparse.Namespace) -> dict[str, Any]:
             sim_cpu0 = cpu_seconds(sim_pid)
             agent = await asyncio.create_subprocess_exec(
                 PYTHON, "-m", "benchmarks.recording", "--inner", json.dumps(cameras), "--out", str(agent_out),
+                *(["--no-hooks"] if args.no_hooks else []),
                 cwd=REPO, stdout=asyncio.subprocess.PIPE,
             )  # fmt: skip
             assert agent.stdout is not None
@@ -275,6 +279,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60.0, help="measured seconds after the warm-up (default 60)")
     parser.add_argument("--warmup", type=float, default=8.0, help="seconds recorded before measuring (default 8)")
     parser.add_argument("--keep", action="store_true", help="keep the recordings (their directory is printed)")
+    parser.add_argument(
+        "--no-hooks", action="store_true", help="record without image health and retention (the recorder alone)"
+    )
     parser.add_argument("--inner", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
