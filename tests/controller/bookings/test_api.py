@@ -90,7 +90,7 @@ async def test_series_occurrences_conflict_and_stay_at_local_time(
     assert actions.count("booking.create") == 2
 
 
-async def test_edit_and_cancel_one_occurrence_and_the_series(client: Client, site: Site) -> None:
+async def test_edit_and_cancel_one_occurrence_and_the_series(client: Client, site: Site, app: web.Application) -> None:
     staff = await as_user(client, site.staff)
     daily = booking(site.room, recurrence={"rule": "FREQ=DAILY;COUNT=4"})
     status, series = await staff.send("POST", "/api/bookings", daily)
@@ -141,6 +141,12 @@ async def test_edit_and_cancel_one_occurrence_and_the_series(client: Client, sit
     assert status == 200 and [o["title"] for o in listed["occurrences"]] == ["Họp giao ban"]
     status, body = await staff.send("POST", f"/api/bookings/{booking_id}/cancel")
     assert status == 409 and body["error"] == "this booking is cancelled"
+    async with app[state.DB]() as session:
+        query = select(AuditEntry.action).where(AuditEntry.target == f"booking:{booking_id}").order_by(AuditEntry.id)
+        actions = list((await session.execute(query)).scalars())
+    assert actions == [
+        "booking.create", "booking.occurrence.move", "booking.occurrence.cancel", "booking.update", "booking.cancel",
+    ]  # fmt: skip
 
 
 async def test_room_policies_are_enforced(client: Client, site: Site) -> None:
