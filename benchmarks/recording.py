@@ -2,7 +2,7 @@
 
     .venv/bin/python -m benchmarks.recording [--streams 16] [--seconds 60] [--warmup 8]
 
-One simulator process serves N cameras (720p25 H.264 at 2 Mbit/s, 2 s GOP) on 127.0.1.1..N without
+One simulator process serves N cameras (720p25 H.264 at 2 Mbit/s, 2 s GOP) on 127.0.3.1.. without
 authentication (so that no password appears in the ffmpeg processes' arguments). The same N streams are then
 recorded at the same time by
   - the agent's recorder, in a process of its own (`--inner`), remuxing without decoding to fragmented MP4
@@ -147,9 +147,9 @@ async def agent_recorder(
 
 
 @contextlib.asynccontextmanager
-async def simulator(streams: int) -> AsyncIterator[tuple[int, list[dict[str, Any]]]]:
+async def simulator(streams: int, first_host: str) -> AsyncIterator[tuple[int, list[dict[str, Any]]]]:
     """The simulator process serving `streams` cameras; yields its pid and the cameras (as it describes them)."""
-    argv = [PYTHON, "-m", "simulator", "--cameras", str(streams), "--first-host", "127.0.1.1", "--no-auth", "--json"]
+    argv = [PYTHON, "-m", "simulator", "--cameras", str(streams), "--first-host", first_host, "--no-auth", "--json"]
     argv += ["--cache-dir", str(CACHE_DIR)]
     process = await asyncio.create_subprocess_exec(*argv, cwd=REPO, stdout=asyncio.subprocess.PIPE)
     try:
@@ -210,7 +210,7 @@ async def outer(args: argparse.Namespace) -> dict[str, Any]:
     ffmpegs: list[asyncio.subprocess.Process] = []
     agent: asyncio.subprocess.Process | None = None
     try:
-        async with simulator(args.streams) as (sim_pid, cameras):
+        async with simulator(args.streams, args.first_host) as (sim_pid, cameras):
             urls = [camera["rtsp"]["main"] for camera in cameras]
             sim_cpu0 = cpu_seconds(sim_pid)
             agent = await asyncio.create_subprocess_exec(
@@ -278,6 +278,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--streams", type=int, default=16, help="simulated 2 Mbit/s streams (default 16; try 64)")
     parser.add_argument("--seconds", type=float, default=60.0, help="measured seconds after the warm-up (default 60)")
     parser.add_argument("--warmup", type=float, default=8.0, help="seconds recorded before measuring (default 8)")
+    parser.add_argument(
+        "--first-host", default="127.0.3.1", help="loopback address of camera 0 (default 127.0.3.1; tests use 127.0.1)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the recordings (their directory is printed)")
     parser.add_argument(
         "--no-hooks", action="store_true", help="record without image health and retention (the recorder alone)"
@@ -288,7 +291,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.inner is not None:
         return asyncio.run(inner(args))
     if not 1 <= args.streams <= 250:
-        parser.error("--streams must be in 1..250 (cameras on 127.0.1.1..250)")
+        parser.error("--streams must be in 1..250")
+    if not args.first_host.startswith("127."):
+        parser.error("--first-host must be a loopback address (127.0.0.0/8): nothing leaves this machine")
     if shutil.which("ffmpeg") is None:
         parser.error("ffmpeg is not installed")
     figures = asyncio.run(outer(args))
