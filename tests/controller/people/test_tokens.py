@@ -73,6 +73,10 @@ async def test_tokens_are_refused_for_pages_as_cookies_when_wrong_and_cannot_min
 
 async def test_tokens_expire_and_are_revoked(pclient: Client, people: People, clock: ManualClock) -> None:
     short = await _make_token(pclient, people.teacher, "short", days=1)
+    # A token carries its user's role and scope: the teacher's own school, not another.
+    assert (await pclient.get(f"/api/units/{people.school}/classes", headers=_bearer(short))).status == 200
+    assert (await pclient.get(f"/api/units/{people.other_school}/classes", headers=_bearer(short))).status == 403
+    assert (await pclient.get("/api/users", headers=_bearer(short))).status == 403
     long = await _make_token(pclient, people.teacher, "long", days=30)
     assert (await pclient.get("/api/session", headers=_bearer(short))).status == 200
     await clock.advance(86400 + 1)
