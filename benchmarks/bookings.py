@@ -213,6 +213,7 @@ async def load(base: str, room_ids: list[int], first_day: date, rate: float, sec
     latencies: list[float] = []
     availability: list[float] = []
     counts = {"created": 0, "conflicts": 0, "errors": 0}
+    failures: dict[str, int] = {}
     async with aiohttp.ClientSession(
         headers={"Origin": base},
         connector=aiohttp.TCPConnector(limit=MAX_IN_FLIGHT),
@@ -244,6 +245,8 @@ async def load(base: str, room_ids: list[int], first_day: date, rate: float, sec
                     latencies.append((time.perf_counter() - began) * 1000)
                     key = {201: "created", 409: "conflicts"}.get(response.status, "errors")
                     counts[key] += 1
+                    if key == "errors":
+                        failures[str(response.status)] = failures.get(str(response.status), 0) + 1
 
         async def search() -> None:
             rooms = ",".join(str(r) for r in rng.sample(room_ids, 30))
@@ -289,6 +292,7 @@ async def load(base: str, room_ids: list[int], first_day: date, rate: float, sec
         "availability_idle_ms": round(statistics.median(idle), 2),
         "offered_per_s": rate,
         **counts,
+        "error_statuses": failures,
     }
 
 
