@@ -68,6 +68,8 @@ class Agent:
         self.last_pass: ScanResult | None = None
         self.last_pass_at: float | None = None
         self.health_port: int | None = None
+        self.local_app: web.Application | None = None
+        """The local app (/healthz, /metrics, /api/...) once serving; tests list its routes."""
         self.uplink: Uplink | None = None
         self.recording = Recording(config, credentials, clock=self._clock)
         self.image_health = ImageHealth(config.health, config.state_dir / SNAPSHOT_DIR, clock=self._clock)
@@ -199,7 +201,7 @@ class Agent:
         return retention
 
     async def _start_health(self) -> web.AppRunner:
-        app = web.Application()
+        app = self.local_app = web.Application()
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/metrics", self.metrics.handle)
         self.recording.add_routes(app)

@@ -266,3 +266,30 @@ async def test_a_recording_agent_exports_its_cameras_volume_and_image_health(tmp
         finally:
             agent.stop()
             await asyncio.wait_for(task, 30)
+
+
+async def test_every_local_route_but_health_and_metrics_needs_the_token(tmp_path: Path) -> None:
+    cfg = agent_config(tmp_path, [], networks=["127.0.1.248/29"])
+    async with await Inventory.open(tmp_path) as inventory, aiohttp.ClientSession() as http:
+        agent = Agent(cfg, CredentialBook.from_config(cfg), inventory)
+        task = asyncio.create_task(agent.run())
+        try:
+            await asyncio.wait_for(agent.started.wait(), 10)
+            assert agent.local_app is not None
+            routes = {(r.method, r.resource.canonical) for r in agent.local_app.router.routes() if r.resource}
+            assert ("POST", "/api/cameras/{camera}/holds") in routes
+            assert ("GET", "/api/cameras/{camera}/snapshot") in routes
+            open_paths = {"/healthz", "/metrics"}
+            base = f"http://127.0.0.1:{agent.health_port}"
+            for method, canonical in sorted(routes):
+                if method == "HEAD":
+                    continue
+                path = canonical.replace("{camera}", CAMERA).replace("{id}", "1")
+                async with http.request(method, base + path, json={}) as r:
+                    if canonical in open_paths:
+                        assert r.status == 200, canonical
+                    else:
+                        assert r.status == 401, (method, canonical)
+        finally:
+            agent.stop()
+            await asyncio.wait_for(task, 10)
