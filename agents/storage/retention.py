@@ -176,12 +176,14 @@ class Retention:
             await self._clock.sleep(self.config.interval_s)
 
     async def enforce(self) -> int:
-        """One pass: age limits, then the floor; returns how many segments were deleted."""
+        """One pass: age limits, then the floor; returns how many segments were deleted.
+
+        The lock is taken one page of deletions at a time, so a recorder waiting in `before_segment` waits for
+        at most one page, not for a whole pass (which can be long after the agent was off for weeks)."""
+        deleted = await self._age_pass()
         async with self._lock:
-            deleted = await self._age_pass()
-            await self.measure()
             deleted += await self._hold_floor(reason="floor", minimum=0)
-            self.stats.passes_total += 1
+        self.stats.passes_total += 1
         await self.refresh()
         return deleted
 
@@ -220,11 +222,12 @@ class Retention:
     async def _delete_older(self, cutoff: datetime, *, camera: str) -> int:
         deleted = 0
         while True:
-            page = await self._index.oldest(self.config.batch, camera=camera, older_than=cutoff)
-            due = [s for s in page if not s.held and s.end <= cutoff and s.camera == camera]
-            progress = 0
-            for segment in due:
-                progress += await self._delete(segment, "age")
+            async with self._lock:
+                page = await self._index.oldest(self.config.batch, camera=camera, older_than=cutoff)
+                due = [s for s in page if not s.held and s.end <= cutoff and s.camera == camera]
+                progress = 0
+                for segment in due:
+                    progress += await self._delete(segment, "age")
             deleted += progress
             if not progress or len(page) < self.config.batch:
                 return deleted
