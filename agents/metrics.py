@@ -60,6 +60,8 @@ class RecorderFigures(Protocol):
     @property
     def reconnects_total(self) -> float: ...
     @property
+    def stalls_total(self) -> float: ...
+    @property
     def gaps_total(self) -> float: ...
     @property
     def gap_seconds_total(self) -> float: ...
@@ -122,6 +124,9 @@ class AgentCollector(Collector):
             "bytes_total": CounterMetricFamily(f"{p}_received_bytes", "Media bytes received", labels=["camera"]),
             "keyframes_total": CounterMetricFamily(f"{p}_keyframes", "Keyframes received", labels=["camera"]),
             "reconnects_total": CounterMetricFamily(f"{p}_reconnects", "Stream reconnections", labels=["camera"]),
+            "stalls_total": CounterMetricFamily(
+                f"{p}_stalls", "Connections that stayed open without packets", labels=["camera"]
+            ),
             "gaps_total": CounterMetricFamily(f"{p}_gaps", "Gaps in the recording", labels=["camera"]),
             "gap_seconds_total": CounterMetricFamily(
                 f"{p}_gap_seconds", "Seconds not recorded, in gaps", labels=["camera"]

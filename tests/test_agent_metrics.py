@@ -48,6 +48,7 @@ class Stats:
     bitrate_bps: float = 2_000_000.0
     keyframe_interval_s: float | None = 2.0
     reconnects_total: int = 1
+    stalls_total: int = 2
     gaps_total: int = 1
     gap_seconds_total: float = 3.5
     segments_total: int = 1
@@ -132,6 +133,7 @@ async def test_metrics_scrape_is_valid_and_complete(aiohttp_client: AiohttpClien
     assert value(text, f"ketnoi_agent_camera_keyframe_interval_seconds{{{label}}}") == 2
     assert value(text, f"ketnoi_agent_camera_last_packet_age_seconds{{{label}}}") == 10  # clock at 1000
     assert value(text, f"ketnoi_agent_camera_gap_seconds_total{{{label}}}") == 3.5
+    assert value(text, f"ketnoi_agent_camera_stalls_total{{{label}}}") == 2
     assert value(text, f"ketnoi_agent_camera_segments_written_total{{{label}}}") == 1
     assert value(text, f"ketnoi_agent_camera_recording_lag_seconds{{{label}}}") == 0.4
     assert value(text, f"ketnoi_agent_camera_image_frozen{{{label}}}") == 1
