@@ -5,6 +5,11 @@ measured on the decoded keyframe's luma plane as it is (limited range, 16-235): 
 ratio near 0.5, a contrast near 0.16, a sharpness (variance of the Laplacian at 640 pixels wide) of 330-375 and a
 change of about 0.23 between samples; a 15x15 Gaussian blur of them measures about 17, a black or uniform frame
 0 contrast and sharpness, the same frame again exactly 0 change.
+
+Mind the simulator's loop: its picture repeats every 4 s (two 2 s GOPs), so samples taken an even number of GOPs
+apart show the same keyframe and look frozen. The default interval (10 s, five GOPs) alternates between its two
+keyframes; a keyframe arriving up to 0.5 s early still counts as due, so network jitter does not push samples to
+12 s. Real cameras do not loop; for them any interval works.
 """
 
 from __future__ import annotations
