@@ -224,7 +224,8 @@ async def test_the_running_agent_serves_metrics_on_its_health_port(tmp_path: Pat
 
 
 async def test_a_recording_agent_exports_its_cameras_volume_and_image_health(tmp_path: Path) -> None:
-    cfg = agent_config(tmp_path, ["127.0.1.250"], networks=["127.0.1.248/29"])
+    # Image health samples every keyframe (2 s): the simulator's loop alternates between its two keyframes.
+    cfg = agent_config(tmp_path, ["127.0.1.250"], networks=["127.0.1.248/29"], health={"interval_s": 2})
     async with running([spec("metrics-cam", "127.0.1.250")]) as (camera,), await Inventory.open(tmp_path) as inventory:
         agent = Agent(cfg, CredentialBook.from_config(cfg), inventory)
         task = asyncio.create_task(agent.run())
@@ -240,14 +241,17 @@ async def test_a_recording_agent_exports_its_cameras_volume_and_image_health(tmp
 
                 async def sampled() -> bool:
                     text = await scrape()
-                    return f"ketnoi_agent_camera_up{{{label}}} 1.0" in text and (
-                        f"ketnoi_agent_camera_image_samples_total{{{label}}} 1.0" in text
-                    )
+                    samples = re.search(rf"ketnoi_agent_camera_image_samples_total{{{label}}} (\S+)", text)
+                    up = f"ketnoi_agent_camera_up{{{label}}} 1.0" in text
+                    return up and samples is not None and float(samples.group(1)) >= 4
 
                 await eventually_true(sampled, timeout=30)
                 text = await scrape()
                 assert promtool_check_metrics(text) == ""
-                assert value(text, f"ketnoi_agent_camera_image_dark{{{label}}}") == 0
+                # The simulator's live picture, sampled four times, is judged healthy: not dark, sharp, moving.
+                for problem in ("dark", "blurred", "frozen"):
+                    assert value(text, f"ketnoi_agent_camera_image_{problem}{{{label}}}") == 0, problem
+                assert value(text, f"ketnoi_agent_camera_image_change_ratio{{{label}}}") > 0.05
                 assert value(text, "ketnoi_agent_recordings_volume_free_bytes") > 0
                 assert PASSWORD not in text and "rtsp" not in text
 
