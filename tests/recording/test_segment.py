@@ -8,6 +8,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from av.video.stream import VideoStream
 
 from agents.recording import mp4
 from agents.recording.segment import SegmentWriter
@@ -18,6 +19,7 @@ def encode(path: Path, codec: str, seconds: float = 3.0, fps: int = 25, gop: int
     """A small test clip (MPEG-TS, as a camera's stream would arrive) with a keyframe every `gop` frames."""
     with av.open(str(path), "w", format="mpegts") as out:
         stream = out.add_stream(codec, rate=fps)
+        assert isinstance(stream, VideoStream)
         stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
         stream.gop_size = gop
         if codec == "libx265":
