@@ -49,6 +49,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def context_switches(pid: int) -> int:
+    """Voluntary and involuntary context switches of every thread of a process, from /proc/<pid>/task."""
+    total = 0
+    for status in Path(f"/proc/{pid}/task").glob("*/status"):
+        with contextlib.suppress(OSError):
+            for line in status.read_text(encoding="ascii").splitlines():
+                if "ctxt_switches:" in line:
+                    total += int(line.split()[1])
+    return total
+
+
 def tree_bytes(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
 
@@ -231,11 +242,13 @@ async def outer(args: argparse.Namespace) -> dict[str, Any]:
 
             t0 = time.monotonic()
             agent0, ffmpeg0 = cpu_seconds(agent.pid), [cpu_seconds(p.pid) for p in ffmpegs]
+            switches0 = context_switches(agent.pid), sum(context_switches(p.pid) for p in ffmpegs)
             sim0 = cpu_seconds(sim_pid)
             bytes0 = tree_bytes(agent_out), sum(tree_bytes(d) for d in ffmpeg_dirs)
             await asyncio.sleep(args.seconds)
             window = time.monotonic() - t0
             agent_cpu = cpu_seconds(agent.pid) - agent0
+            switches1 = context_switches(agent.pid), sum(context_switches(p.pid) for p in ffmpegs)
             dead = [p.returncode for p in ffmpegs if p.returncode is not None]
             ffmpeg_cpu = sum(
                 cpu_seconds(p.pid) - c for p, c in zip(ffmpegs, ffmpeg0, strict=True) if p.returncode is None
@@ -263,6 +276,8 @@ async def outer(args: argparse.Namespace) -> dict[str, Any]:
         "agent_cpu_s": agent_cpu,
         "ffmpeg_cpu_s": ffmpeg_cpu,
         "ffmpeg_exited": dead,
+        "agent_switches_per_s": (switches1[0] - switches0[0]) / window,
+        "ffmpeg_switches_per_s": (switches1[1] - switches0[1]) / window,
         "simulator_cpu_s": sim_cpu,
         "simulator_cpu_total_s": sim_total,
         "agent_mbit_s": (bytes1[0] - bytes0[0]) * 8 / window / 1e6,
@@ -310,11 +325,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  agent recorder: {figures['agent_recorder']} (one process, all streams); ffmpeg: one process per stream")
     print(
         f"agent:  {figures['agent_cpu_s']:.2f} CPU-s = {agent_rate:.3f} CPU-s per stream-minute, "
-        f"{figures['agent_mbit_s']:.1f} Mbit/s written"
+        f"{figures['agent_mbit_s']:.1f} Mbit/s written, {figures['agent_switches_per_s']:.0f} context switches/s"
     )
     print(
         f"ffmpeg: {figures['ffmpeg_cpu_s']:.2f} CPU-s = {ffmpeg_rate:.3f} CPU-s per stream-minute, "
-        f"{figures['ffmpeg_mbit_s']:.1f} Mbit/s written"
+        f"{figures['ffmpeg_mbit_s']:.1f} Mbit/s written, {figures['ffmpeg_switches_per_s']:.0f} context switches/s"
         + (f"; {len(figures['ffmpeg_exited'])} ffmpeg process(es) exited early" if figures["ffmpeg_exited"] else "")
     )
     print(
