@@ -24,7 +24,7 @@ from agents.recording.session import SessionSettings
 from agents.recording.stats import RecorderStats
 from common.backoff import Backoff
 from common.clock import Clock, SystemClock
-from protocol.camera import CameraReport
+from protocol.camera import CameraReport, CameraState
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +73,10 @@ class RecordingSupervisor:
         entry = self._recorders.get(camera)
         return entry[0] if entry else None
 
+    def wanted(self) -> list[str]:
+        """The ids of the streams that should be recorded (running or about to be)."""
+        return sorted(self._wanted)
+
     def cameras(self) -> list[str]:
         """The ids of the streams being recorded now."""
         return sorted(self._recorders)
@@ -81,10 +85,20 @@ class RecordingSupervisor:
     # Inventory changes
 
     def update(self, report: CameraReport) -> None:
-        """An inventory listener: record this camera's streams if it is ready, else stop recording them."""
+        """An inventory listener: record this camera's streams while it is ready.
+
+        A camera that was ready and then fails a discovery pass (unreachable, or refusing ONVIF logins) keeps
+        its recorder: RTSP may well still work, and the recorder reconnects with its own backoff anyway. Its
+        recording stops when it is disabled in the configuration, or restarts when a new report changes its
+        stream URIs.
+        """
+        found = targets(report, self.config)
+        if not found and report.state is not CameraState.READY and self._by_ref.get(report.endpoint_ref):
+            override = self.config.for_camera(report.endpoint_ref)
+            if self.config.enabled if override.enabled is None else override.enabled:
+                return
         for camera in self._by_ref.pop(report.endpoint_ref, []):
             self._wanted.pop(camera, None)
-        found = targets(report, self.config)
         self._by_ref[report.endpoint_ref] = [t.camera for t in found]
         for target in found:
             self._wanted[target.camera] = target
