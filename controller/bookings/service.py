@@ -307,6 +307,11 @@ class BookingService:
                         row.starts_at, row.ends_at = slot.starts_at, slot.ends_at
                     final.append(row)
                 live = [o for o in final if not o.cancelled]
+                if not live:
+                    raise Invalid(
+                        "after this change the booking has no occurrence from now on (a start in the past?): "
+                        "cancel it instead"
+                    )
                 slots = [Slot(o.recurrence_id, o.starts_at, o.ends_at) for o in live]
                 records.check_policies(rooms, slots, now, draft.attendees, zones)
                 kept = [Slot(o.recurrence_id, o.starts_at, o.ends_at) for o in past if not o.cancelled]

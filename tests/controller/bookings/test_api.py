@@ -132,6 +132,11 @@ async def test_edit_and_cancel_one_occurrence_and_the_series(client: Client, sit
         ("2026-01-08T10:00:00+07:00", True),  # moves with the series, still cancelled
         ("2026-01-09T10:00:00+07:00", False),
     ]
+    # Moving the series into the past would leave nothing from now on.
+    status, body = await staff.send(
+        "PATCH", f"/api/bookings/{booking_id}", {"start": "2026-01-01T10:00:00+07:00", "end": "2026-01-01T11:00+07:00"}
+    )
+    assert status == 422 and "no occurrence from now on" in str(body["error"]), body
     # Cancelling the series frees its rooms.
     status, gone = await staff.send("POST", f"/api/bookings/{booking_id}/cancel")
     assert status == 200 and gone["cancelled"] is True
