@@ -42,6 +42,8 @@ T = TypeVar("T")
 BRIDGE_TIMEOUT_S = 60.0
 RATE_WINDOW_S = 2.0
 WRITE_ERRORS: tuple[type[Exception], ...] = (OSError, av.error.FFmpegError)
+STALL_ERRORS: tuple[type[Exception], ...] = (av.error.TimeoutError, av.error.ExitError)
+"""A read that timed out (FFmpeg's socket timeout), or was interrupted (PyAV's)."""
 READ_ERRORS: tuple[type[Exception], ...] = (av.error.FFmpegError, OSError, ValueError, IndexError)
 
 
@@ -143,6 +145,7 @@ class _Open:
         self.start = start
         self.relative = relative
         self.writer = writer
+        self.start_ts = start.timestamp()
 
     @property
     def end(self) -> datetime:
@@ -173,7 +176,7 @@ class Session:
             return self._write_failed(exc.cause)
         except READ_ERRORS as exc:
             detail = redact(str(exc))
-            if isinstance(exc, av.error.ExitError) and self._packets:
+            if isinstance(exc, STALL_ERRORS) and self._packets:
                 ctx.stats.stalls_total += 1
                 ctx.stats.state = RecorderState.STALLED
                 return self._end("stall", f"no packet for {ctx.settings.stall_timeout_s:g} s")
@@ -187,12 +190,10 @@ class Session:
     def _run(self) -> SessionEnd:
         ctx = self.ctx
         settings = ctx.settings
-        options = {"rtsp_transport": settings.transport}
-        if settings.transport == "tcp":
-            options["rtsp_flags"] = "prefer_tcp"
-        with av.open(
-            ctx.url, "r", options=options, timeout=(settings.open_timeout_s, settings.stall_timeout_s)
-        ) as container:
+        # The stall timeout is FFmpeg's own socket timeout (microseconds), checked in C: PyAV's read timeout
+        # would take the GIL in every interrupt check of every session. PyAV's timeout bounds the opening only.
+        options = {"rtsp_transport": settings.transport, "timeout": str(int(settings.stall_timeout_s * 1_000_000))}
+        with av.open(ctx.url, "r", options=options, timeout=(settings.open_timeout_s, None)) as container:
             if not container.streams.video:
                 return self._end("error", "the stream has no video")
             stream = container.streams.video[0]
@@ -256,7 +257,7 @@ class Session:
         except WRITE_ERRORS as exc:
             raise WriteFailed(exc) from exc
         ctx.timeline.observe(dts, mono)
-        ctx.stats.written_end_wall = current.end.timestamp()
+        ctx.stats.written_end_wall = current.start_ts + current.writer.duration_s
         if ctx.stats.state is not RecorderState.RECORDING:
             ctx.stats.state = RecorderState.RECORDING
         if key and ctx.on_keyframe is not None:
