@@ -63,7 +63,7 @@ class SegmentWriter:
         self.last_duration = int(packet.duration or 0)
         self.packets += 1
         if self._fsync and time.monotonic() - self._synced_at >= self._fragment_s:
-            os.fsync(self._fd)
+            os.fdatasync(self._fd)  # the data and the size; not the times
             self._synced_at = time.monotonic()
 
     @property

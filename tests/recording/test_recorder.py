@@ -15,6 +15,7 @@ from agents.discovery.credentials import Login
 from agents.recording.cameras import camera_id
 from agents.recording.index import DB_FILE, Segment, SegmentIndex
 from agents.recording.supervisor import RecordingSupervisor
+from common.clock import SystemClock
 from common.redact import secret_forms
 from simulator.camera import SimulatedCamera
 from tests.agents.cameras import PASSWORD, running, spec
@@ -190,3 +191,37 @@ async def test_wrong_password_never_reaches_logs_or_results(tmp_path: Path, capl
         for form in secret_forms(secret):
             assert form not in text
     assert "rtsp://127.0.1.48" in text or "127.0.1.48" in text or details
+
+
+class SteppedClock(SystemClock):
+    """The system clock, stepped back an hour after `step_after` readings of the wall time."""
+
+    def __init__(self, step_after: int) -> None:
+        self.readings = 0
+        self.step_after = step_after
+
+    def now(self) -> datetime:
+        self.readings += 1
+        shift = timedelta(hours=1) if self.readings > self.step_after else timedelta(0)
+        return super().now() - shift
+
+
+@pytest.mark.slow
+async def test_agent_clock_stepped_back_keeps_segment_times_monotonic(tmp_path: Path) -> None:
+    clock = SteppedClock(step_after=1)  # the first connection reads the true time, every later one an hour back
+    async with (
+        running([spec("rec-step", "127.0.1.52", drop_after_s=2.5)]) as cameras,
+        supervising(tmp_path, clock=clock) as supervisor,
+    ):
+        supervisor.update(ready_report(cameras[0]))
+        camera = camera_id(cameras[0].spec.endpoint_ref)
+        await eventually(lambda: supervisor.stats()[camera].reconnects_total >= 3, timeout=30)
+        await wait_segments(supervisor, camera, 3)
+        rows = await complete_segments(supervisor.index, camera)
+        gaps = await supervisor.index.gaps(camera, rows[0].start - timedelta(days=1), rows[-1].end)
+    assert clock.readings > 1
+    assert_monotonic(rows)
+    for gap in gaps:
+        assert gap.end >= gap.start
+    for row in rows:
+        check_segment(tmp_path / "recordings", row)
