@@ -66,6 +66,10 @@ class SegmentWriter:
             os.fdatasync(self._fd)  # the data and the size; not the times
             self._synced_at = time.monotonic()
 
+    def size(self) -> int:
+        """Bytes on disk so far (whole fragments, and any part of one being written)."""
+        return os.fstat(self._fd).st_size if self._fd >= 0 else 0
+
     @property
     def duration_s(self) -> float:
         """Media seconds written so far (the last packet's duration included)."""

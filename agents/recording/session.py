@@ -41,6 +41,8 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 BRIDGE_TIMEOUT_S = 60.0
 RATE_WINDOW_S = 2.0
+PROGRESS_S = 1.0
+"""The open segment's row is brought up to date this often."""
 WRITE_ERRORS: tuple[type[Exception], ...] = (OSError, av.error.FFmpegError)
 STALL_ERRORS: tuple[type[Exception], ...] = (av.error.TimeoutError, av.error.ExitError)
 """A read that timed out (FFmpeg's socket timeout), or was interrupted (PyAV's)."""
@@ -146,6 +148,7 @@ class _Open:
         self.relative = relative
         self.writer = writer
         self.start_ts = start.timestamp()
+        self.progress_at = time.monotonic()
 
     @property
     def end(self) -> datetime:
@@ -260,6 +263,8 @@ class Session:
         ctx.stats.written_end_wall = current.start_ts + current.writer.duration_s
         if ctx.stats.state is not RecorderState.RECORDING:
             ctx.stats.state = RecorderState.RECORDING
+        if mono - current.progress_at >= PROGRESS_S:
+            self._progress(current, mono)
         if key and ctx.on_keyframe is not None:
             try:
                 ctx.on_keyframe(ctx.camera, packet, stream)
@@ -285,6 +290,20 @@ class Session:
             raise WriteFailed(exc) from exc
         self._open = _Open(row.id, start, relative, writer)
         logger.debug("%s: segment %d started at %s", ctx.camera, row.id, start.isoformat())
+
+    def _progress(self, current: _Open, mono: float) -> None:
+        """Bring the open segment's row up to date (its start as now estimated, end, size): a listing shows it
+        growing, and after a crash reconciliation starts from these times."""
+        ctx = self.ctx
+        current.progress_at = mono
+        start, _ = ctx.timeline.estimate_start()
+        current.start, current.start_ts = start, start.timestamp()
+        duration = current.writer.duration_s
+        end = start + timedelta(seconds=duration)
+        size = current.writer.size()
+        ctx.bridge.call(
+            lambda: ctx.index.finish_segment(current.segment_id, end, duration, size, complete=False, start=start)
+        )
 
     def _finish_segment(self) -> None:
         current, self._open = self._open, None

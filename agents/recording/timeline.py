@@ -100,17 +100,22 @@ class Timeline:
             if origin < self._segment_origin:
                 self._segment_origin = origin
 
-    def finish_segment(self, duration_s: float) -> tuple[datetime, datetime, timedelta]:
-        """The open segment's final (start, end), and the unexplained hole before it within this connection."""
-        estimate = self._wall(self._segment_origin)
-        start = self._not_before(estimate)
+    def estimate_start(self) -> tuple[datetime, timedelta]:
+        """The open segment's start as known now (what `finish_segment` would say), and the hole before it."""
+        start = self._not_before(self._wall(self._segment_origin))
         hole = timedelta(0)
         if self.last_end is not None and self._segments_in_connection and start > self.last_end:
             if start - self.last_end < timedelta(seconds=self.max_drift_s):
                 start = self.last_end
             else:
                 hole = start - self.last_end
-                self.drift_gaps += 1
+        return start, hole
+
+    def finish_segment(self, duration_s: float) -> tuple[datetime, datetime, timedelta]:
+        """The open segment's final (start, end), and the unexplained hole before it within this connection."""
+        start, hole = self.estimate_start()
+        if hole:
+            self.drift_gaps += 1
         end = start + timedelta(seconds=duration_s)
         self._segments_in_connection += 1
         self._segment_first = None

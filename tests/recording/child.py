@@ -1,6 +1,6 @@
 """A recorder in a process of its own, for the kill -9 test: `python -m tests.recording.child STATE URL REF HOST`.
 
-Records one camera (2 s segments, 0.5 s fragments) into STATE until killed; prints "started" once running.
+Records one camera (4 s segments, 0.5 s fragments) into STATE until killed; prints "started" once running.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from tests.recording.helpers import login_for, recording_config
 
 
 async def main(state_dir: Path, url: str, endpoint_ref: str, host: str) -> None:
-    config = recording_config()
+    config = recording_config(segment_s=4.0)
     now = datetime.now(UTC)
     profile = StreamProfile(
         token="main", name="Main", role="main", encoding="H264", width=1280, height=720, stream_uri=url

@@ -49,11 +49,9 @@ def mp4_bytes(root: Path) -> int:
 @pytest.mark.slow
 async def test_kill_9_at_random_moments(tmp_path: Path) -> None:
     rng = random.Random(4)
-    previous: set[int] = set()
     state = tmp_path / "state"
     root = state / "recordings"
     repaired_total = timed = 0
-    started_rows: set[int] = set()
     async with running([spec("rec-crash", "127.0.1.50")]) as cameras:
         camera = cameras[0]
         cam_id = camera_id(camera.spec.endpoint_ref)
@@ -83,7 +81,6 @@ async def test_kill_9_at_random_moments(tmp_path: Path) -> None:
 
             async with await SegmentIndex.open(state / DB_FILE) as index:
                 before = {row.id: row for row in await index.all_segments(cam_id)}
-                started_rows = {i for i in before if i not in previous}
                 open_rows = [row for row in before.values() if not row.complete]
                 assert len(open_rows) <= 1, open_rows
                 report = await reconcile(index, root)
@@ -97,24 +94,25 @@ async def test_kill_9_at_random_moments(tmp_path: Path) -> None:
             for row in rows:
                 if row.id not in before or not before[row.id].complete:
                     check_segment(root, row)
-            # The loss is at most the open fragment: what reconciliation cut is less than one fragment, and
-            # (when the open segment was not the first of this run, whose provisional start is the arrival of
-            # a burst of buffered frames) the media kept reaches to within a fragment of the kill.
+            # The loss is at most the open fragment: what reconciliation cut is less than one fragment, and the
+            # media kept reaches to within a fragment of the kill (the open segment's row is updated every
+            # second with its start as estimated then, which discounts the burst of buffered frames after PLAY;
+            # a segment killed in its first second still has its provisional start, and is only checked by size).
             assert report.bytes_cut <= largest_fragment(root, rows), (round_, report)
             for row in open_rows:
                 kept = next((r for r in rows if r.id == row.id), None)
                 repaired_total += kept is not None
-                if not any(i in started_rows and before[i].start < row.start for i in before):
-                    continue  # the first segment of this run
+                if not row.duration_s:
+                    continue  # killed within a second of the segment's start, before its row was updated
                 kept_until = row.start if kept is None else kept.end
                 lost = (killed_at - kept_until).total_seconds()
-                # (Below zero: the simulator's pacer, late under load, sent frames in a catch-up burst, so the
-                # media ran ahead of the wall clock for a moment; what matters is the upper bound.)
-                assert -0.5 <= lost <= LOSS_BOUND_S, (round_, lost, row, kept)
+                # Below zero: the kept media seems to end after the kill. Segment times are estimated from
+                # packet arrivals in the recording process; on a loaded machine it reads late (and the
+                # simulator's pacer catches up in bursts), which dates media up to about half a second late.
+                # The claim under test is the upper bound.
+                assert -1.0 <= lost <= LOSS_BOUND_S, (round_, lost, row, kept)
                 timed += 1
-            started_rows = set()
             segments_ends = [r.end for r in rows]
             assert segments_ends == sorted(segments_ends)
-            previous = {row.id for row in rows}
     assert repaired_total >= ROUNDS // 2  # most kills hit an open segment that was cut back and kept
-    assert timed >= 1
+    assert timed >= 3  # about three kills in four come a second or more into a 4 s segment
