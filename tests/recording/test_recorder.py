@@ -225,3 +225,24 @@ async def test_agent_clock_stepped_back_keeps_segment_times_monotonic(tmp_path: 
         assert gap.end >= gap.start
     for row in rows:
         check_segment(tmp_path / "recordings", row)
+
+
+async def test_udp_transport_and_a_restart_leave_a_gap(tmp_path: Path) -> None:
+    config = recording_config(transport="udp")
+    async with running([spec("rec-udp", "127.0.1.53")]) as cameras:
+        camera = camera_id(cameras[0].spec.endpoint_ref)
+        async with supervising(tmp_path, config) as supervisor:
+            supervisor.update(ready_report(cameras[0]))
+            await wait_segments(supervisor, camera, 1)
+        # The agent restarts: the time it was not recording is a gap between the two runs' segments.
+        async with supervising(tmp_path, config) as supervisor:
+            supervisor.update(ready_report(cameras[0]))
+            before = len(await complete_segments(supervisor.index, camera))
+            await wait_segments(supervisor, camera, before + 1)
+            rows = await complete_segments(supervisor.index, camera)
+            gaps = await supervisor.index.gaps(camera, rows[0].start, rows[-1].end)
+    assert_monotonic(rows)
+    assert [g.reason for g in gaps] == ["not_recording"]
+    assert any(r.end == gaps[0].start for r in rows) and any(r.start == gaps[0].end for r in rows)
+    for row in rows:
+        check_segment(tmp_path / "recordings", row)
