@@ -45,6 +45,7 @@ class SegmentWriter:
             os.close(self._fd)
             raise
         self.time_base: Fraction = template.time_base
+        self._seconds_per_tick = float(self.time_base)  # float arithmetic per packet: Fraction is slow
         self.first_dts: int | None = None
         self.last_dts: int | None = None
         self.last_duration = 0
@@ -75,7 +76,7 @@ class SegmentWriter:
         """Media seconds written so far (the last packet's duration included)."""
         if self.first_dts is None or self.last_dts is None:
             return 0.0
-        return float((self.last_dts + self.last_duration - self.first_dts) * self.time_base)
+        return (self.last_dts + self.last_duration - self.first_dts) * self._seconds_per_tick
 
     def close(self) -> int:
         """Finish the file (trailer), fsync it, and return its size in bytes. Safe to call twice."""
