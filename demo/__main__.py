@@ -20,6 +20,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +142,10 @@ async def technician_view(plan: Plan, username: str, password: str, unit_id: int
 
 
 def print_summary(plan: Plan, logins: dict[str, str], cam_password: str, cameras: list[dict[str, Any]]) -> None:
+    first = next(c for c in cameras if c["address"] == plan.camera_host(0))
+    first_camera = str(first["endpoint_ref"]).removeprefix("urn:uuid:")
+    now = datetime.now(UTC).replace(microsecond=0)
+    since, until = ((now + timedelta(hours=h)).isoformat().replace("+00:00", "Z") for h in (-1, 1))
     by_state: dict[str, int] = {}
     for camera in cameras:
         by_state[camera["state"]] = by_state.get(camera["state"], 0) + 1
@@ -163,6 +168,11 @@ def print_summary(plan: Plan, logins: dict[str, str], cam_password: str, cameras
         f" ({', '.join(plan.camera_networks)}): it waits for a technician's approval on the school page.",
         f"  {plan.camera_host(2)} has the wrong password configured at the agent: auth_failed.",
         f"  {plan.camera_host(1)} has its clock six months off: still ready.",
+        "",
+        f"Ghi hình / recordings: {plan.workdir / 'agent' / 'recordings'} (the last 15 minutes of every ready camera)",
+        f'  curl -H "Authorization: Bearer $(cat {plan.workdir / "agent" / "api-token"})" \\',
+        f"    'http://127.0.0.1:{plan.agent_port}/api/cameras/{first_camera}/segments?start={since}&end={until}'",
+        f"  Chỉ số / agent metrics: http://127.0.0.1:{plan.agent_port}/metrics",
         f"Nhật ký / logs: {plan.workdir / 'logs'}",
     ]
     print("\n".join(lines), flush=True)
@@ -302,6 +312,8 @@ async def run(plan: Plan) -> int:
             f"camera_networks = {json.dumps(plan.camera_networks)}\n"
             f'unicast_targets = ["{plan.camera_host(0)}-{last}"]\n'
             "[timeouts]\nprobe_wait_s = 1.0\n"
+            # Every ready camera is recorded (2 Mbit/s each); the demo keeps only the last 15 minutes.
+            "[retention]\ndays = 0.0105\ninterval_s = 30\n"
             "[credentials]\n"
             f'username = "admin"\npassword_file = "{work / "camera-password"}"\n'
             "[[camera_credentials]]\n"
