@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 from pydantic import ValidationError
 
+from common.files import write_atomically
 from common.logs import SECRETS
 from protocol.uplink import ENROL_PATH, EnrolRequest, EnrolResponse
 
@@ -101,14 +101,7 @@ class TokenStore:
             controller_url=controller_url.rstrip("/"),
             token=response.token,
         )
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(creds.__dict__, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        write_atomically(self.path, json.dumps(creds.__dict__).encode("utf-8"), mode=0o600, durable=True)
         return creds
 
     async def aload(self) -> StoredCredentials | None:

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from common.backoff import Backoff
 from common.clock import Clock, SystemClock
+from common.files import write_atomically
 from protocol.camera import CameraReport
 from protocol.uplink import (
     CONTROLLER_MESSAGE,
@@ -75,10 +76,7 @@ class SeqAllocator:
         if self._next >= self._limit:
             self._limit = self._next + SEQ_BLOCK
             if self._path is not None:
-                self._path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = self._path.with_suffix(".tmp")
-                tmp.write_text(str(self._limit), encoding="ascii")
-                os.replace(tmp, self._path)
+                write_atomically(self._path, str(self._limit).encode("ascii"), durable=True)
         seq = self._next
         self._next += 1
         return seq

@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import struct
-import tempfile
 import threading
 import time
 import unicodedata
@@ -28,6 +27,8 @@ import av
 import cv2
 import numpy as np
 import numpy.typing as npt
+
+from common.files import write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -288,18 +289,6 @@ def _deserialize(data: bytes, profile: ProfileSpec) -> EncodedLoop:
     return EncodedLoop(profile, sps, pps, frames)
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # The process-wide cache: one encode per (camera, profile), whatever the number of clients or event loops.
 
@@ -365,7 +354,7 @@ class LoopCache:
         )
         if path is not None:
             try:
-                _write_atomically(path, _serialize(loop))
+                write_atomically(path, _serialize(loop))
             except OSError as exc:
                 logger.warning("%s: could not write loop cache %s: %s", camera_name, path, exc)
         return loop

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from common.backoff import Backoff
 from common.config import ConfigError, load_config
+from common.files import write_atomically
 from common.redact import SecretFilter, strip_credentials
 
 
@@ -95,3 +96,15 @@ def test_config_errors_say_what_and_where(tmp_path: Path) -> None:
     assert "colour" in message
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(_Config, "/nonexistent/x.toml", "KT", environ={})
+
+
+def test_write_atomically_replaces_whole_files_with_their_mode(tmp_path: Path) -> None:
+    target = tmp_path / "sub" / "secret.json"
+    write_atomically(target, b"first", mode=0o600, durable=True)
+    write_atomically(target, b"second", mode=0o600)
+    assert target.read_bytes() == b"second"
+    assert target.stat().st_mode & 0o777 == 0o600
+    with pytest.raises(TypeError):
+        write_atomically(target, "not bytes")  # type: ignore[arg-type]
+    assert target.read_bytes() == b"second"  # the failed write left the old content
+    assert [p.name for p in target.parent.iterdir()] == ["secret.json"]  # and no temporary file

@@ -13,9 +13,7 @@ import collections
 import concurrent.futures
 import hashlib
 import logging
-import os
 import re
-import tempfile
 import threading
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -31,6 +29,7 @@ from av.video.stream import VideoStream
 from agents.health.analysis import Grey, Measures, change, judge, measure
 from agents.health.config import HealthConfig
 from common.clock import Clock, SystemClock
+from common.files import write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -242,16 +241,3 @@ def snapshot_name(camera: str) -> str:
     if _SAFE_NAME.fullmatch(camera) and ".." not in camera:
         return camera.replace(":", "_")
     return hashlib.sha256(camera.encode("utf-8")).hexdigest()[:32]
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Readers see the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".jpg", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
