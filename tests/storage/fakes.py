@@ -1,10 +1,17 @@
-"""An in-memory segment index with the SegmentIndex surface retention uses, and a free-space source over files."""
+"""An in-memory segment index with the SegmentIndex surface retention uses, a free-space source over files, and a
+real small volume (tmpfs) for the tests that fill a disk."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 from agents.storage.disk import DiskUsage
 
@@ -102,3 +109,22 @@ class FakeVolume:
 def files_under(root: Path) -> set[str]:
     """The segment files under root, relative."""
     return {str(p.relative_to(root)) for p in root.rglob("*.mp4")}
+
+
+@contextlib.contextmanager
+def tmpfs_volume(where: Path, size: str) -> Iterator[Path]:
+    """A real, small filesystem (a tmpfs of `size`, e.g. "2m") mounted at `where`; skips the test without root."""
+    where.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "ketnoi-test", str(where)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=True)

@@ -5,8 +5,6 @@ deletes, and recording resumes by itself. A held segment survives both."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +20,7 @@ from agents.storage.retention import Retention
 from protocol.camera import CameraReport, CameraState, StreamProfile
 from simulator.camera import SimulatedCamera
 from simulator.spec import CameraSpec, Quirks
-from tests.storage.fakes import files_under
+from tests.storage.fakes import files_under, tmpfs_volume
 from tests.waiting import eventually
 
 KB = 1024
@@ -33,19 +31,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def volume(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "volume"
-    mount.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "ketnoi-test", str(mount)], capture_output=True, text=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
+    with tmpfs_volume(tmp_path / "volume", "2m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=True)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -16,7 +15,7 @@ from agents.storage.config import RetentionConfig
 from agents.storage.disk import statvfs_usage
 from agents.storage.retention import Retention
 from common.clock import ManualClock
-from tests.storage.fakes import MemoryIndex, Row, files_under
+from tests.storage.fakes import MemoryIndex, Row, files_under, tmpfs_volume
 
 KB = 1024
 MB = 1024 * KB
@@ -25,19 +24,8 @@ CAMERAS = ("0b6c9a4e-1111-4a6b-9a51-000000000001", "0b6c9a4e-2222-4a6b-9a51-0000
 
 @pytest.fixture
 def volume(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "volume"
-    mount.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "ketnoi-test", str(mount)], capture_output=True, text=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
+    with tmpfs_volume(tmp_path / "volume", "8m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=True)
 
 
 class Writer:
