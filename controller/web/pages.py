@@ -15,7 +15,7 @@ from controller.security.access import ADMINS, TECHNICIANS, Kind, Policy, Routes
 from controller.uplink import actions
 from controller.uplink.actions import ActionError
 from controller.uplink.codes import CodeError, NewCode
-from controller.web import views
+from controller.web import booking_pages, views
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +69,8 @@ async def signin(request: web.Request) -> web.StreamResponse:
                 await sessions.end(session, previous.session_id)
         token = await sessions.start(session, user, now, address)
         audit.record(session, at=now, actor=f"user:{user.username}", action="signin", address=address)
+    if next_path == "/" and user.role not in TECHNICIANS:
+        next_path = booking_pages.landing(user.role)
     response = web.HTTPSeeOther(next_path)
     sessions.set_cookie(response, config, token)
     raise response

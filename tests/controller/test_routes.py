@@ -7,7 +7,7 @@ Public on purpose: sign-in (GET, POST), /healthz, /metrics (aggregate figures, l
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from aiohttp import web
@@ -16,6 +16,7 @@ from sqlalchemy import select
 from common.clock import ManualClock
 from controller import state
 from controller.app import build_app
+from controller.bookings.models import BandwidthClass, Booking, BookingMode, Occurrence, Room
 from controller.db.models import Agent, Camera, Role, User
 from controller.people.models import Child, SchoolClass
 from controller.security.passwords import Passwords, cheap_hasher
@@ -31,12 +32,16 @@ PUBLIC = {
     ("GET", "/metrics"),
     ("POST", ENROL_PATH),
     ("GET", UPLINK_PATH),
+    ("GET", "/api/openapi.json"),
 }
 ANY_SIGNED_IN = {("GET", "/api/session"), ("POST", "/signout")}
 # Everyone manages their own API tokens (another's token id is "no such token": tests/controller/people).
 ANY_SIGNED_IN |= {(m, p) for m in ("GET", "POST") for p in ("/api/tokens", "/account/tokens")}
 ANY_SIGNED_IN |= {("POST", "/api/tokens/{token_id}/revoke"), ("POST", "/account/tokens/{token_id}/revoke")}
 ADMIN_ONLY = {("POST", "/api/agents/{agent_id}/revoke"), ("POST", "/agents/{agent_id}/revoke")}
+# Booking pages without an id in the path admit every booking role (teachers included); the rooms a form names
+# are checked by the service (tests/controller/test_booking_pages.py).
+ANY_BOOKER = {("GET", "/bookings/new"), ("POST", "/bookings"), ("GET", "/my/sessions")}
 # Rooms and bookings admit more roles (teachers book their school's rooms): the same enumeration for them is in
 # tests/controller/bookings/test_routes.py.
 BOOKING_ROUTES = (
@@ -100,6 +105,26 @@ async def _people_ids(app: web.Application, unit_id: int, teacher: str | None) -
                 "consent_id": 1, "token_id": 1}  # fmt: skip
 
 
+async def _booking_ids(app: web.Application, unit_id: int, user_id: int) -> dict[str, int]:
+    """A room of the school and a booking in it with one occurrence, for the booking pages' ids."""
+    now = app[state.CLOCK].now()
+    async with app[state.DB].begin() as session:
+        room = Room(unit_id=unit_id, name="P1", capacity=30, equipment=[], bandwidth_class=BandwidthClass.MEDIUM,
+                    booking_window_days=90, max_duration_minutes=240, created_at=now, updated_at=now)  # fmt: skip
+        session.add(room)
+        await session.flush()
+        booking = Booking(title="b", agenda="", mode=BookingMode.MEETING, organizer_id=user_id, host_room_id=room.id,
+                          starts_at=now, ends_at=now + timedelta(hours=1), time_zone="Asia/Ho_Chi_Minh", rrule=None,
+                          exdates=[], attendees=None, created_at=now, updated_at=now)  # fmt: skip
+        session.add(booking)
+        await session.flush()
+        occurrence = Occurrence(booking_id=booking.id, recurrence_id=now, starts_at=now,
+                                ends_at=now + timedelta(hours=1), cancelled=False, detached=False)  # fmt: skip
+        session.add(occurrence)
+        await session.flush()
+        return {"room_id": room.id, "booking_id": booking.id, "occurrence_id": occurrence.id}
+
+
 def _fill(path: str, ids: dict[str, int]) -> str:
     return path.format(**ids)
 
@@ -122,8 +147,10 @@ async def test_every_route_has_a_policy_and_refuses_who_it_must(
     other_agent, other_camera = await _agent_with_camera(app, world.other_school, "b" * 64)
     own = {"unit_id": world.school, "agent_id": own_agent, "camera_id": own_camera}
     own |= await _people_ids(app, world.school, world.teacher)
+    own |= await _booking_ids(app, world.school, own["user_id"])
     other = {"unit_id": world.other_school, "agent_id": other_agent, "camera_id": other_camera}
     other |= await _people_ids(app, world.other_school, None)
+    other |= await _booking_ids(app, world.other_school, other["user_id"])
     guarded = [r for r in routes if r not in PUBLIC and not r[1].startswith(BOOKING_ROUTES)]
 
     for method, path in guarded:  # anonymous
@@ -136,7 +163,7 @@ async def test_every_route_has_a_policy_and_refuses_who_it_must(
     await sign_in(client, world.teacher)
     token = await csrf_token(client)
     for method, path in guarded:  # a role with none of these pages, or the other school's ids
-        if (method, path) in ANY_SIGNED_IN:
+        if (method, path) in ANY_SIGNED_IN | ANY_BOOKER:
             continue
         status, _ = await _call(client, method, _fill(path, other), token)
         assert status == 403, (method, path)
