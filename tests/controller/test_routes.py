@@ -35,6 +35,11 @@ PUBLIC = {
     ("GET", "/api/openapi.json"),
 }
 ANY_SIGNED_IN = {("GET", "/api/session"), ("POST", "/signout")}
+# Join pages authenticate by the signed token in the path (tests/controller/calendar); calendar feeds are API
+# routes (session or API token: 401 when anonymous) and the caller's own feed admits every booking role.
+PUBLIC |= {("GET", "/join/{token}")}
+FEEDS = ("/calendar/",)
+ANY_SIGNED_IN |= {("GET", "/calendar/users/me.ics")}
 # Everyone manages their own API tokens (another's token id is "no such token": tests/controller/people).
 ANY_SIGNED_IN |= {(m, p) for m in ("GET", "POST") for p in ("/api/tokens", "/account/tokens")}
 ANY_SIGNED_IN |= {("POST", "/api/tokens/{token_id}/revoke"), ("POST", "/account/tokens/{token_id}/revoke")}
@@ -50,6 +55,7 @@ BOOKING_ROUTES = (
     "/api/availability",
     "/api/units/{unit_id}/r",
     "/api/units/{unit_id}/b",
+    "/calendar/rooms",
 )
 
 
@@ -155,7 +161,7 @@ async def test_every_route_has_a_policy_and_refuses_who_it_must(
 
     for method, path in guarded:  # anonymous
         status, headers = await _call(client, method, _fill(path, own))
-        if path.startswith("/api/"):
+        if path.startswith(("/api/", *FEEDS)):
             assert status == 401, (method, path)
         else:
             assert status == 302 and headers["Location"].startswith("/signin"), (method, path)
