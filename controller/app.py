@@ -22,7 +22,7 @@ from controller.security.passwords import Passwords
 from controller.security.ratelimit import WindowLimiter
 from controller.uplink.hub import Hub
 from controller.uplink.sweeper import sweeper_ctx
-from controller.web import admin_pages, api, booking_pages, bookings_api, calendar_routes, pages, people_api
+from controller.web import admin_pages, api, booking_pages, bookings_api, calendar_routes, openapi, pages, people_api
 from controller.web.render import Renderer, security_headers
 
 logger = logging.getLogger(__name__)
@@ -109,6 +109,7 @@ def build_app(
     admin_pages.add_routes(routes)
     bookings_api.setup(app, routes)
     calendar_routes.setup(app, routes)
+    openapi.add_routes(routes)
     booking_pages.add_routes(routes)
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(sweeper_ctx)

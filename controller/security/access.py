@@ -17,6 +17,7 @@ from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 from aiohttp.web_urldispatcher import AbstractRoute
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -78,7 +79,19 @@ def public(kind: Kind = Kind.API, *, check_origin: bool = False) -> Policy:
     return Policy(roles=None, kind=kind, check_origin=check_origin)
 
 
+@dataclass(frozen=True)
+class RouteDoc:
+    """What the OpenAPI document says of a route beyond its policy (controller.web.openapi)."""
+
+    summary: str = ""
+    body: type[BaseModel] | str | None = None
+    """The pydantic model the handler parses from a JSON body, or the media type of a raw body (a file)."""
+    query: type[BaseModel] | None = None
+    """A model whose fields are the query parameters."""
+
+
 RoutePolicies = dict[AbstractRoute, Policy]
+ROUTE_DOCS: web.AppKey[dict[AbstractRoute, RouteDoc]] = web.AppKey("route_docs", dict)
 _PEOPLE_SCOPES: dict[Scope, people_scopes.UnitOf] = {
     Scope.CLASS: people_scopes.unit_of_class,
     Scope.CHILD: people_scopes.unit_of_child,
@@ -94,10 +107,22 @@ class Routes:
     def __init__(self, app: web.Application) -> None:
         self._app = app
         self._policies = app[state.POLICIES]
+        self._docs = app.setdefault(ROUTE_DOCS, {})
 
-    def add(self, method: str, path: str, handler: Handler, policy: Policy) -> None:
+    def add(
+        self,
+        method: str,
+        path: str,
+        handler: Handler,
+        policy: Policy,
+        *,
+        summary: str = "",
+        body: type[BaseModel] | str | None = None,
+        query: type[BaseModel] | None = None,
+    ) -> None:
         route = self._app.router.add_route(method, path, handler)
         self._policies[route] = policy
+        self._docs[route] = RouteDoc(summary or (handler.__doc__ or "").strip().split("\n")[0], body, query)
 
     def static(self, prefix: str, directory: str) -> None:
         resource = self._app.router.add_static(prefix, directory, follow_symlinks=False)

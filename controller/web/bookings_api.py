@@ -412,19 +412,33 @@ def setup(app: web.Application, routes: Routes) -> None:
     manage_room = Policy(ROOM_MANAGERS, Kind.API, Scope.ROOM)
     booking = Policy(BOOKERS, Kind.API, Scope.BOOKING)
     routes.add("GET", "/api/units/{unit_id:\\d+}/rooms", list_rooms, Policy(BOOKERS, Kind.API, Scope.UNIT))
-    routes.add("POST", "/api/units/{unit_id:\\d+}/rooms", create_room, Policy(ROOM_MANAGERS, Kind.API, Scope.UNIT))
-    routes.add("GET", "/api/units/{unit_id:\\d+}/bookings", unit_bookings, Policy(BOOKERS, Kind.API, Scope.UNIT))
+    routes.add(
+        "POST", "/api/units/{unit_id:\\d+}/rooms", create_room, Policy(ROOM_MANAGERS, Kind.API, Scope.UNIT), body=RoomIn
+    )
+    routes.add(
+        "GET",
+        "/api/units/{unit_id:\\d+}/bookings",
+        unit_bookings,
+        Policy(BOOKERS, Kind.API, Scope.UNIT),
+        query=RangeQuery,
+    )
     routes.add("GET", "/api/rooms/{room_id:\\d+}", get_room, room)
-    routes.add("PATCH", "/api/rooms/{room_id:\\d+}", update_room, manage_room)
+    routes.add("PATCH", "/api/rooms/{room_id:\\d+}", update_room, manage_room, body=RoomPatch)
     routes.add("GET", "/api/rooms/{room_id:\\d+}/policy", get_policy, room)
-    routes.add("PUT", "/api/rooms/{room_id:\\d+}/policy", put_policy, manage_room)
-    routes.add("GET", "/api/rooms/{room_id:\\d+}/bookings", room_bookings, room)
-    routes.add("POST", "/api/bookings", create_booking, Policy(BOOKERS))
+    routes.add("PUT", "/api/rooms/{room_id:\\d+}/policy", put_policy, manage_room, body=RoomPolicyIn)
+    routes.add("GET", "/api/rooms/{room_id:\\d+}/bookings", room_bookings, room, query=RangeQuery)
+    routes.add("POST", "/api/bookings", create_booking, Policy(BOOKERS), body=BookingIn)
     routes.add("GET", "/api/bookings/{booking_id:\\d+}", get_booking, booking)
-    routes.add("PATCH", "/api/bookings/{booking_id:\\d+}", update_booking, booking)
+    routes.add("PATCH", "/api/bookings/{booking_id:\\d+}", update_booking, booking, body=BookingPatch)
     routes.add("POST", "/api/bookings/{booking_id:\\d+}/cancel", cancel_booking, booking)
-    routes.add("PATCH", "/api/bookings/{booking_id:\\d+}/occurrences/{occurrence_id:\\d+}", move_occurrence, booking)
+    routes.add(
+        "PATCH",
+        "/api/bookings/{booking_id:\\d+}/occurrences/{occurrence_id:\\d+}",
+        move_occurrence,
+        booking,
+        body=OccurrencePatch,
+    )
     routes.add(
         "POST", "/api/bookings/{booking_id:\\d+}/occurrences/{occurrence_id:\\d+}/cancel", cancel_occurrence, booking
     )
-    routes.add("GET", "/api/availability", availability, Policy(BOOKERS))
+    routes.add("GET", "/api/availability", availability, Policy(BOOKERS), query=AvailabilityQuery)

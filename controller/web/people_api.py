@@ -499,26 +499,54 @@ async def import_roster(request: web.Request) -> web.StreamResponse:
 def add_routes(routes: Routes) -> None:
     api = Kind.API
     routes.add("GET", "/api/tokens", list_tokens, Policy(EVERYONE))
-    routes.add("POST", "/api/tokens", create_token, Policy(EVERYONE))
+    routes.add("POST", "/api/tokens", create_token, Policy(EVERYONE), body=NewTokenBody)
     routes.add("POST", "/api/tokens/{token_id:\\d+}/revoke", revoke_token, Policy(EVERYONE))
 
     routes.add("GET", "/api/users", list_users, Policy(TECHNICIANS))
-    routes.add("POST", "/api/users", create_user, Policy(TECHNICIANS))
+    routes.add("POST", "/api/users", create_user, Policy(TECHNICIANS), body=NewUserBody)
     routes.add("GET", "/api/users/{user_id:\\d+}", get_user, Policy(TECHNICIANS, api, Scope.USER))
-    routes.add("POST", "/api/users/{user_id:\\d+}/role", change_role, Policy(TECHNICIANS, api, Scope.USER))
+    routes.add(
+        "POST", "/api/users/{user_id:\\d+}/role", change_role, Policy(TECHNICIANS, api, Scope.USER), body=RoleBody
+    )
     routes.add("POST", "/api/users/{user_id:\\d+}/disable", disable_user, Policy(TECHNICIANS, api, Scope.USER))
     routes.add("POST", "/api/users/{user_id:\\d+}/enable", enable_user, Policy(TECHNICIANS, api, Scope.USER))
     routes.add("POST", "/api/users/{user_id:\\d+}/reset-password", reset_password, Policy(TECHNICIANS, api, Scope.USER))
     routes.add("GET", "/api/audit", list_audit, Policy(ADMINS))
 
     routes.add("GET", "/api/units/{unit_id:\\d+}/classes", list_classes, Policy(SCHOOL_READ, api, Scope.UNIT))
-    routes.add("POST", "/api/units/{unit_id:\\d+}/classes", create_class, Policy(SCHOOL_WRITE, api, Scope.UNIT))
-    routes.add("POST", "/api/units/{unit_id:\\d+}/children", create_child, Policy(SCHOOL_WRITE, api, Scope.UNIT))
+    routes.add(
+        "POST",
+        "/api/units/{unit_id:\\d+}/classes",
+        create_class,
+        Policy(SCHOOL_WRITE, api, Scope.UNIT),
+        body=NewClassBody,
+    )
+    routes.add(
+        "POST",
+        "/api/units/{unit_id:\\d+}/children",
+        create_child,
+        Policy(SCHOOL_WRITE, api, Scope.UNIT),
+        body=NewChildBody,
+    )
     routes.add("GET", "/api/classes/{class_id:\\d+}", get_class, Policy(SCHOOL_READ, api, Scope.CLASS))
-    routes.add("POST", "/api/classes/{class_id:\\d+}/staff", assign_staff, Policy(SCHOOL_WRITE, api, Scope.CLASS))
+    routes.add(
+        "POST",
+        "/api/classes/{class_id:\\d+}/staff",
+        assign_staff,
+        Policy(SCHOOL_WRITE, api, Scope.CLASS),
+        body=StaffBody,
+    )
     routes.add("GET", "/api/children/{child_id:\\d+}", get_child, Policy(CHILD_READ, api, Scope.CHILD))
-    routes.add("POST", "/api/children/{child_id:\\d+}/move", move_child, Policy(SCHOOL_WRITE, api, Scope.CHILD))
-    routes.add("POST", "/api/children/{child_id:\\d+}/guardians", link_guardian, Policy(SCHOOL_WRITE, api, Scope.CHILD))
+    routes.add(
+        "POST", "/api/children/{child_id:\\d+}/move", move_child, Policy(SCHOOL_WRITE, api, Scope.CHILD), body=MoveBody
+    )
+    routes.add(
+        "POST",
+        "/api/children/{child_id:\\d+}/guardians",
+        link_guardian,
+        Policy(SCHOOL_WRITE, api, Scope.CHILD),
+        body=GuardianBody,
+    )
     routes.add(
         "POST",
         "/api/children/{child_id:\\d+}/guardians/{guardian_id:\\d+}/revoke",
@@ -526,7 +554,11 @@ def add_routes(routes: Routes) -> None:
         Policy(SCHOOL_WRITE, api, Scope.CHILD),
     )
     routes.add(
-        "POST", "/api/children/{child_id:\\d+}/consents", record_consent, Policy(CONSENT_WRITE, api, Scope.CHILD)
+        "POST",
+        "/api/children/{child_id:\\d+}/consents",
+        record_consent,
+        Policy(CONSENT_WRITE, api, Scope.CHILD),
+        body=ConsentBody,
     )
     routes.add(
         "POST",
@@ -535,4 +567,4 @@ def add_routes(routes: Routes) -> None:
         Policy(CONSENT_WRITE, api, Scope.CHILD),
     )
     routes.add("GET", "/api/my/children", my_children, Policy(frozenset({Role.PARENT})))
-    routes.add("POST", "/api/import", import_roster, Policy(ADMINS))
+    routes.add("POST", "/api/import", import_roster, Policy(ADMINS), body="application/octet-stream")
