@@ -27,10 +27,10 @@ from controller import state
 from controller.bookings.drafts import BookingDetail, BookingError, NotFound
 from controller.bookings.models import Booking, BookingRoom, Occurrence, Room
 from controller.bookings.policies import BOOKERS, may_book
-from controller.calendar import ics
+from controller.calendar import feedtokens, ics
 from controller.calendar.joinlinks import JoinClaims, JoinLinks, JoinRole, Reason, Refused
 from controller.db.models import AuditEntry, Role, User
-from controller.security.access import Kind, Policy, Routes, Scope, principal_of, public
+from controller.security.access import Kind, Policy, Routes, Scope, in_scope, principal_of, public
 from controller.security.sessions import Principal
 from controller.units import is_within, parents
 from controller.web.bookings_api import BOOKINGS
@@ -42,7 +42,7 @@ JOIN_LINKS: web.AppKey[JoinLinks] = web.AppKey("join_links", JoinLinks)
 FEED_HISTORY = timedelta(days=31)
 """Feeds carry bookings with an occurrence ending at most this long ago (and everything later)."""
 ICS_TYPE = "text/calendar"
-_TOKEN_IN_PATH = re.compile(r"/join/[^\s?\"]+")
+_TOKEN_IN_PATH = re.compile(r"/(join|calendar/feeds)/[^\s/?\"]+")
 
 TEXT: dict[str, tuple[str, str]] = {
     "title": ("Tham gia buổi họp", "Join the session"),
@@ -86,9 +86,9 @@ def _t(key: str, lang: str) -> str:
 class _RedactJoinTokens(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.args and isinstance(record.args, tuple):
-            record.args = tuple(_TOKEN_IN_PATH.sub("/join/…", a) if isinstance(a, str) else a for a in record.args)
+            record.args = tuple(_TOKEN_IN_PATH.sub(r"/\1/…", a) if isinstance(a, str) else a for a in record.args)
         if isinstance(record.msg, str):
-            record.msg = _TOKEN_IN_PATH.sub("/join/…", record.msg)
+            record.msg = _TOKEN_IN_PATH.sub(r"/\1/…", record.msg)
         return True
 
 
@@ -335,10 +335,17 @@ def _recent(now: datetime) -> Any:
 
 
 async def room_feed(request: web.Request) -> web.StreamResponse:
+    return await _room_feed(request, None)
+
+
+async def _room_feed(request: web.Request, principal: Principal | None) -> web.StreamResponse:
+    """The room's feed; `principal` (a feed token's user) is checked for scope here, a session by its policy."""
     room_id = int(request.match_info["room_id"])
     now = request.app[state.CLOCK].now()
     async with request.app[state.DB]() as session:
         room = await session.get(Room, room_id)
+        if principal is not None and (room is None or not await in_scope(session, principal, room.unit_id)):
+            return _error(403, "this room is not in your scope")
         if room is None:
             return _error(404, "no such room")
         query = (
@@ -351,7 +358,10 @@ async def room_feed(request: web.Request) -> web.StreamResponse:
 
 
 async def user_feed(request: web.Request) -> web.StreamResponse:
-    principal = principal_of(request)
+    return await _user_feed(request, principal_of(request))
+
+
+async def _user_feed(request: web.Request, principal: Principal) -> web.StreamResponse:
     now = request.app[state.CLOCK].now()
     async with request.app[state.DB]() as session:
         rows = (await session.execute(select(Room.id, Room.unit_id))).all()
@@ -370,6 +380,49 @@ async def user_feed(request: web.Request) -> web.StreamResponse:
     return await _feed(request, ids, f"ketnoi: {principal.username}", "me.ics")
 
 
+# ----- feed tokens -----
+
+
+def _feed_urls(request: web.Request, secret: str) -> dict[str, str]:
+    base = f"{request.app[state.CONFIG].effective_public_url.rstrip('/')}/calendar/feeds/{secret}"
+    return {"user_feed": f"{base}/me.ics", "room_feed": f"{base}/rooms/{{room_id}}.ics"}
+
+
+async def make_feed_token(request: web.Request) -> web.StreamResponse:
+    """A new calendar feed token for the caller (the previous one stops working); shown once."""
+    principal = principal_of(request)
+    async with request.app[state.DB].begin() as session:
+        secret = await feedtokens.rotate(session, principal.user_id, request.app[state.CLOCK].now())
+    logger.info("calendar feed token made for %s", principal.username)
+    return web.json_response(_feed_urls(request, secret), status=201)
+
+
+async def revoke_feed_token(request: web.Request) -> web.StreamResponse:
+    principal = principal_of(request)
+    async with request.app[state.DB].begin() as session:
+        revoked = await feedtokens.revoke(session, principal.user_id)
+    return web.json_response({"revoked": revoked})
+
+
+async def _token_principal(request: web.Request) -> Principal | None:
+    async with request.app[state.DB].begin() as session:
+        return await feedtokens.resolve(session, request.match_info["token"], request.app[state.CLOCK].now())
+
+
+async def token_user_feed(request: web.Request) -> web.StreamResponse:
+    principal = await _token_principal(request)
+    if principal is None:
+        return _error(401, "unknown or revoked calendar feed token")
+    return await _user_feed(request, principal)
+
+
+async def token_room_feed(request: web.Request) -> web.StreamResponse:
+    principal = await _token_principal(request)
+    if principal is None:
+        return _error(401, "unknown or revoked calendar feed token")
+    return await _room_feed(request, principal)
+
+
 def setup(app: web.Application, routes: Routes) -> None:
     app[JOIN_LINKS] = JoinLinks(app[state.SECRET_KEY], app[state.CLOCK])
     logging.getLogger("aiohttp.access").addFilter(_RedactJoinTokens())
@@ -379,3 +432,8 @@ def setup(app: web.Application, routes: Routes) -> None:
     routes.add("GET", "/api/bookings/{booking_id:\\d+}/invitation.ics", invitation, editors)
     routes.add("GET", "/calendar/rooms/{room_id:\\d+}.ics", room_feed, Policy(BOOKERS, Kind.API, Scope.ROOM))
     routes.add("GET", "/calendar/users/me.ics", user_feed, Policy(BOOKERS, Kind.API))
+    routes.add("POST", "/api/calendar/feed-token", make_feed_token, Policy(BOOKERS))
+    routes.add("POST", "/api/calendar/feed-token/revoke", revoke_feed_token, Policy(BOOKERS))
+    # Authenticated by the feed token in the path (controller.calendar.feedtokens), not by a session.
+    routes.add("GET", "/calendar/feeds/{token}/me.ics", token_user_feed, public())
+    routes.add("GET", "/calendar/feeds/{token}/rooms/{room_id:\\d+}.ics", token_room_feed, public())

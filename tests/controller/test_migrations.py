@@ -18,6 +18,7 @@ from tests.controller.conftest import POSTGRES_URL
 TABLES = {"units", "users", "sessions", "enrolment_codes", "agents", "cameras", "audit_log", "alembic_version"}
 TABLES |= {"rooms", "bookings", "booking_rooms", "occurrences", "room_occupancy"}  # 0002
 TABLES |= {"api_tokens", "classes", "children", "class_placements", "guardians", "consents", "class_staff"}  # 0003
+TABLES |= {"calendar_feed_tokens"}  # 0004
 
 
 async def _tables(engine: AsyncEngine) -> set[str]:

@@ -40,6 +40,9 @@ ANY_SIGNED_IN = {("GET", "/api/session"), ("POST", "/signout")}
 PUBLIC |= {("GET", "/join/{token}")}
 FEEDS = ("/calendar/",)
 ANY_SIGNED_IN |= {("GET", "/calendar/users/me.ics")}
+ANY_SIGNED_IN |= {("POST", "/api/calendar/feed-token"), ("POST", "/api/calendar/feed-token/revoke")}
+# Feed URLs with a feed token authenticate by that token (unknown: 401; out of scope: 403; tests/controller/calendar).
+PUBLIC |= {("GET", "/calendar/feeds/{token}/me.ics"), ("GET", "/calendar/feeds/{token}/rooms/{room_id}.ics")}
 # Everyone manages their own API tokens (another's token id is "no such token": tests/controller/people).
 ANY_SIGNED_IN |= {(m, p) for m in ("GET", "POST") for p in ("/api/tokens", "/account/tokens")}
 ANY_SIGNED_IN |= {("POST", "/api/tokens/{token_id}/revoke"), ("POST", "/account/tokens/{token_id}/revoke")}

@@ -3,6 +3,7 @@ feeds is exactly the stored live occurrences (Asia/Ho_Chi_Minh and a zone with d
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,11 +11,14 @@ from typing import Any
 from aiohttp import web
 from dateutil import rrule as du
 from icalendar import Calendar, Component
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from controller import state
+from controller.calendar.feedtokens import CalendarFeedToken
 from controller.db.models import Unit
 from controller.people import tokens as api_tokens
+from controller.security.tokens import sha256_hex
+from controller.web.calendar_routes import _RedactJoinTokens
 from tests.controller.bookings.conftest import Caller, Site, as_user
 from tests.controller.conftest import Client
 
@@ -265,3 +269,56 @@ async def test_invitation_is_a_request_with_the_join_link(client: Client, site: 
     assert status == 403
     status, _ = await teacher.get(f"/api/bookings/{series['id']}/invitation.ics")
     assert status == 403
+
+
+async def test_a_feed_token_in_the_url_opens_the_callers_feeds_until_replaced_or_revoked(
+    client: Client, site: Site, app: web.Application
+) -> None:
+    booker = await as_user(client, site.booker)
+    series = await _series(booker, booking(site.room))
+    status, made = await booker.send("POST", "/api/calendar/feed-token")
+    assert status == 201
+    feed = made["user_feed"].removeprefix("http://controller.test")
+    room_feed = made["room_feed"].removeprefix("http://controller.test").format(room_id=site.room)
+    secret = feed.split("/")[3]
+    assert secret.startswith("kf_") and len(secret) > 40
+    async with app[state.DB]() as session:
+        stored_hashes = (await session.execute(select(CalendarFeedToken.token_hash))).scalars().all()
+    assert stored_hashes == [sha256_hex(secret)]  # only the hash is kept
+
+    client.session.cookie_jar.clear()
+    assert list(expand(await ics(client, feed))) == [f"booking-{series['id']}@controller.test"]
+    assert f"booking-{series['id']}@" in (await (await client.get(room_feed)).text())
+    assert (await client.get(feed.replace(secret, secret[:-1] + "x"))).status == 401
+    assert (await client.get(feed.replace(secret, "kt_" + secret[3:]))).status == 401
+
+    # A new token replaces the old; revoking ends the new one.
+    booker = await as_user(client, site.booker)
+    status, again = await booker.send("POST", "/api/calendar/feed-token")
+    assert status == 201
+    assert (await client.get(feed)).status == 401
+    new_feed = again["user_feed"].removeprefix("http://controller.test")
+    assert (await client.get(new_feed)).status == 200
+    status, revoked = await booker.send("POST", "/api/calendar/feed-token/revoke")
+    assert status == 200 and revoked == {"revoked": True}
+    assert (await client.get(new_feed)).status == 401
+
+    # The token opens only the user's scope: the other school's technician cannot read this school's room.
+    other = await as_user(client, site.world.other_technician)
+    status, theirs = await other.send("POST", "/api/calendar/feed-token")
+    assert status == 201
+    their_room = theirs["room_feed"].removeprefix("http://controller.test").format(room_id=site.room)
+    assert (await client.get(their_room)).status == 403
+
+
+def test_tokens_in_paths_are_blanked_in_the_access_log() -> None:
+    record = logging.LogRecord(
+        "aiohttp.access", logging.INFO, __file__, 1, '127.0.0.1 "GET /join/eyJ.abc.def HTTP/1.1" 200', None, None
+    )
+    feed = logging.LogRecord(
+        "aiohttp.access", logging.INFO, __file__, 1, "%s", ("GET /calendar/feeds/kf_secret/me.ics",), None
+    )
+    redact = _RedactJoinTokens()
+    assert redact.filter(record) and redact.filter(feed)
+    assert record.getMessage() == '127.0.0.1 "GET /join/… HTTP/1.1" 200'
+    assert feed.getMessage() == "GET /calendar/feeds/…/me.ics"
