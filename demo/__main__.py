@@ -21,8 +21,10 @@ import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 
@@ -141,6 +143,97 @@ async def technician_view(plan: Plan, username: str, password: str, unit_id: int
     raise ChildFailed(f"the technician did not see {plan.cameras} settled cameras within {plan.timeout:.0f} s")
 
 
+MORE_SCHOOLS = (
+    ("Trường THCS Trương Hán Siêu", "lower_secondary", "hoa_lu"),
+    ("Trường Mầm non Sơn Ca", "kindergarten", "yen_khanh"),
+    ("Trường Tiểu học Yên Khánh", "primary", "yen_khanh"),
+    ("Trường THPT Yên Khánh A", "upper_secondary", "yen_khanh"),
+)
+ROLE_USERS = (
+    ("datlich", "department_booker", "cán bộ đặt lịch / department booker"),
+    ("nhatruong", "school_staff", "cán bộ trường / school staff"),
+    ("giaovien", "teacher", "giáo viên / teacher"),
+    ("phuhuynh", "parent", "phụ huynh / parent"),
+)
+
+
+class Api:
+    """The controller's JSON API as one signed-in user (cookie session and CSRF token)."""
+
+    def __init__(self, http: aiohttp.ClientSession, url: str, token: str) -> None:
+        self.http, self.url, self.token = http, url, token
+
+    async def call(self, method: str, path: str, body: object = None) -> Any:
+        headers = {"Origin": self.url, "X-CSRF-Token": self.token}
+        async with self.http.request(method, f"{self.url}{path}", json=body, headers=headers) as response:
+            answer = await response.json()
+            if response.status >= 400:
+                raise ChildFailed(f"{method} {path}: HTTP {response.status} {answer}")
+            return answer
+
+
+async def seed_bookings(plan: Plan, admin_password: str, kindergarten_id: int) -> dict[str, str]:
+    """A dual-use room at every unit, a user of each booking role and a parent, and a few bookings this week.
+
+    Everything goes through the JSON API as the administrator; returns the new logins (random passwords)."""
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(cookie_jar=jar, timeout=aiohttp.ClientTimeout(total=30)) as http:
+        form = {"username": "admin", "password": admin_password}
+        async with http.post(f"{plan.url}/signin", data=form, headers={"Origin": plan.url}, allow_redirects=False):
+            pass
+        async with http.get(f"{plan.url}/api/session") as response:
+            api = Api(http, plan.url, (await response.json())["csrf_token"])
+        units = (await api.call("GET", "/api/units"))["units"]
+        rooms: dict[str, int] = {}
+        for unit in units:
+            room_name = "Hội trường trực tuyến" if unit["kind"] != "school" else "Phòng đa năng"
+            room = await api.call(
+                "POST", f"/api/units/{unit['id']}/rooms",
+                {"name": room_name, "capacity": 60 if unit["kind"] != "school" else 35,
+                 "equipment": ["camera", "micro", "tv"], "bandwidth_class": "medium"},
+            )  # fmt: skip
+            rooms[unit["name"]] = int(room["id"])
+        department = next(u for u in units if u["kind"] == "department")
+        logins: dict[str, str] = {}
+        ids: dict[str, int] = {}
+        for username, role, label in ROLE_USERS:
+            unit_id = department["id"] if role == "department_booker" else kindergarten_id
+            made = await api.call("POST", "/api/users", {"username": username, "role": role, "unit_id": unit_id})
+            logins[f"{username} ({label})"] = f"{username} / {made['password']}"
+            ids[username] = int(made["id"])
+        klass = await api.call("POST", f"/api/units/{kindergarten_id}/classes", {"school_year": "2025-2026",
+                                                                                "name": "Lá 1"})  # fmt: skip
+        child = await api.call("POST", f"/api/units/{kindergarten_id}/children",
+                               {"code": "HS001", "full_name": "Nguyễn Minh An", "date_of_birth": "2021-03-14",
+                                "class_id": klass["id"]})  # fmt: skip
+        await api.call("POST", f"/api/children/{child['id']}/guardians",
+                       {"user_id": ids["phuhuynh"], "relationship": "mother"})  # fmt: skip
+        await api.call("POST", f"/api/classes/{klass['id']}/staff", {"user_id": ids["giaovien"]})
+
+        zone = ZoneInfo("Asia/Ho_Chi_Minh")
+        tomorrow = datetime.now(zone).date() + timedelta(days=1)
+
+        def at(day: int, hour: int, minute: int = 0) -> str:
+            return datetime.combine(tomorrow + timedelta(days=day), dt_time(hour, minute), zone).isoformat()
+
+        names = list(rooms)
+        kindergarten = next(u["name"] for u in units if u["id"] == kindergarten_id)
+        host = rooms[department["name"]]
+        bookings = [
+            {"title": "Họp giao ban toàn ngành", "mode": "meeting", "host_room": host,
+             "participant_rooms": [rooms[n] for n in names if rooms[n] != host], "start": at(0, 8), "end": at(0, 10),
+             "agenda": "Triển khai nhiệm vụ tuần"},
+            {"title": "Lớp tiếng Anh trực tuyến", "mode": "class", "host_room": rooms[names[-1]],
+             "participant_rooms": [rooms[names[-2]]], "start": at(0, 14), "end": at(0, 15),
+             "recurrence": {"rule": "FREQ=WEEKLY;COUNT=8"}},
+            {"title": "Dự giờ lớp Lá 1", "mode": "observation", "host_room": rooms[kindergarten],
+             "participant_rooms": [host], "start": at(1, 9), "end": at(1, 9, 45)},
+        ]  # fmt: skip
+        for booking in bookings:
+            await api.call("POST", "/api/bookings", booking)
+    return logins
+
+
 def print_summary(plan: Plan, logins: dict[str, str], cam_password: str, cameras: list[dict[str, Any]]) -> None:
     first = next(c for c in cameras if c["address"] == plan.camera_host(0))
     first_camera = str(first["endpoint_ref"]).removeprefix("urn:uuid:")
@@ -160,8 +253,10 @@ def print_summary(plan: Plan, logins: dict[str, str], cam_password: str, cameras
         "",
         "Đăng nhập / sign in (mật khẩu ngẫu nhiên, chỉ in một lần / random passwords, shown once):",
     ]
-    lines += [f"  {who:<34} {secret}" for who, secret in logins.items()]
+    lines += [f"  {who:<46} {secret}" for who, secret in logins.items()]
     lines += [
+        f"Đặt lịch / bookings: {plan.url}/my/sessions (a meeting across every unit's room, a weekly class, an"
+        " observation, this week)",
         "",
         "Camera theo trạng thái / cameras by state: " + ", ".join(f"{k} {v}" for k, v in sorted(by_state.items())),
         f"  {plan.camera_host(plan.cameras - 1)} is outside the school's camera networks"
@@ -247,6 +342,18 @@ async def run(plan: Plan) -> int:
         ],
         controller_env,
     )
+    other_district = await cli_json(
+        ["controller", "create-unit", "--name", "Phòng GD&ĐT Yên Khánh", "--kind", "district", "--parent",
+         str(department["id"]), "--json"],
+        controller_env,
+    )  # fmt: skip
+    for name, level, parent in MORE_SCHOOLS:
+        unit = district if parent == "hoa_lu" else other_district
+        await cli_json(
+            ["controller", "create-unit", "--name", name, "--kind", "school", "--level", level, "--parent",
+             str(unit["id"]), "--json"],
+            controller_env,
+        )  # fmt: skip
     admin = await cli_json(["controller", "create-admin", "--username", "admin", "--json"], controller_env)
     tech = await cli_json(
         [
@@ -326,10 +433,12 @@ async def run(plan: Plan) -> int:
         await agent.start()
         await wait_http(f"http://127.0.0.1:{plan.agent_port}/healthz", agent, plan.timeout)
 
+        booking_logins = await seed_bookings(plan, admin["password"], int(school["id"]))
         cameras = await technician_view(plan, "kythuat", tech["password"], int(school["id"]))
         logins = {
             "admin (quản trị / administrator)": f"admin / {admin['password']}",
             "kythuat (kỹ thuật / technician)": f"kythuat / {tech['password']}",
+            **booking_logins,
             "camera (ONVIF, RTSP)": f"admin / {cam_password}",
         }
         print_summary(plan, logins, cam_password, cameras)

@@ -151,3 +151,5 @@ async def test_a_booker_books_through_the_pages_and_a_clash_names_the_room(contr
         assert "Họp chuyên môn Toán" in message
         assert await page.evaluate("document.querySelector('input[name=title]').value") == "Dự giờ lớp 8A"
         assert await page.evaluate("document.querySelector('input[name=start_time]').value") == "10:00"
+        await page.screenshot(controller.workdir / "form-phone.png")
+        assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")

@@ -174,3 +174,16 @@ async def test_technician_sees_the_school_cameras_and_approves_one(demo: Demo) -
         for form in forms:
             assert form not in text
     assert "rtsp://admin:" not in "".join(bodies + logs)
+
+    # The seeded bookings and roles: each signs in and lands on a page it may see.
+    for who, path, expected in (
+        ("datlich", "/my/sessions", "Họp giao ban toàn ngành"),
+        ("giaovien", "/my/sessions", "Dự giờ lớp Lá 1"),
+        ("phuhuynh", "/my/children", "Nguyễn Minh An"),
+    ):
+        user = await signed_in(demo, who)
+        try:
+            async with user.get(demo.url + path) as response:
+                assert response.status == 200 and expected in await response.text(), who
+        finally:
+            await user.close()

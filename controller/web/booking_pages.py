@@ -186,11 +186,18 @@ def _blank_form(room: str, today: date) -> dict[str, Any]:
 
 
 async def _form(
-    request: web.Request, values: dict[str, Any], *, error: str | None = None, status: int = 200
+    request: web.Request, values: dict[str, Any], *, error: str | None = None, status: int = 200, refused: bool = False
 ) -> web.Response:
     rooms = await bookable_rooms(request, principal_of(request))
     return request.app[state.RENDERER].render(
-        request, "booking_form.html", status=status, rooms=rooms, form=values, error=error, modes=list(BookingMode)
+        request,
+        "booking_form.html",
+        status=status,
+        rooms=rooms,
+        form=values,
+        error=error,
+        refused=refused,
+        modes=list(BookingMode),
     )
 
 
@@ -290,7 +297,7 @@ async def create_booking(request: web.Request) -> web.StreamResponse:
     try:
         detail = await _service(request).create(principal, draft, request.remote)
     except BookingError as exc:
-        return await _form(request, values, error=str(exc), status=exc.status)
+        return await _form(request, values, error=str(exc), status=exc.status, refused=True)
     raise web.HTTPSeeOther(f"/bookings/{detail.booking.id}?created=1")
 
 

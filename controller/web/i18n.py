@@ -188,6 +188,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "my_children": ("Con của tôi", "My children"),
     "no_children": ("Chưa có trẻ nào được liên kết với tài khoản.", "No child is linked to this account."),
     "live_view_later": ("Xem trực tiếp lớp học sẽ có ở phiên bản sau.", "Watching the class live comes later."),
+    "booking_refused": ("Không đặt được lịch:", "Not booked:"),
     "form_need_title": ("Hãy nhập tiêu đề.", "Enter a title."),
     "form_need_host": ("Hãy chọn phòng chủ trì trong các phòng bạn được đặt.", "Choose a host room you may book."),
     "form_need_mode": ("Hãy chọn hình thức.", "Choose a mode."),
