@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 
 want=(python3 python3-venv python3-dev gcc ca-certificates ffmpeg iproute2)
 if [[ "${1:-}" == "--tests" ]]; then
-    # prometheus brings promtool, which checks dashboards/prometheus.
-    want+=(procps prometheus)
+    # prometheus brings promtool, which checks dashboards/prometheus; chromium runs the browser tests headless.
+    want+=(procps prometheus chromium)
 fi
 
 missing=()
