@@ -39,6 +39,8 @@ PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
+MAX_ID = 2**31 - 1
+"""Ids in paths are 32-bit (PostgreSQL integer); a larger one is no such item."""
 
 
 class Scope(enum.Enum):
@@ -221,6 +223,8 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
             return await handler(request)
         logger.error("route %s %s has no access policy: refused", request.method, route.resource.canonical)
         return web.json_response({"error": "this route is not configured"}, status=403)
+    if any(value.isdigit() and int(value) > MAX_ID for value in request.match_info.values()):
+        return _not_found(policy)  # no row has such an id, and the database would refuse the number
     if policy.roles is None:
         if policy.check_origin and request.method not in SAFE_METHODS and not origin_ok(request):
             return _forbidden_origin(policy)

@@ -16,7 +16,17 @@ from pydantic import BaseModel
 
 from controller import state
 from controller.security import sessions
-from controller.security.access import CSRF_HEADER, ROUTE_DOCS, SAFE_METHODS, Policy, RouteDoc, Routes, Scope, public
+from controller.security.access import (
+    CSRF_HEADER,
+    MAX_ID,
+    ROUTE_DOCS,
+    SAFE_METHODS,
+    Policy,
+    RouteDoc,
+    Routes,
+    Scope,
+    public,
+)
 
 OPENAPI_PATH = "/api/openapi.json"
 _PARAMETER = re.compile(r"\{(\w+)(?::[^}]*)?\}")
@@ -66,7 +76,8 @@ def _security(method: str, policy: Policy) -> list[dict[str, list[str]]]:
 def _operation(method: str, path: str, policy: Policy, doc: RouteDoc, components: dict[str, Any]) -> dict[str, Any]:
     names = _PARAMETER.findall(path)
     parameters: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}} for name in names
+        {"name": name, "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ID}}
+        for name in names
     ]
     if doc.query is not None:
         parameters += _query_parameters(doc.query, components)

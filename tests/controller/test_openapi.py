@@ -8,7 +8,7 @@ import schemathesis
 from aiohttp import web
 from schemathesis.core.result import Err
 
-from tests.controller.conftest import Client
+from tests.controller.conftest import Client, World, sign_in
 
 
 def _api_routes(app: web.Application) -> set[tuple[str, str]]:
@@ -60,3 +60,15 @@ async def test_the_document_loads_as_openapi(client: Client) -> None:
     invalid = [str(result.err()) for result in results if isinstance(result, Err)]
     assert invalid == []
     assert len(results) == sum(len(item) for item in doc["paths"].values())
+
+
+# Server errors found by the schemathesis run (tests/controller/test_schemathesis.py), each now a 4xx.
+
+
+async def test_an_id_beyond_32_bits_is_no_such_item(client: Client, world: World) -> None:
+    await sign_in(client, world.admin)
+    for path in ("/api/agents/99999999999999999999", "/api/units/2147483648", "/api/bookings/9223372036854775808"):
+        response = await client.get(path)
+        assert response.status == 404, path
+        assert await response.json() == {"error": "no such item"}
+    assert (await client.get(f"/api/units/{world.school}")).status == 200
