@@ -271,6 +271,26 @@ async def test_invitation_is_a_request_with_the_join_link(client: Client, site: 
     assert status == 403
 
 
+async def test_the_join_page_checks_the_link_against_the_booking_as_it_is_now(
+    client: Client, site: Site, app: web.Application
+) -> None:
+    booker = await as_user(client, site.booker)
+    series = await _series(booker, booking(site.room, participant_rooms=[site.other_room]))
+    status, body = await booker.get(f"/api/bookings/{series['id']}/join-links")
+    assert status == 200
+    host, participant = (link["url"].removeprefix("http://controller.test") for link in body["links"])
+    status, _ = await booker.send("PATCH", f"/api/bookings/{series['id']}", {"participant_rooms": []})
+    assert status == 200
+    status, _ = await booker.send("POST", f"/api/bookings/{series['id']}/cancel")
+    assert status == 200
+    clock = app[state.CLOCK]
+    await clock.advance((datetime(2026, 1, 6, 1, 45, tzinfo=UTC) - clock.now()).total_seconds())  # type: ignore[attr-defined]
+    assert 'data-reason="wrong_booking"' in await (await client.get(participant)).text()
+    refused = await client.get(host, params={"lang": "en"})
+    assert refused.status == 403 and 'data-reason="cancelled"' in (text := await refused.text())
+    assert "This session was cancelled." in text
+
+
 async def test_a_feed_token_in_the_url_opens_the_callers_feeds_until_replaced_or_revoked(
     client: Client, site: Site, app: web.Application
 ) -> None:
@@ -322,3 +342,25 @@ def test_tokens_in_paths_are_blanked_in_the_access_log() -> None:
     assert redact.filter(record) and redact.filter(feed)
     assert record.getMessage() == '127.0.0.1 "GET /join/… HTTP/1.1" 200'
     assert feed.getMessage() == "GET /calendar/feeds/…/me.ics"
+
+
+async def test_a_series_edited_after_it_began_still_expands_to_the_stored_occurrences(
+    client: Client, site: Site, app: web.Application
+) -> None:
+    booker = await as_user(client, site.booker)
+    series = await _series(booker, booking(site.room, recurrence={"rule": "FREQ=DAILY;COUNT=4"}))
+    booking_id = series["id"]
+    clock = app[state.CLOCK]
+    await clock.advance((datetime(2026, 1, 6, 4, 0, tzinfo=UTC) - clock.now()).total_seconds())  # type: ignore[attr-defined]
+    booker = await as_user(client, site.booker)  # a day later: a new session
+    status, edited = await booker.send(
+        "PATCH", f"/api/bookings/{booking_id}",
+        {"start": "2026-01-06T13:00:00+07:00", "end": "2026-01-06T14:00:00+07:00"},
+    )  # fmt: skip
+    assert status == 200, edited
+    kept = [o["start_local"] for o in edited["occurrences"] if not o["cancelled"]]
+    assert "2026-01-06T09:00:00+07:00" in kept  # the occurrence that happened keeps its time
+    shown = expand(await ics(client, f"/calendar/rooms/{site.room}.ics"))
+    assert sorted(s for times in shown.values() for s in times) == stored(edited)
+    # The kept occurrence is not an instance of the edited rule: it is an event of its own.
+    assert any("-occurrence-" in uid for uid in shown), list(shown)
