@@ -48,7 +48,7 @@ class BrowserError(Exception):
 
 
 def chromium_path() -> str | None:
-    """The Chromium binary, or None when it is not installed (the browser tests skip then)."""
+    """The Chromium binary, or None when it is not installed."""
     return CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
 
 
@@ -188,7 +188,8 @@ class Browser:
         """Start Chromium with a fresh profile under `workdir`; close it (and wait for it) at the end."""
         binary = chromium_path()
         if binary is None:
-            raise FileNotFoundError("chromium is not installed")
+            # Not a skip: the test command installs it (scripts/setup.sh --tests), so its absence is a set-up bug.
+            raise FileNotFoundError("chromium is not installed: scripts/setup.sh --tests installs Debian's chromium")
         profile = workdir / "chromium-profile"
         profile.mkdir(parents=True, exist_ok=True)
         process = await asyncio.create_subprocess_exec(

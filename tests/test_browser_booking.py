@@ -20,11 +20,10 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import pytest
 
-from tests.browser import Browser, chromium_path
+from tests.browser import Browser
 from tests.ports import free_port
 from tests.waiting import eventually_true
 
-pytestmark = pytest.mark.skipif(chromium_path() is None, reason="chromium is not installed (Debian: chromium)")
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
