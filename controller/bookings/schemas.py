@@ -150,6 +150,8 @@ class AvailabilityQuery(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> Self:
+        if self.day_start.tzinfo is not None or self.day_end.tzinfo is not None:
+            raise ValueError("day_start and day_end are local times without an offset (08:00)")
         if self.day_end <= self.day_start:
             raise ValueError("day_end must be after day_start")
         if len(set(self.rooms)) != len(self.rooms):

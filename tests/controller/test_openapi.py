@@ -72,3 +72,10 @@ async def test_an_id_beyond_32_bits_is_no_such_item(client: Client, world: World
         assert response.status == 404, path
         assert await response.json() == {"error": "no such item"}
     assert (await client.get(f"/api/units/{world.school}")).status == 200
+
+
+async def test_availability_hours_with_an_offset_are_a_422_not_a_500(client: Client, world: World) -> None:
+    await sign_in(client, world.admin)
+    response = await client.get("/api/availability?rooms=1&week=2026-01-05&day_start=08:00%2B07:00")
+    assert response.status == 422
+    assert "local times without an offset" in (await response.json())["error"]
