@@ -6,7 +6,7 @@ refused); durations and counts have bounds, so absurd values get a 422 saying wh
 
 from __future__ import annotations
 
-from datetime import date, time
+from datetime import UTC, date, datetime, time
 from typing import Annotated, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -18,6 +18,8 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 Equipment = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 RoomId = Annotated[int, Field(ge=1, le=2**31 - 1)]
 _MAX_MINUTES = int(MAX_DURATION.total_seconds() // 60)
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 class _Strict(BaseModel):
@@ -130,6 +132,8 @@ class RangeQuery(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> Self:
+        if self.start < _EARLIEST or self.end > _LATEST:
+            raise ValueError("'from' and 'to' are between the years 1970 and 9000")
         if self.end <= self.start:
             raise ValueError("'to' must be after 'from'")
         return self

@@ -79,3 +79,12 @@ async def test_availability_hours_with_an_offset_are_a_422_not_a_500(client: Cli
     response = await client.get("/api/availability?rooms=1&week=2026-01-05&day_start=08:00%2B07:00")
     assert response.status == 422
     assert "local times without an offset" in (await response.json())["error"]
+
+
+async def test_a_listing_from_year_one_is_a_422_not_a_500(client: Client, world: World) -> None:
+    await sign_in(client, world.admin)
+    response = await client.get(
+        f"/api/units/{world.school}/bookings?from=0001-01-01T00:00:00%2B07:00&to=0001-01-02T00:00:00%2B07:00"
+    )
+    assert response.status == 422
+    assert "between the years" in (await response.json())["error"]
