@@ -16,13 +16,10 @@ from controller.uplink.codes import CodeError
 from controller.uplink.enrol import enrol
 from controller.uplink.server import uplink
 from controller.web import views
+from controller.web.errors import error
 from protocol.uplink import ENROL_PATH, UPLINK_PATH
 
 logger = logging.getLogger(__name__)
-
-
-def error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
 
 
 async def list_units(request: web.Request) -> web.StreamResponse:

@@ -34,16 +34,13 @@ from controller.bookings.schemas import (
 )
 from controller.bookings.service import BookingService
 from controller.security.access import Kind, Policy, Routes, Scope, principal_of
+from controller.web.errors import error
 
 logger = logging.getLogger(__name__)
 
 BOOKINGS: web.AppKey[BookingService] = web.AppKey("bookings", BookingService)
 _OFFSET_LOST = re.compile(r" (\d\d:?\d\d)$")
 M = TypeVar("M", bound=BaseModel)
-
-
-def error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
 
 
 class BadRequest(Exception):

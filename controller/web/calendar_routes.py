@@ -34,6 +34,7 @@ from controller.security.access import Kind, Policy, Routes, Scope, in_scope, pr
 from controller.security.sessions import Principal
 from controller.units import is_within, parents
 from controller.web.bookings_api import BOOKINGS
+from controller.web.errors import error
 from controller.web.i18n import language
 
 logger = logging.getLogger(__name__)
@@ -98,10 +99,6 @@ def _domain(request: web.Request) -> str:
 
 def _join_url(request: web.Request, token: str) -> str:
     return f"{request.app[state.CONFIG].effective_public_url.rstrip('/')}/join/{token}"
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
 
 
 # ----- join page -----
@@ -260,7 +257,7 @@ async def join_links(request: web.Request) -> web.StreamResponse:
         detail = await _editable_detail(request)
         return web.json_response({"booking": detail.booking.id, "links": _links(request, detail)})
     except _Bad as exc:
-        return _error(exc.status, str(exc))
+        return error(exc.status, str(exc))
 
 
 async def _sequences(session: AsyncSession, booking_ids: list[int]) -> dict[int, int]:
@@ -295,7 +292,7 @@ async def invitation(request: web.Request) -> web.StreamResponse:
             raise _Bad(422, "an invitation is for one room and one role")
         link = _links(request, detail)[0]
     except _Bad as exc:
-        return _error(exc.status, str(exc))
+        return error(exc.status, str(exc))
     async with request.app[state.DB]() as session:
         organizer = await session.get(User, detail.booking.organizer_id)
         sequence = (await _sequences(session, [detail.booking.id])).get(detail.booking.id, 0)
@@ -345,9 +342,9 @@ async def _room_feed(request: web.Request, principal: Principal | None) -> web.S
     async with request.app[state.DB]() as session:
         room = await session.get(Room, room_id)
         if principal is not None and (room is None or not await in_scope(session, principal, room.unit_id)):
-            return _error(403, "this room is not in your scope")
+            return error(403, "this room is not in your scope")
         if room is None:
-            return _error(404, "no such room")
+            return error(404, "no such room")
         query = (
             select(Booking.id)
             .join(BookingRoom, BookingRoom.booking_id == Booking.id)
@@ -412,14 +409,14 @@ async def _token_principal(request: web.Request) -> Principal | None:
 async def token_user_feed(request: web.Request) -> web.StreamResponse:
     principal = await _token_principal(request)
     if principal is None:
-        return _error(401, "unknown or revoked calendar feed token")
+        return error(401, "unknown or revoked calendar feed token")
     return await _user_feed(request, principal)
 
 
 async def token_room_feed(request: web.Request) -> web.StreamResponse:
     principal = await _token_principal(request)
     if principal is None:
-        return _error(401, "unknown or revoked calendar feed token")
+        return error(401, "unknown or revoked calendar feed token")
     return await _room_feed(request, principal)
 
 

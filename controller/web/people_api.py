@@ -24,6 +24,7 @@ from controller.people.roster import RosterError
 from controller.people.tabular import TableError, read_table
 from controller.people.users import Actor, UserAdminError
 from controller.security.access import ADMINS, TECHNICIANS, Kind, Policy, Routes, Scope, principal_of
+from controller.web.errors import error
 
 logger = logging.getLogger(__name__)
 
@@ -85,10 +86,6 @@ class ConsentBody(_Strict):
 
 class StaffBody(_Strict):
     user_id: int
-
-
-def error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
 
 
 class BadBody(Exception):
