@@ -11,6 +11,10 @@ Controller -> agent
   welcome         the controller accepted the hello; `acked_seq` is the last update it has stored
   ack             updates up to `seq` are stored; the agent can drop them from its buffer
   approve_camera  a technician approved a pending_approval device: the agent may now use it
+  publish_camera  publish a camera's stream to a media node over WHIP (protocol.media), without transcoding
+  stop_publishing stop a publication (no viewers left, camera removed)
+Agent -> controller (live view)
+  publish_state   a publication started, failed (with the reason) or stopped
   error           the controller refuses something; `fatal` closes the link (bad token, version)
 
 Enrolment (one-time code -> agent token) is plain HTTPS: POST /api/agents/enrol with `EnrolRequest`, answered
@@ -24,6 +28,7 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
 from protocol.camera import CameraReport
+from protocol.media import IceServer
 
 PROTOCOL_VERSION = 1
 UPLINK_PATH = "/api/agents/uplink"
@@ -92,14 +97,40 @@ class ApproveCamera(Message):
     endpoint_ref: str = Field(max_length=256)
 
 
+class PublishCamera(Message):
+    type: Literal["publish_camera"] = "publish_camera"
+    request_id: str = Field(max_length=64)
+    endpoint_ref: str = Field(max_length=256, description="which camera")
+    profile_token: str | None = Field(default=None, max_length=128, description="None: the sub-stream")
+    whip_url: str = Field(max_length=1024)
+    token: str = Field(max_length=4096, description="single-use publish token for the media node")
+    ice_servers: list[IceServer] = Field(default_factory=list, max_length=8)
+
+
+class StopPublishing(Message):
+    type: Literal["stop_publishing"] = "stop_publishing"
+    endpoint_ref: str = Field(max_length=256)
+
+
+class PublishState(Message):
+    type: Literal["publish_state"] = "publish_state"
+    request_id: str = Field(max_length=64)
+    endpoint_ref: str = Field(max_length=256)
+    state: Literal["publishing", "failed", "stopped"]
+    reason: str = Field(default="", max_length=512)
+    bytes_sent: int = Field(default=0, ge=0)
+
+
 class Error(Message):
     type: Literal["error"] = "error"
     message: str = Field(max_length=1024)
     fatal: bool = False
 
 
-AgentMessage = Annotated[Hello | CameraUpdate | Status, Field(discriminator="type")]
-ControllerMessage = Annotated[Welcome | Ack | ApproveCamera | Error, Field(discriminator="type")]
+AgentMessage = Annotated[Hello | CameraUpdate | Status | PublishState, Field(discriminator="type")]
+ControllerMessage = Annotated[
+    Welcome | Ack | ApproveCamera | PublishCamera | StopPublishing | Error, Field(discriminator="type")
+]
 
 AGENT_MESSAGE: TypeAdapter[AgentMessage] = TypeAdapter(AgentMessage)
 CONTROLLER_MESSAGE: TypeAdapter[ControllerMessage] = TypeAdapter(ControllerMessage)
