@@ -75,12 +75,41 @@ class ControllerConfig(BaseModel):
         description="client networks allowed to read /metrics (no session needed; aggregate figures only)",
     )
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="logging level")
+    media_secret_file: Path | None = Field(
+        default=None,
+        description="file holding the secret shared with the media nodes (tokens, node reports); generated (mode "
+        "0600) if missing (default DATA_DIR/media-secret.key)",
+    )
+    turn_urls: list[str] = Field(
+        default_factory=list,
+        description="TURN/STUN URLs handed to browsers and agents (turn:host:3478?transport=udp, turns:..., "
+        "stun:...); empty: none",
+    )
+    turn_secret_file: Path | None = Field(
+        default=None, description="file holding coturn's static-auth-secret (TURN REST credentials)"
+    )
+    turn_ttl_s: int = Field(default=3600, ge=60, le=7 * 24 * 3600, description="lifetime of TURN credentials")
+    media_token_ttl_s: int = Field(
+        default=60, ge=10, le=3600, description="lifetime of a media token (viewer, publisher, meeting join)"
+    )
+    live_max_devices: int = Field(default=2, ge=1, le=20, description="devices a parent may watch on at once")
+    live_idle_close_s: float = Field(
+        default=60.0, gt=0, description="stop a camera's publication this long after its last viewer left"
+    )
 
     @field_validator("metrics_networks")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
         for item in value:
             ipaddress.ip_network(item, strict=False)
+        return value
+
+    @field_validator("turn_urls")
+    @classmethod
+    def _turn_urls(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not item.startswith(("turn:", "turns:", "stun:", "stuns:")):
+                raise ValueError("turn_urls start with turn:, turns:, stun: or stuns:")
         return value
 
     @field_validator("public_url")
@@ -114,6 +143,10 @@ class ControllerConfig(BaseModel):
     @property
     def effective_secret_key_file(self) -> Path:
         return self.secret_key_file or self.data_dir / "secret.key"
+
+    @property
+    def effective_media_secret_file(self) -> Path:
+        return self.media_secret_file or self.data_dir / "media-secret.key"
 
 
 def load_secret_key(path: Path) -> bytes:
