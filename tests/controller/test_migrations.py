@@ -19,6 +19,7 @@ TABLES = {"units", "users", "sessions", "enrolment_codes", "agents", "cameras", 
 TABLES |= {"rooms", "bookings", "booking_rooms", "occurrences", "room_occupancy"}  # 0002
 TABLES |= {"api_tokens", "classes", "children", "class_placements", "guardians", "consents", "class_staff"}  # 0003
 TABLES |= {"calendar_feed_tokens"}  # 0004
+TABLES |= {"camera_assignments", "viewing_windows", "viewing_holidays", "live_policies", "live_sessions"}  # 0005
 
 
 async def _tables(engine: AsyncEngine) -> set[str]:
