@@ -16,6 +16,8 @@ from controller.config import ControllerConfig, load_secret_key
 from controller.db.engine import create_engine, session_factory
 from controller.db.migrate import upgrade
 from controller.db.models import Agent
+from controller.medianodes import routes as medianodes_routes
+from controller.medianodes.service import MediaNodes
 from controller.metrics import CONTENT_TYPE, Metrics
 from controller.security.access import Handler, Routes, access_middleware, public
 from controller.security.passwords import Passwords
@@ -109,6 +111,7 @@ def build_app(
     admin_pages.add_routes(routes)
     bookings_api.setup(app, routes)
     calendar_routes.setup(app, routes)
+    medianodes_routes.setup(app, routes, MediaNodes.from_config(config, clock))
     openapi.add_routes(routes)
     booking_pages.add_routes(routes)
     app.cleanup_ctx.append(database_ctx)

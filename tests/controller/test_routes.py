@@ -21,6 +21,7 @@ from controller.db.models import Agent, Camera, Role, User
 from controller.people.models import Child, SchoolClass
 from controller.security.passwords import Passwords, cheap_hasher
 from protocol.camera import CameraState
+from protocol.media import NODE_REPORT_PATH
 from protocol.uplink import ENROL_PATH, UPLINK_PATH, Error, Welcome
 from tests.controller.conftest import ORIGIN, AiohttpClient, Client, World, csrf_token, make_config, seed, sign_in
 from tests.controller.uplink_helpers import camera, connect, enrol, hello, receive, send
@@ -35,6 +36,8 @@ PUBLIC = {
     ("GET", "/api/openapi.json"),
 }
 ANY_SIGNED_IN = {("GET", "/api/session"), ("POST", "/signout")}
+# Media nodes authenticate by the node bearer derived from the media secret (tests/controller/live).
+PUBLIC |= {("POST", NODE_REPORT_PATH)}
 # Join pages authenticate by the signed token in the path (tests/controller/calendar); calendar feeds are API
 # routes (session or API token: 401 when anonymous) and the caller's own feed admits every booking role.
 PUBLIC |= {("GET", "/join/{token}")}
