@@ -16,6 +16,7 @@ from controller.config import ControllerConfig, load_secret_key
 from controller.db.engine import create_engine, session_factory
 from controller.db.migrate import upgrade
 from controller.db.models import Agent
+from controller.live import setup as live_setup
 from controller.medianodes import routes as medianodes_routes
 from controller.medianodes.service import MediaNodes
 from controller.metrics import CONTENT_TYPE, Metrics
@@ -112,6 +113,7 @@ def build_app(
     bookings_api.setup(app, routes)
     calendar_routes.setup(app, routes)
     medianodes_routes.setup(app, routes, MediaNodes.from_config(config, clock))
+    live_setup.setup(app, routes)
     openapi.add_routes(routes)
     booking_pages.add_routes(routes)
     app.cleanup_ctx.append(database_ctx)

@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from controller import state
 from controller.db.models import Agent
+from controller.live.watcher import LIVE
 from controller.security.ratelimit import TokenBucket
 from controller.security.tokens import sha256_hex
 from controller.uplink import inventory
@@ -33,6 +34,7 @@ from protocol.uplink import (
     CameraUpdate,
     Error,
     Hello,
+    PublishState,
     Status,
     Welcome,
 )
@@ -185,6 +187,9 @@ async def _handle(app: web.Application, connection: Connection, message: AgentMe
         elif isinstance(message, Status):
             await inventory.touch(session, connection.agent_id, now)
             applied = False
+        elif isinstance(message, PublishState):  # live view: recorded for the parent's page (controller/live)
+            app[LIVE].publications.on_state(connection.agent_id, message)
+            return
         else:
             await connection.send(Error(message="hello was already received on this link"))
             return

@@ -1,0 +1,76 @@
+"""The revocation watcher: re-checks every open live view each `INTERVAL_S` of the injected clock, and at once
+after any state-changing request that succeeded (a guardianship revoked, a child moved, a consent withdrawn, a
+camera reassigned, a window changed, a user disabled: whatever the route, the next pass sees it). Views no
+longer allowed are ended and closed at their node within seconds.
+
+Owned by the app's cleanup context: the task is cancelled and awaited at shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
+
+from common.clock import Clock
+from controller.live.service import LiveService
+from controller.security.access import SAFE_METHODS
+
+logger = logging.getLogger(__name__)
+
+INTERVAL_S = 1.0
+
+
+class Watcher:
+    def __init__(self, service: LiveService, clock: Clock, interval_s: float = INTERVAL_S) -> None:
+        self._service = service
+        self._clock = clock
+        self._interval_s = interval_s
+        self._wake = asyncio.Event()
+        self.passes = 0
+
+    def wake(self) -> None:
+        """Run a pass now (a change that may take a right away was just committed)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self._service.recheck()
+            except (SQLAlchemyError, OSError) as exc:
+                logger.exception("live view watcher: the pass failed (%s); trying again", exc)
+            self.passes += 1
+            sleeper = asyncio.ensure_future(self._clock.sleep(self._interval_s))
+            waker = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (sleeper, waker):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+
+
+LIVE: web.AppKey[LiveService] = web.AppKey("live", LiveService)
+WATCHER: web.AppKey[Watcher] = web.AppKey("live_watcher", Watcher)
+
+
+async def watcher_ctx(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(app[WATCHER].run(), name="live-watcher")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def wake_after_changes(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: a successful state-changing request wakes the watcher (its transaction is over)."""
+    if request.method not in SAFE_METHODS and response.status < 400:
+        watcher = request.app.get(WATCHER)
+        if watcher is not None:
+            watcher.wake()
