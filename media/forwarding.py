@@ -1,0 +1,365 @@
+"""The forwarding core: one publisher's track (a `Source`) fanned out to subscribers' tracks (`Sink`s), as is.
+
+Meetings (many sources, each subscriber's sinks pointed at a few of them) and camera relays (one source, many
+receive-only sinks) both use it. The core knows nothing about peer connections: frames come in through
+`Source.push` (the node wires it to `rtc.aiortc_adapter.tap_receiver`), and go out through each sink's output,
+a `rtc.packet_track.PacketTrack` that aiortc's sender packetizes without encoding (`media.peers` does the wiring).
+
+What it guarantees:
+- a new or re-pointed sink starts on a keyframe: from the source's GOP cache at once if it holds one, otherwise
+  it waits for the next keyframe and the publisher is asked for one;
+- keyframe requests (subscribers' PLI/FIR, joins, drops) are coalesced, never dropped (`media.keyframes`);
+- a slow subscriber never grows memory or holds up the others: its sink's queue is bounded in frames and bytes,
+  and when it overflows the sink drops what is queued and everything up to the next keyframe (counted);
+- timestamps stay continuous for a subscriber across re-pointing, so its decoder sees one stream;
+- counters for metrics and tests on both ends (`SourceStats`, `SinkStats`).
+
+Retransmissions to subscribers (NACK) are answered by aiortc's sender from the packets it sent (its history of
+128 packets); retransmissions from publishers are asked for by aiortc's receiver and waited for by the adapter's
+jitter buffer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from common.clock import Clock
+from media.gop import Frame, GopCache
+from media.keyframes import KeyframeRequests, is_keyframe
+from rtc.packet_track import PacketTrack
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Frame", "Output", "Sink", "SinkStats", "Source", "SourceStats"]
+
+
+@dataclass
+class SourceStats:
+    frames_in: int = 0
+    bytes_in: int = 0
+    keyframes_in: int = 0
+    gaps: int = 0
+    """Times frames were lost on the way in for good (sinks then waited for a keyframe)."""
+    keyframe_requests_in: int = 0
+    """Keyframe requests from sinks: subscribers' PLI/FIR, joins and re-points without cache, overflows."""
+    keyframe_requests_out: int = 0
+    """PLIs that reached the publisher (after coalescing)."""
+    keyframe_requests_coalesced: int = 0
+
+
+@dataclass
+class SinkStats:
+    frames_out: int = 0
+    """Frames handed to the subscriber's sender."""
+    bytes_out: int = 0
+    cached_frames_out: int = 0
+    """Of those, frames from the GOP cache at a start."""
+    gated: int = 0
+    """Frames not sent while waiting for a keyframe after a start, a re-point or a loss upstream."""
+    drops: int = 0
+    """Frames dropped because the subscriber fell behind (queued ones and the ones until the next keyframe)."""
+    overflows: int = 0
+    """Times the subscriber fell behind."""
+    keyframe_requests: int = 0
+    """PLI/FIR the subscriber sent."""
+    repoints: int = 0
+
+
+class Output(Protocol):
+    """Where a sink's frames go: a bounded queue read by one subscriber's sender (`PacketTrack` is one)."""
+
+    @property
+    def accepting(self) -> bool: ...
+
+    @property
+    def pending_bytes(self) -> int: ...
+
+    def push(self, data: bytes, pts: int) -> bool: ...
+
+    def clear(self) -> int: ...
+
+    def end(self) -> None: ...
+
+
+class Source:
+    """One publisher's one track: encoded frames in, fanned out to the sinks pointed at it."""
+
+    def __init__(
+        self,
+        name: str,
+        kind: str,
+        codec: str,
+        *,
+        clock: Clock,
+        clock_rate: int = 90_000,
+        request_keyframe: Callable[[], Awaitable[bool]] | None = None,
+        gop_cache: bool = True,
+        keyframe_min_interval: float = 0.3,
+        gop_max_frames: int = 250,
+        gop_max_bytes: int = 4 * 1024 * 1024,
+    ) -> None:
+        """`request_keyframe` sends a PLI to the publisher (True if sent): `ReceiverTap.request_keyframe` for a
+        WebRTC publisher; None for a source that cannot make keyframes on demand. `gop_cache` applies to video."""
+        if kind not in ("audio", "video"):
+            raise ValueError(f"kind must be audio or video, not {kind!r}")
+        self.name = name
+        self.kind = kind
+        self.codec = codec
+        self.clock_rate = clock_rate
+        self._clock = clock
+        self._sinks: list[Sink] = []
+        self._gop = GopCache(gop_max_frames, gop_max_bytes) if gop_cache and kind == "video" else None
+
+        async def never() -> bool:
+            return False
+
+        self._requests = KeyframeRequests(request_keyframe or never, clock, keyframe_min_interval)
+        self._stats = SourceStats()
+        self.closed = asyncio.Event()
+
+    # -- in
+
+    def push(self, data: bytes, timestamp: int) -> None:
+        """One complete encoded frame from the publisher, `timestamp` in clock-rate units (unwrapped)."""
+        if self.closed.is_set() or not data:
+            return
+        key = self.kind == "audio" or is_keyframe(self.codec, data)
+        frame = Frame(data, timestamp, key)
+        stats = self._stats
+        stats.frames_in += 1
+        stats.bytes_in += len(data)
+        if key and self.kind == "video":
+            stats.keyframes_in += 1
+            self._requests.keyframe_arrived()
+        if self._gop is not None:
+            self._gop.add(frame)
+        for sink in self._sinks:
+            sink._offer(frame)
+
+    def lost(self) -> None:
+        """Frames were lost on the way in: hold every sink until a keyframe, and ask for one."""
+        if self.kind != "video":
+            return
+        self._stats.gaps += 1
+        if self._gop is not None:
+            self._gop.invalidate()
+        for sink in self._sinks:
+            sink._gate()
+        self.request_keyframe()
+
+    def request_keyframe(self) -> None:
+        """Ask the publisher for a keyframe (coalesced with other requests)."""
+        if self.kind == "video":
+            self._requests.request()
+
+    # -- out
+
+    @property
+    def sinks(self) -> tuple[Sink, ...]:
+        return tuple(self._sinks)
+
+    @property
+    def gop_frames(self) -> list[Frame]:
+        """The cached frames from the last keyframe (empty if there is no usable cache)."""
+        return self._gop.frames() if self._gop is not None and self._gop.valid else []
+
+    @property
+    def stats(self) -> SourceStats:
+        """A snapshot of the counters."""
+        s = self._stats
+        r = self._requests
+        return SourceStats(
+            frames_in=s.frames_in,
+            bytes_in=s.bytes_in,
+            keyframes_in=s.keyframes_in,
+            gaps=s.gaps,
+            keyframe_requests_in=r.requested,
+            keyframe_requests_out=r.sent,
+            keyframe_requests_coalesced=r.coalesced,
+        )
+
+    def _attach(self, sink: Sink) -> None:
+        if sink not in self._sinks:
+            self._sinks.append(sink)
+
+    def _detach(self, sink: Sink) -> None:
+        if sink in self._sinks:
+            self._sinks.remove(sink)
+
+    async def close(self) -> None:
+        """The publisher left: the sinks pointed here stop receiving (they stay open, to be re-pointed)."""
+        if self.closed.is_set():
+            return
+        self.closed.set()
+        for sink in list(self._sinks):
+            sink._source_closed(self)
+        self._sinks.clear()
+        await self._requests.close()
+
+
+class Sink:
+    """One subscriber's one track: frames from at most one source at a time, to one output."""
+
+    def __init__(
+        self,
+        name: str,
+        kind: str,
+        *,
+        clock: Clock,
+        clock_rate: int | None = None,
+        max_frames: int = 200,
+        max_bytes: int = 3 * 1024 * 1024,
+        output: Output | None = None,
+    ) -> None:
+        """`max_frames` and `max_bytes` bound what waits for the subscriber (enough for a GOP cache burst plus
+        the connection set-up: 2 s at 25 fps is 50 frames, about 0.5 MB at 2 Mbit/s). `output` defaults to a
+        `PacketTrack` (`self.track`) to add to the subscriber's peer connection."""
+        if kind not in ("audio", "video"):
+            raise ValueError(f"kind must be audio or video, not {kind!r}")
+        self.name = name
+        self.kind = kind
+        self._clock = clock
+        self.clock_rate = clock_rate or (90_000 if kind == "video" else 48_000)
+        self._max_bytes = max_bytes
+        self.track: PacketTrack | None = None
+        if output is None:
+            self.track = PacketTrack(kind, clock_rate=self.clock_rate, max_packets=max_frames)
+            output = self.track
+        self._out: Output = output
+        self._source: Source | None = None
+        self._waiting = True
+        self._dropping = False
+        """Waiting for a keyframe because the subscriber fell behind (skipped frames count as drops)."""
+        self._rebase = True
+        self._offset = 0
+        self._last_pts: int | None = None
+        self._last_at = 0.0
+        self._stats = SinkStats()
+        self._closed = False
+
+    @property
+    def source(self) -> Source | None:
+        return self._source
+
+    @property
+    def waiting_for_keyframe(self) -> bool:
+        return self._source is not None and self._waiting
+
+    @property
+    def stats(self) -> SinkStats:
+        """A snapshot of the counters."""
+        return SinkStats(**vars(self._stats))
+
+    def point(self, source: Source | None, *, use_cache: bool = True) -> None:
+        """Take frames from `source` from now on (None: pause). Video starts on a keyframe: the source's GOP
+        cache if it has one (and `use_cache`), else the next keyframe, which the publisher is asked for."""
+        if self._closed or source is self._source:
+            return
+        if source is not None and source.kind != self.kind:
+            raise ValueError(f"a {self.kind} sink cannot take a {source.kind} source")
+        if self._source is not None:
+            self._source._detach(self)
+            self._stats.repoints += 1
+        self._source = source
+        self._rebase = True
+        if source is None:
+            self._waiting = True
+            return
+        if source.closed.is_set():
+            self._source = None
+            return
+        source._attach(self)
+        if self.kind == "audio":
+            self._waiting = False
+            return
+        cached = source.gop_frames if use_cache else []
+        if cached:
+            self._waiting = False
+            for frame in cached:
+                if self._send(frame):
+                    self._stats.cached_frames_out += 1
+        else:
+            self._waiting = True
+            source.request_keyframe()
+
+    def keyframe_requested(self) -> None:
+        """The subscriber sent a PLI or FIR: pass it on to the source's publisher (coalesced there)."""
+        self._stats.keyframe_requests += 1
+        if self._source is not None:
+            self._source.request_keyframe()
+
+    def close(self) -> None:
+        """The subscriber left: detach and end the output."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._source is not None:
+            self._source._detach(self)
+            self._source = None
+        self._out.end()
+
+    # -- called by the source
+
+    def _offer(self, frame: Frame) -> None:
+        if self._waiting:
+            if not frame.keyframe:
+                if self._dropping:
+                    self._stats.drops += 1
+                else:
+                    self._stats.gated += 1
+                return
+            self._waiting = False
+            self._dropping = False
+        self._send(frame)
+
+    def _gate(self) -> None:
+        if self.kind == "video":
+            self._waiting = True
+
+    def _source_closed(self, source: Source) -> None:
+        if self._source is source:
+            self._source = None
+            self._waiting = True
+
+    def _send(self, frame: Frame) -> bool:
+        out = self._out
+        if not out.accepting:
+            return False
+        now = self._clock.monotonic()
+        if self._rebase:
+            # Continue the subscriber's timeline where it left off, whatever this source's timestamps are.
+            if self._last_pts is None:
+                self._offset = -frame.timestamp
+            else:
+                step = max(1, round((now - self._last_at) * self.clock_rate))
+                self._offset = self._last_pts + step - frame.timestamp
+            self._rebase = False
+        pts = frame.timestamp + self._offset
+        fits = out.pending_bytes + len(frame.data) <= self._max_bytes
+        if not (fits and out.push(frame.data, pts)):
+            # The subscriber fell behind: drop what waits for it, and everything up to the next keyframe.
+            stats = self._stats
+            stats.overflows += 1
+            stats.drops += out.clear()
+            if frame.keyframe and out.push(frame.data, pts):
+                self._account(frame, pts, now)
+                return True
+            stats.drops += 1
+            if self.kind == "video":
+                self._waiting = True
+                self._dropping = True
+                if self._source is not None:
+                    self._source.request_keyframe()
+            return False
+        self._account(frame, pts, now)
+        return True
+
+    def _account(self, frame: Frame, pts: int, now: float) -> None:
+        self._last_pts = pts
+        self._last_at = now
+        self._stats.frames_out += 1
+        self._stats.bytes_out += len(frame.data)

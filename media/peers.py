@@ -1,0 +1,60 @@
+"""Wiring the forwarding core to aiortc peer connections: a publisher's track into a `Source`, a `Sink` into a
+subscriber's connection. The node (WHIP, WHEP, meeting signalling) owns the connections; this only connects them.
+"""
+
+from __future__ import annotations
+
+from aiortc import RTCPeerConnection, RTCRtpSender
+from aiortc.mediastreams import MediaStreamTrack
+
+from common.clock import Clock
+from media.forwarding import Sink, Source
+from rtc import aiortc_adapter as adapter
+from rtc.aiortc_adapter import ReceivedFrame, ReceiverTap, VideoCodec
+
+
+def source_from_track(
+    pc: RTCPeerConnection,
+    track: MediaStreamTrack,
+    *,
+    name: str,
+    clock: Clock,
+    gop_cache: bool = True,
+    keyframe_min_interval: float = 0.3,
+) -> tuple[Source, ReceiverTap]:
+    """A `Source` fed with the track's encoded frames. Call it inside `pc.on("track")` (see `tap_receiver`).
+
+    The source asks the publisher for keyframes with PLIs through the tap; the tap's `ssrc` is the publisher's."""
+    codec, clock_rate = adapter.negotiated_codec(adapter.transceiver_of_track(pc, track))
+    tap: ReceiverTap | None = None
+
+    async def request_keyframe() -> bool:
+        return await tap.request_keyframe() if tap is not None else False
+
+    source = Source(
+        name,
+        track.kind,
+        codec,
+        clock=clock,
+        clock_rate=clock_rate,
+        request_keyframe=request_keyframe,
+        gop_cache=gop_cache,
+        keyframe_min_interval=keyframe_min_interval,
+    )
+
+    def on_frame(frame: ReceivedFrame) -> None:
+        source.push(frame.data, frame.timestamp)
+
+    tap = adapter.tap_receiver(pc, track, on_frame, source.lost)
+    return source, tap
+
+
+def add_sink(pc: RTCPeerConnection, sink: Sink, *, video_codec: VideoCodec = VideoCodec.H264) -> RTCRtpSender:
+    """Send the sink's frames on `pc`: after the subscriber's offer was applied and before `createAnswer` (or
+    before `createOffer` when the node offers). Forces the codec, and passes the subscriber's PLI/FIR to the sink."""
+    if sink.track is None:
+        raise ValueError("this sink has its own output, not a track")
+    sender = pc.addTrack(sink.track)
+    adapter.force_codecs(adapter.transceiver_of_track(pc, sink.track), video_codec)
+    adapter.intercept_keyframe_requests(sender, sink.keyframe_requested)
+    return sender

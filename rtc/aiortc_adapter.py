@@ -1,0 +1,461 @@
+"""Every use of aiortc and aioice internals, in one place, pinned to aiortc 1.16.0.
+
+Forwarding encoded media through aiortc needs a few seams that its public API does not offer (see
+shared/docs/architecture.md, "Forwarding in aiortc 1.16.0"). Each seam below names the private attribute it
+touches, so that an aiortc upgrade is a review of this one file; `tests/rtc/` exercises every seam with real
+aiortc peers on loopback and fails loudly when one breaks. Importing this module with another aiortc version
+raises `AdapterError` at once rather than misbehaving later.
+
+Seams:
+- `tap_receiver`: the encoded frames a receiver reassembles, taken before its decoder (the private decoder queue
+  is replaced by an object whose `put()` hands frames over and whose `get()` reads the original queue), with a
+  jitter buffer that releases a frame on its RTP marker bit instead of one frame later;
+- `ReceiverTap.request_keyframe`: a PLI to the publisher (`RTCRtpReceiver._send_rtcp_pli`);
+- `ReceiverTap.ssrc`: the publisher's media SSRC, read from its packets;
+- `intercept_keyframe_requests`: a subscriber's PLI/FIR on one `RTCRtpSender` (stock aiortc only sets a flag its
+  encoder reads, so with pre-encoded packets the request is lost);
+- `force_codecs`: H.264 or VP8 (+ Opus) on a transceiver, before or after the remote offer was applied;
+- `set_loopback_candidates`: 127.0.0.1 among the ICE host candidates (aioice leaves it out), only when asked.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import queue
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aioice.ice
+import aiortc
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtcrtpparameters import RTCRtpCodecCapability
+
+logger = logging.getLogger(__name__)
+
+PINNED_AIORTC = "1.16.0"
+
+
+class AdapterError(Exception):
+    """aiortc is not the version this adapter was written for, or a seam is missing."""
+
+
+if aiortc.__version__ != PINNED_AIORTC:
+    raise AdapterError(
+        f"rtc.aiortc_adapter is written for aiortc {PINNED_AIORTC}, found {aiortc.__version__}: "
+        "review every seam in rtc/aiortc_adapter.py and run tests/rtc before changing the pin"
+    )
+
+# The private names this module relies on, checked once at import so that a rename fails here, not in a call.
+_DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
+_JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
+_RTCP_SSRC = "_RTCRtpReceiver__rtcp_ssrc"
+for _cls, _names in (
+    (RTCRtpReceiver, ("_send_rtcp_pli", "_handle_rtp_packet")),
+    (RTCRtpSender, ("_send_keyframe", "_handle_rtcp_packet", "_retransmit")),
+    (RTCRtpTransceiver, ("setCodecPreferences",)),
+):
+    for _name in _names:
+        if not hasattr(_cls, _name):
+            raise AdapterError(f"aiortc {aiortc.__version__}: {_cls.__name__}.{_name} is gone")
+if not callable(getattr(aioice.ice, "get_host_addresses", None)):
+    raise AdapterError("aioice: ice.get_host_addresses is gone")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Encoded frames before the decoder
+
+
+@dataclass(frozen=True)
+class ReceivedFrame:
+    """One reassembled encoded frame, as the publisher sent it.
+
+    `data` is what the codec's depayloader yields: Annex-B for H.264 (start codes before each NAL unit), the VP8
+    frame for VP8, one Opus packet for audio. `timestamp` is the RTP timestamp unwrapped and counted from the
+    first frame of this receiver, in units of `clock_rate`.
+    """
+
+    codec: str
+    """"H264", "VP8" or "opus"."""
+    clock_rate: int
+    payload_type: int
+    data: bytes
+    timestamp: int
+
+
+FrameHandler = Callable[[ReceivedFrame], None]
+GapHandler = Callable[[], None]
+
+
+class _TapQueue:
+    """Stands in for the receiver's decoder queue: frames go to the forwarder; `None` (stop) reaches the decoder
+    thread's real queue, which the thread keeps reading (so it idles at no cost and stops when told)."""
+
+    def __init__(self, original: queue.Queue[Any], on_frame: FrameHandler) -> None:
+        self._original = original
+        self._on_frame = on_frame
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        if item is None:
+            self._original.put(None)
+            return
+        codec, frame = item
+        self._on_frame(
+            ReceivedFrame(
+                codec=str(codec.name),
+                clock_rate=int(codec.clockRate),
+                payload_type=int(codec.payloadType),
+                data=bytes(frame.data),
+                timestamp=int(frame.timestamp),
+            )
+        )
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        return self._original.get(block, timeout)
+
+
+def _starts_frame(codec: str | None, payload: bytes) -> bool:
+    """Whether an RTP payload is the first of a frame, from the payload format alone (RFC 6184, RFC 7741)."""
+    if len(payload) < 2:
+        return False
+    if codec == "H264":
+        nal_type = payload[0] & 0x1F
+        if nal_type == 28:  # FU-A: the first fragment of a slice that begins the picture
+            return (
+                bool(payload[1] & 0x80)
+                and (payload[1] & 0x1F) in (1, 5)
+                and len(payload) > 2
+                and bool(payload[2] & 0x80)
+            )
+        if nal_type in (1, 5):  # a slice: first_mb_in_slice is ue(v), 0 is the single bit 1
+            return bool(payload[1] & 0x80)
+        return nal_type in (6, 7, 8, 9, 24)  # SEI, SPS, PPS, AUD, STAP-A come before a picture's slices
+    if codec == "VP8":
+        return bool(payload[0] & 0x10) and payload[0] & 0x0F == 0  # S bit, partition 0
+    return False
+
+
+def _seq_delta(a: int, b: int) -> int:
+    """a - b on the 16-bit sequence circle, in [-32768, 32767]."""
+    d = (a - b) & 0xFFFF
+    return d - 0x10000 if d >= 0x8000 else d
+
+
+class _MarkerJitterBuffer:
+    """Video jitter buffer that releases a frame as soon as it is complete: its packets from the one after the
+    previous frame's end to a packet with the marker bit (or to a packet with a new timestamp), all present.
+
+    aiortc's own buffer waits for the first packet of the next frame, a frame interval of added latency. Missing
+    packets are waited for (NACK and RTX fill them) up to `max_wait` packets; then the buffer skips to the next
+    frame it can delimit, asks for a keyframe (the returned flag makes the receiver send a PLI) and reports the
+    gap, so the forwarder holds every subscriber until a keyframe."""
+
+    def __init__(
+        self, on_gap: GapHandler | None, codecs: dict[int, str], capacity: int = 512, max_wait: int = 96
+    ) -> None:
+        self._codecs = codecs
+        """Codec names by payload type, to recognise the first packet of a frame."""
+        self._on_gap = on_gap or (lambda: None)
+        self._pli_on_gap = on_gap is None
+        """With a gap handler, the forwarder asks for the keyframe (coalesced); without one, the receiver does."""
+        self._capacity = capacity
+        self._max_wait = max_wait
+        self._packets: dict[int, Any] = {}
+        self._next: int | None = None
+        self._newest: int | None = None
+        self.ssrc: int | None = None
+        self.gaps = 0
+
+    @property
+    def capacity(self) -> int:
+        return self._capacity
+
+    def add(self, packet: Any) -> tuple[bool, JitterFrame | None]:
+        seq: int = packet.sequence_number
+        if self.ssrc is None:
+            self.ssrc = packet.ssrc
+        if self._next is None:
+            # Not in step yet: a frame begins with a packet that says so, or right after one that ends a frame.
+            if _starts_frame(self._codecs.get(packet.payload_type), packet.payload):
+                self._next = seq
+            elif packet.marker:
+                self._next = (seq + 1) & 0xFFFF
+                self._newest = seq
+                return False, None
+            else:
+                return False, None
+        if _seq_delta(seq, self._next) < 0:
+            return False, None  # a late copy of a packet already released or skipped
+        if _seq_delta(seq, self._next) >= self._capacity:
+            self.gaps += 1
+            self._on_gap()
+            self._resync()
+            if packet.marker:
+                self._next = (seq + 1) & 0xFFFF
+            return self._pli_on_gap, None
+        self._packets[seq] = packet
+        if self._newest is None or _seq_delta(seq, self._newest) > 0:
+            self._newest = seq
+        frame = self._release()
+        if frame is not None:
+            return False, frame
+        if self._newest is not None and _seq_delta(self._newest, self._next) > self._max_wait:
+            self._skip()
+            return self._pli_on_gap, self._release()
+        return False, None
+
+    def _release(self) -> JitterFrame | None:
+        assert self._next is not None
+        seq = self._next
+        first = self._packets.get(seq)
+        if first is None:
+            return None
+        timestamp = first.timestamp
+        parts: list[bytes] = []
+        while True:
+            packet = self._packets.get(seq)
+            if packet is None:
+                return None
+            if packet.timestamp != timestamp:
+                break  # a new frame began without a marker on the last one: the frame before it is whole
+            parts.append(packet._data)
+            seq = (seq + 1) & 0xFFFF
+            if packet.marker:
+                break
+        for _ in range(len(parts)):
+            self._packets.pop(self._next, None)
+            self._next = (self._next + 1) & 0xFFFF
+        return JitterFrame(data=b"".join(parts), timestamp=timestamp)
+
+    def _skip(self) -> None:
+        """Give up on the missing packets: move to the first packet known to start a frame."""
+        assert self._next is not None and self._newest is not None
+        self.gaps += 1
+        self._on_gap()
+        span = _seq_delta(self._newest, self._next)
+        for offset in range(1, span + 1):
+            seq = (self._next + offset) & 0xFFFF
+            packet = self._packets.get(seq)
+            before = self._packets.get((seq - 1) & 0xFFFF)
+            if packet is None:
+                continue
+            if _starts_frame(self._codecs.get(packet.payload_type), packet.payload) or (
+                before is not None and (before.marker or before.timestamp != packet.timestamp)
+            ):
+                self._drop_before(seq)
+                return
+        self._resync()
+
+    def _drop_before(self, seq: int) -> None:
+        assert self._next is not None
+        while self._next != seq:
+            self._packets.pop(self._next, None)
+            self._next = (self._next + 1) & 0xFFFF
+
+    def _resync(self) -> None:
+        self._packets.clear()
+        self._next = None
+        self._newest = None
+
+
+class _AudioPassBuffer:
+    """Audio buffer that releases each packet at once (one Opus packet is one frame); late copies are dropped.
+    aiortc's own audio buffer prefetches four packets (80 ms) before it releases one."""
+
+    def __init__(self) -> None:
+        self._newest: int | None = None
+        self.ssrc: int | None = None
+
+    @property
+    def capacity(self) -> int:
+        return 16
+
+    def add(self, packet: Any) -> tuple[bool, JitterFrame | None]:
+        if self.ssrc is None:
+            self.ssrc = packet.ssrc
+        seq: int = packet.sequence_number
+        if self._newest is not None and _seq_delta(seq, self._newest) <= 0:
+            return False, None
+        self._newest = seq
+        return False, JitterFrame(data=packet._data, timestamp=packet.timestamp)
+
+
+class ReceiverTap:
+    """A receiver whose encoded frames go to a handler instead of its decoder (see `tap_receiver`)."""
+
+    def __init__(self, receiver: RTCRtpReceiver, kind: str, buffer: _MarkerJitterBuffer | _AudioPassBuffer) -> None:
+        self.receiver = receiver
+        self.kind = kind
+        self._buffer = buffer
+        self.plis_sent = 0
+
+    @property
+    def ssrc(self) -> int | None:
+        """The publisher's media SSRC, known once its first packet arrived."""
+        return self._buffer.ssrc
+
+    @property
+    def gaps(self) -> int:
+        """Times the buffer gave up waiting for lost packets and skipped ahead."""
+        return self._buffer.gaps if isinstance(self._buffer, _MarkerJitterBuffer) else 0
+
+    async def request_keyframe(self) -> bool:
+        """Send a PLI to the publisher; False if its SSRC is not known yet or the receiver has no RTCP SSRC."""
+        ssrc = self.ssrc
+        if ssrc is None or getattr(self.receiver, _RTCP_SSRC, None) is None:
+            return False
+        await self.receiver._send_rtcp_pli(ssrc)
+        self.plis_sent += 1
+        return True
+
+
+def receiver_for_track(pc: RTCPeerConnection, track: MediaStreamTrack) -> RTCRtpReceiver:
+    """The receiver of a remote track (public API: the transceivers)."""
+    for transceiver in pc.getTransceivers():
+        if transceiver.receiver.track is track:
+            receiver: RTCRtpReceiver = transceiver.receiver
+            return receiver
+    raise AdapterError("no receiver carries this track")
+
+
+def _transceiver_of(pc: RTCPeerConnection, receiver: RTCRtpReceiver) -> RTCRtpTransceiver:
+    for transceiver in pc.getTransceivers():
+        if transceiver.receiver is receiver:
+            found: RTCRtpTransceiver = transceiver
+            return found
+    raise AdapterError("no transceiver has this receiver")
+
+
+def tap_receiver(
+    pc: RTCPeerConnection, track: MediaStreamTrack, on_frame: FrameHandler, on_gap: GapHandler | None = None
+) -> ReceiverTap:
+    """Take a remote track's encoded frames before its decoder.
+
+    Call it from `pc.on("track")`, which aiortc fires inside `setRemoteDescription` before the receiver starts:
+    later, the decoder thread would already hold the original queue. `on_frame` runs in the event loop for each
+    complete frame; `on_gap` when video packets were lost for good (the next frames need a keyframe first).
+    """
+    receiver = receiver_for_track(pc, track)
+    if getattr(receiver, "_RTCRtpReceiver__started", False):
+        raise AdapterError("tap_receiver must run in pc.on('track'), before the receiver starts")
+    original = getattr(receiver, _DECODER_QUEUE, None)
+    if not isinstance(original, queue.Queue):
+        raise AdapterError(f"aiortc {aiortc.__version__}: RTCRtpReceiver has no decoder queue to tap")
+    if not hasattr(receiver, _JITTER_BUFFER):
+        raise AdapterError(f"aiortc {aiortc.__version__}: RTCRtpReceiver has no jitter buffer to replace")
+    buffer: _MarkerJitterBuffer | _AudioPassBuffer = _AudioPassBuffer()
+    if track.kind == "video":
+        negotiated = getattr(_transceiver_of(pc, receiver), "_codecs", None) or []
+        buffer = _MarkerJitterBuffer(on_gap, {int(c.payloadType): str(c.name) for c in negotiated})
+    setattr(receiver, _JITTER_BUFFER, buffer)
+    setattr(receiver, _DECODER_QUEUE, _TapQueue(original, on_frame))
+    return ReceiverTap(receiver, track.kind, buffer)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Subscribers' keyframe requests
+
+
+def intercept_keyframe_requests(sender: RTCRtpSender, handler: Callable[[], None]) -> None:
+    """Call `handler` for every PLI or FIR the subscriber sends about this sender's stream.
+
+    Stock aiortc routes both to `RTCRtpSender._send_keyframe`, which only sets a flag for its encoder; an instance
+    attribute of the same name takes precedence over the method, so only this sender is affected."""
+    if not callable(getattr(sender, "_send_keyframe", None)):
+        raise AdapterError(f"aiortc {aiortc.__version__}: RTCRtpSender._send_keyframe is gone")
+    sender._send_keyframe = handler  # type: ignore[method-assign]
+
+
+def sender_ssrc(sender: RTCRtpSender) -> int:
+    """The SSRC this sender stamps on its RTP packets."""
+    ssrc: int = sender._ssrc
+    return ssrc
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Codecs
+
+
+class VideoCodec(enum.StrEnum):
+    H264 = "H264"
+    VP8 = "VP8"
+
+
+def _capabilities(kind: str, mime: str) -> list[RTCRtpCodecCapability]:
+    caps = RTCRtpSender.getCapabilities(kind).codecs
+    chosen = [c for c in caps if c.mimeType.lower() == mime.lower()]
+    rtx = [c for c in caps if c.mimeType.lower() == f"{kind}/rtx"]
+    return chosen + rtx
+
+
+def force_codecs(transceiver: RTCRtpTransceiver, video: VideoCodec = VideoCodec.H264) -> None:
+    """Only `video` (with RTX) on a video transceiver, only Opus on an audio one.
+
+    Before the remote description: the public `setCodecPreferences`. After a remote offer was applied (an
+    answerer, as the node is for WHIP and WHEP): the negotiated list (`transceiver._codecs`) is filtered as well,
+    since aiortc applies preferences only while it applies the remote description."""
+    mime = f"video/{video.value}" if transceiver.kind == "video" else "audio/opus"
+    caps = _capabilities(transceiver.kind, mime)
+    transceiver.setCodecPreferences(caps)
+    negotiated = getattr(transceiver, "_codecs", None)
+    if negotiated:
+        kept = [c for c in negotiated if c.mimeType.lower() == mime.lower()]
+        kept_pts = {c.payloadType for c in kept}
+        kept += [c for c in negotiated if c.mimeType.lower().endswith("/rtx") and c.parameters.get("apt") in kept_pts]
+        if not kept:
+            raise AdapterError(f"the remote side does not offer {mime}")
+        transceiver._codecs = kept
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# ICE on loopback
+
+
+class LoopbackCandidates(enum.StrEnum):
+    DEFAULT = "default"
+    """aioice as it stands: every interface address but 127.0.0.1 and ::1."""
+    INCLUDE = "include"
+    """127.0.0.1 as well (a node and its peers on one machine)."""
+    ONLY = "only"
+    """127.0.0.1 alone (tests, benchmarks, the demo): nothing can leave the machine over ICE."""
+
+
+_stock_get_host_addresses: Callable[[bool, bool], list[str]] = aioice.ice.get_host_addresses
+
+
+def set_loopback_candidates(mode: LoopbackCandidates) -> None:
+    """Choose which host addresses aioice gathers, process-wide (aioice reads a module function for it).
+
+    The node and the agent call this once from their configuration; it is off (`DEFAULT`) unless asked for."""
+
+    def host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        if mode is LoopbackCandidates.ONLY:
+            return ["127.0.0.1"] if use_ipv4 else []
+        addresses = _stock_get_host_addresses(use_ipv4, use_ipv6)
+        if mode is LoopbackCandidates.INCLUDE and use_ipv4 and "127.0.0.1" not in addresses:
+            addresses = ["127.0.0.1", *addresses]
+        return addresses
+
+    chosen = _stock_get_host_addresses if mode is LoopbackCandidates.DEFAULT else host_addresses
+    aioice.ice.get_host_addresses = chosen  # type: ignore[assignment]
+
+
+def negotiated_codec(transceiver: RTCRtpTransceiver) -> tuple[str, int]:
+    """The codec name ("H264", "VP8", "opus") and clock rate the transceiver sends and receives first."""
+    codecs = getattr(transceiver, "_codecs", None)
+    if not codecs:
+        raise AdapterError("the transceiver has no negotiated codec yet")
+    first = codecs[0]
+    return str(first.name), int(first.clockRate)
+
+
+def transceiver_of_track(pc: RTCPeerConnection, track: MediaStreamTrack) -> RTCRtpTransceiver:
+    """The transceiver whose receiver or sender carries `track`."""
+    for transceiver in pc.getTransceivers():
+        if transceiver.receiver.track is track or transceiver.sender.track is track:
+            found: RTCRtpTransceiver = transceiver
+            return found
+    raise AdapterError("no transceiver carries this track")

@@ -1,0 +1,275 @@
+"""The forwarding core's rules, with a fake output in place of a subscriber's sender and a hand-moved clock."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import pytest
+
+from common.clock import ManualClock
+from media.forwarding import Sink, Source
+from media.keyframes import h264_nal_types, is_keyframe
+
+IDR = b"\x00\x00\x00\x01\x67\x42" + b"\x00\x00\x00\x01\x68\xce" + b"\x00\x00\x00\x01\x65\x88\x84"
+P = b"\x00\x00\x00\x01\x41\x9a\x02"
+
+
+@dataclass
+class FakeOutput:
+    """A subscriber's queue: `capacity` frames; `taken` is what its sender read."""
+
+    capacity: int = 100
+    queued: list[tuple[bytes, int]] = field(default_factory=list)
+    ended: bool = False
+
+    @property
+    def accepting(self) -> bool:
+        return not self.ended
+
+    @property
+    def pending_bytes(self) -> int:
+        return sum(len(d) for d, _ in self.queued)
+
+    def push(self, data: bytes, pts: int) -> bool:
+        if len(self.queued) >= self.capacity:
+            return False
+        self.queued.append((data, pts))
+        return True
+
+    def clear(self) -> int:
+        n = len(self.queued)
+        self.queued.clear()
+        return n
+
+    def end(self) -> None:
+        self.ended = True
+
+    def take(self) -> list[tuple[bytes, int]]:
+        out, self.queued = self.queued, []
+        return out
+
+
+@dataclass
+class FakePublisher:
+    plis: int = 0
+
+    async def pli(self) -> bool:
+        self.plis += 1
+        return True
+
+
+def frame(index: int, gop: int = 10) -> bytes:
+    """Frame `index` of a stream with a keyframe every `gop` frames; the index is in the bytes."""
+    return (IDR if index % gop == 0 else P) + index.to_bytes(4, "big")
+
+
+def make(clock: ManualClock, publisher: FakePublisher | None = None, **kw: object) -> Source:
+    return Source(
+        "cam",
+        "video",
+        "H264",
+        clock=clock,
+        request_keyframe=publisher.pli if publisher else None,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def sink(clock: ManualClock, capacity: int = 100, **kw: object) -> tuple[Sink, FakeOutput]:
+    out = FakeOutput(capacity)
+    return Sink("viewer", "video", clock=clock, output=out, **kw), out  # type: ignore[arg-type]
+
+
+def push(source: Source, indices: range, gop: int = 10) -> None:
+    for i in indices:
+        source.push(frame(i, gop), i * 3600)
+
+
+def indices(items: list[tuple[bytes, int]]) -> list[int]:
+    return [int.from_bytes(d[-4:], "big") for d, _ in items]
+
+
+def test_keyframes_are_recognised() -> None:
+    assert h264_nal_types(IDR) == [7, 8, 5]
+    assert is_keyframe("H264", IDR) and not is_keyframe("H264", P)
+    assert is_keyframe("VP8", b"\x10\x02\x00\x9d\x01\x2a") and not is_keyframe("VP8", b"\x31\x02\x00")
+    assert is_keyframe("opus", b"\x01")
+
+
+async def test_a_new_sink_starts_from_the_gop_cache_then_goes_live() -> None:
+    clock = ManualClock()
+    publisher = FakePublisher()
+    source = make(clock, publisher)
+    push(source, range(13))  # keyframe at 10, then 11 and 12
+    s, out = sink(clock)
+    s.point(source)
+    assert indices(out.take()) == [10, 11, 12]
+    push(source, range(13, 15))
+    assert indices(out.take()) == [13, 14]
+    assert s.stats.cached_frames_out == 3 and s.stats.frames_out == 5
+    assert publisher.plis == 0, "a start from the cache needs no keyframe"
+    await source.close()
+
+
+async def test_without_a_cache_a_sink_waits_for_a_keyframe_and_the_publisher_is_asked() -> None:
+    clock = ManualClock()
+    publisher = FakePublisher()
+    source = make(clock, publisher, gop_cache=False)
+    push(source, range(3))
+    s, out = sink(clock)
+    s.point(source)
+    await asyncio.sleep(0)  # let the request task run
+    assert publisher.plis == 1
+    push(source, range(3, 12))
+    assert indices(out.take()) == [10, 11]
+    assert s.stats.gated == 7
+    assert source.stats.keyframe_requests_out == 1
+    await source.close()
+
+
+async def test_keyframe_requests_are_coalesced_not_dropped() -> None:
+    clock = ManualClock()
+    publisher = FakePublisher()
+    source = make(clock, publisher, keyframe_min_interval=1.0)
+    s, _ = sink(clock)
+    s.point(source)  # no cache yet: the join asks for a keyframe
+    await asyncio.sleep(0)
+    assert publisher.plis == 1, "the first goes at once"
+    for _ in range(5):
+        s.keyframe_requested()
+    await asyncio.sleep(0)
+    await clock.advance(0.5)
+    await asyncio.sleep(0)
+    assert publisher.plis == 1, "the rest wait for the end of the interval"
+    await clock.advance(0.6)
+    await asyncio.sleep(0)
+    assert publisher.plis == 2, "and then go as one"
+    stats = source.stats
+    assert stats.keyframe_requests_in == 6 and stats.keyframe_requests_out == 2
+    assert stats.keyframe_requests_coalesced == 5
+    assert s.stats.keyframe_requests == 5
+    await source.close()
+
+
+async def test_a_keyframe_satisfies_a_deferred_request() -> None:
+    clock = ManualClock()
+    publisher = FakePublisher()
+    source = make(clock, publisher, keyframe_min_interval=1.0)
+    source.request_keyframe()
+    await asyncio.sleep(0)
+    source.request_keyframe()
+    push(source, range(10, 11))  # a keyframe comes meanwhile
+    await clock.advance(2)
+    await asyncio.sleep(0)
+    assert publisher.plis == 1
+    await source.close()
+
+
+async def test_a_slow_subscriber_drops_to_the_next_keyframe_and_the_others_are_untouched() -> None:
+    clock = ManualClock()
+    source = make(clock)
+    slow, slow_out = sink(clock, capacity=4)
+    fast, fast_out = sink(clock, capacity=1000)
+    push(source, range(1))
+    slow.point(source)
+    fast.point(source)
+    push(source, range(1, 24))  # the slow one never reads: it overflows at frames 4 and 14
+    assert indices(fast_out.take()) == list(range(24))
+    assert indices(slow_out.queued) == [20, 21, 22, 23], "each time it starts again at the next keyframe"
+    stats = slow.stats
+    assert stats.overflows == 2
+    assert stats.drops == 2 * (4 + 1 + 5)  # the four queued, the one refused, the five skipped to the keyframe
+    assert fast.stats.drops == 0
+    await source.close()
+
+
+async def test_the_byte_bound_counts_too() -> None:
+    clock = ManualClock()
+    source = make(clock)
+    s, out = sink(clock, capacity=1000, max_bytes=3 * len(frame(1)))
+    push(source, range(1))
+    s.point(source)
+    push(source, range(1, 5))
+    assert s.stats.overflows == 1 and len(out.queued) <= 3
+    await source.close()
+
+
+async def test_repointing_gates_to_a_keyframe_and_keeps_timestamps_continuous() -> None:
+    clock = ManualClock()
+    publisher_b = FakePublisher()
+    a = make(clock)
+    b = make(clock, publisher_b, gop_cache=False)
+    s, out = sink(clock)
+    push(a, range(1))
+    s.point(a)
+    push(a, range(1, 5))
+    first = out.take()
+    assert [pts for _, pts in first] == [0, 3600, 7200, 10800, 14400]
+    # Source b runs on a timeline of its own (timestamps far from a's).
+    for i in range(3):
+        b.push(frame(i + 1, 100), 5_000_000 + i * 3600)
+    await clock.advance(0.04)
+    s.point(b)
+    await asyncio.sleep(0)
+    assert publisher_b.plis == 1, "re-pointing asks the new publisher for a keyframe"
+    b.push(frame(5, 100), 5_100_000)  # still not a keyframe: gated
+    b.push(frame(100, 100), 5_103_600)  # a keyframe
+    b.push(frame(101, 100), 5_107_200)
+    push(a, range(5, 7))  # the old source no longer reaches this sink
+    second = out.take()
+    assert indices(second) == [100, 101]
+    assert second[0][1] == 14400 + 3600, "the new source continues the subscriber's timeline"
+    assert second[1][1] - second[0][1] == 3600
+    assert s.stats.repoints == 1 and s.stats.gated == 1
+    s.point(None)
+    b.push(frame(102, 100), 5_110_800)
+    assert out.take() == []
+    await a.close()
+    await b.close()
+
+
+async def test_a_loss_upstream_holds_every_sink_until_a_keyframe() -> None:
+    clock = ManualClock()
+    publisher = FakePublisher()
+    source = make(clock, publisher)
+    s, out = sink(clock)
+    push(source, range(1))
+    s.point(source)
+    push(source, range(1, 3))
+    source.lost()
+    await asyncio.sleep(0)
+    assert publisher.plis == 1
+    push(source, range(4, 11))
+    assert indices(out.take()) == [0, 1, 2, 10]
+    late, late_out = sink(clock)
+    late.point(source)
+    assert indices(late_out.take()) == [10], "the cache restarted at the keyframe after the loss"
+    assert source.stats.gaps == 1
+    await source.close()
+
+
+async def test_audio_is_never_gated() -> None:
+    clock = ManualClock()
+    source = Source("mic", "audio", "opus", clock=clock, clock_rate=48_000)
+    out = FakeOutput()
+    s = Sink("ear", "audio", clock=clock, output=out)
+    source.push(b"\x01\x02", 0)
+    s.point(source)
+    source.push(b"\x03\x04", 960)
+    assert [pts for _, pts in out.take()] == [0]
+    with pytest.raises(ValueError, match="cannot take"):
+        Sink("eye", "video", clock=clock, output=FakeOutput()).point(source)
+    await source.close()
+
+
+async def test_a_closed_source_leaves_its_sinks_open_and_idle() -> None:
+    clock = ManualClock()
+    source = make(clock)
+    s, out = sink(clock)
+    push(source, range(1))
+    s.point(source)
+    await source.close()
+    assert s.source is None and not out.ended
+    source.push(frame(1), 3600)
+    s.close()
+    assert out.ended

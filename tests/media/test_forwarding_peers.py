@@ -1,0 +1,163 @@
+"""The forwarding core between real aiortc peers on loopback: an H.264 publisher, the node's source and sinks
+(`media.peers`), and subscribers that take frames before their decoder and compare them with what was sent."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+
+import pytest
+from aiortc import RTCPeerConnection
+from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtp import RtpPacket
+
+from common.clock import SystemClock
+from media.forwarding import Sink, Source
+from media.peers import add_sink, source_from_track
+from tests.rtc.peers import Counter, Publisher, closing, h264_loop, loopback_only, negotiate, peer
+from tests.waiting import eventually
+
+
+@pytest.fixture(autouse=True)
+def loopback() -> Iterator[None]:
+    with loopback_only():
+        yield
+
+
+class Node:
+    """The node's side: one publisher connection feeding a source, one connection per subscriber."""
+
+    def __init__(self) -> None:
+        self.clock = SystemClock()
+        self.pc = peer()
+        self.source: Source | None = None
+        self.subscribers: list[RTCPeerConnection] = []
+
+        @self.pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            self.source, _ = source_from_track(self.pc, track, name="cam-1", clock=self.clock)
+
+    async def subscribe(self, counter: Counter) -> Sink:
+        """A WHEP-style exchange: the subscriber offers to receive video, the node answers with a sink."""
+        assert self.source is not None
+        counter.pc.addTransceiver("video", direction="recvonly")
+        pc = peer()
+        self.subscribers.append(pc)
+        await counter.pc.setLocalDescription(await counter.pc.createOffer())
+        await pc.setRemoteDescription(counter.pc.localDescription)
+        sink = Sink("viewer", "video", clock=self.clock)
+        add_sink(pc, sink)
+        await pc.setLocalDescription(await pc.createAnswer())
+        await counter.pc.setRemoteDescription(pc.localDescription)
+        sink.point(self.source)
+        return sink
+
+    async def close(self) -> None:
+        if self.source is not None:
+            await self.source.close()
+        for pc in [self.pc, *self.subscribers]:
+            await pc.close()
+
+
+async def feed(publisher: Publisher, count: int, until: Callable[[], bool] | None = None) -> None:
+    """Send `count` frames, each once the previous one reached every counter (no pacing needed)."""
+    for _ in range(count):
+        publisher.push_frame()
+        if until is not None:
+            await eventually(until, timeout=5)
+
+
+def drop_one_incoming(pc: RTCPeerConnection, nth: int) -> dict[str, int]:
+    """Lose the `nth` RTP packet that reaches `pc` (before its receiver sees it); count what arrives after."""
+    transport = pc.getTransceivers()[0].receiver.transport
+    handle: Callable[[bytes, int], Awaitable[None]] = transport._handle_rtp_data
+    seen = {"packets": 0, "dropped_seq": -1, "payload_types": 0}
+    types: set[int] = set()
+
+    async def lossy(data: bytes, arrival_time_ms: int) -> None:
+        packet = RtpPacket.parse(data)
+        seen["packets"] += 1
+        types.add(packet.payload_type)
+        seen["payload_types"] = len(types)
+        if seen["packets"] == nth:
+            seen["dropped_seq"] = packet.sequence_number
+            return
+        await handle(data, arrival_time_ms)
+
+    transport._handle_rtp_data = lossy  # type: ignore[method-assign]
+    return seen
+
+
+async def test_subscribers_get_the_publishers_frames_as_sent_and_a_late_one_starts_from_the_cache() -> None:
+    loop = await h264_loop()
+    publisher = Publisher(loop)
+    node = Node()
+    early, late = Counter(), Counter()
+    async with closing(publisher.pc, early.pc, late.pc):
+        try:
+            await negotiate(publisher.pc, node.pc)
+            await eventually(lambda: node.source is not None and node.pc.connectionState == "connected")
+            assert node.source is not None
+            early_sink = await node.subscribe(early)
+            await eventually(lambda: early.pc.connectionState == "connected")
+            # 60 frames: the keyframe at 0, at 50, and ten after it.
+            await feed(publisher, 60, until=lambda: len(early.frames) == len(publisher.sent))
+            assert [f.data for f in early.frames] == publisher.sent
+            late_sink = await node.subscribe(late)
+            # Before any new frame: the late subscriber gets the GOP cache (keyframe 50 and the nine after it).
+            await eventually(lambda: len(late.frames) == 10)
+            assert [f.data for f in late.frames] == publisher.sent[50:60]
+            await feed(publisher, 5, until=lambda: len(late.frames) + 50 == len(early.frames) == len(publisher.sent))
+            assert [f.data for f in late.frames] == publisher.sent[50:65]
+            assert [f.data for f in early.frames] == publisher.sent
+            # The subscribers see one continuous 25 fps timeline each.
+            assert all(b.timestamp - a.timestamp == 3600 for a, b in zip(early.frames, early.frames[1:], strict=False))
+            assert late_sink.stats.cached_frames_out == 10
+            assert early_sink.stats.frames_out == 65 and early_sink.stats.drops == 0
+            stats = node.source.stats
+            assert stats.frames_in == 65 and stats.keyframes_in == 2
+            assert stats.bytes_in == sum(len(d) for d in publisher.sent)
+        finally:
+            await node.close()
+
+
+async def test_a_subscribers_pli_reaches_the_publisher() -> None:
+    publisher = Publisher(await h264_loop())
+    node = Node()
+    viewer = Counter()
+    async with closing(publisher.pc, viewer.pc):
+        try:
+            await negotiate(publisher.pc, node.pc)
+            await eventually(lambda: node.source is not None and node.pc.connectionState == "connected")
+            sink = await node.subscribe(viewer)
+            await eventually(lambda: viewer.pc.connectionState == "connected")
+            await feed(publisher, 3, until=lambda: len(viewer.frames) == len(publisher.sent))
+            assert viewer.tap is not None
+            assert await viewer.tap.request_keyframe()
+            await eventually(lambda: publisher.plis == 1)
+            assert sink.stats.keyframe_requests == 1
+            assert node.source is not None and node.source.stats.keyframe_requests_out == 1
+        finally:
+            await node.close()
+
+
+async def test_a_packet_lost_to_a_subscriber_is_retransmitted_from_the_senders_history() -> None:
+    """NACK and RTX for forwarded packets: aiortc's sender keeps what it sent and answers the subscriber's NACK."""
+    publisher = Publisher(await h264_loop())
+    node = Node()
+    viewer = Counter()
+    async with closing(publisher.pc, viewer.pc):
+        try:
+            await negotiate(publisher.pc, node.pc)
+            await eventually(lambda: node.source is not None and node.pc.connectionState == "connected")
+            await node.subscribe(viewer)
+            await eventually(lambda: viewer.pc.connectionState == "connected")
+            seen = drop_one_incoming(viewer.pc, nth=5)
+            # The loss is noticed (and NACKed) when the packet after it arrives: feed without waiting in step.
+            await feed(publisher, 10)
+            await eventually(lambda: len(viewer.frames) == len(publisher.sent))
+            assert seen["dropped_seq"] >= 0
+            assert seen["payload_types"] == 2, "the lost packet came back as RTX"
+            assert [f.data for f in viewer.frames] == publisher.sent
+            assert viewer.gaps == 0
+        finally:
+            await node.close()

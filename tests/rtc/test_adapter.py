@@ -1,0 +1,137 @@
+"""Every aiortc seam of `rtc.aiortc_adapter`, with real aiortc peers on loopback: these fail when an aiortc
+upgrade moves one of the private attributes the adapter relies on."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+
+import aioice.ice
+import aiortc
+import pytest
+from aiortc.mediastreams import MediaStreamTrack
+
+from rtc import aiortc_adapter as adapter
+from rtc.aiortc_adapter import AdapterError, LoopbackCandidates, VideoCodec
+from tests.rtc.peers import Counter, Publisher, closing, h264_loop, loopback_only, negotiate, peer
+from tests.waiting import eventually
+
+
+@pytest.fixture(autouse=True)
+def loopback() -> Iterator[None]:
+    with loopback_only():
+        yield
+
+
+def test_the_adapter_refuses_another_aiortc_version() -> None:
+    """Importing the adapter under another aiortc version fails at once, naming both versions."""
+    assert aiortc.__version__ == adapter.PINNED_AIORTC
+    code = "import aiortc; aiortc.__version__ = '1.17.0'; import rtc.aiortc_adapter"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode != 0
+    assert "AdapterError: rtc.aiortc_adapter is written for aiortc 1.16.0, found 1.17.0" in result.stderr
+
+
+async def test_encoded_frames_are_taken_before_the_decoder_byte_for_byte_and_on_their_marker() -> None:
+    """The publisher sends pre-encoded H.264 without encoding; the receiving side gets each access unit exactly as
+    sent, each one before the next is sent (released on its marker bit), and its decoder gets nothing."""
+    publisher = Publisher(await h264_loop())
+    node = Counter()
+    async with closing(publisher.pc, node.pc):
+        await negotiate(publisher.pc, node.pc)
+        await eventually(lambda: node.pc.connectionState == "connected")
+        for _ in range(60):  # past a keyframe interval (50 frames)
+            publisher.push_frame()
+            # The frame arrives without the next one being sent: the stock jitter buffer would hold it.
+            await eventually(lambda: len(node.frames) == len(publisher.sent), timeout=5)
+        assert [f.data for f in node.frames] == publisher.sent
+        assert {f.codec for f in node.frames} == {"H264"}
+        stamps = [f.timestamp for f in node.frames]
+        assert stamps == [i * 3600 for i in range(60)]
+        assert node.tap is not None and node.tap.ssrc is not None
+        decoded = node.tap.receiver.track._queue  # type: ignore[attr-defined]
+        assert decoded.empty(), "the decoder must not have produced frames"
+    # put(None) reached the decoder thread's real queue: closing did not hang and the thread ended.
+    assert not [t for t in threading.enumerate() if t.name == "video-decoder" and t.is_alive()]
+
+
+async def test_a_pli_reaches_the_publisher_and_the_publishers_sender_reports_it() -> None:
+    """`ReceiverTap.request_keyframe` sends a PLI for the publisher's SSRC; `intercept_keyframe_requests` on the
+    publisher's sender sees it (stock aiortc would only set its encoder's flag)."""
+    publisher = Publisher(await h264_loop())
+    node = Counter()
+    async with closing(publisher.pc, node.pc):
+        await negotiate(publisher.pc, node.pc)
+        await eventually(lambda: node.pc.connectionState == "connected")
+        assert node.tap is not None
+        assert not await node.tap.request_keyframe(), "no SSRC before the first packet"
+        publisher.push_frame()
+        await eventually(lambda: len(node.frames) == 1)
+        for _ in range(3):
+            assert await node.tap.request_keyframe()
+        await eventually(lambda: publisher.plis == 3)
+        assert node.tap.plis_sent == 3
+
+
+async def test_codecs_are_forced_on_the_offer_and_on_an_answer() -> None:
+    offerer, answerer = peer(), peer()
+    async with closing(offerer, answerer):
+        transceiver = offerer.addTransceiver("video", direction="recvonly")
+        adapter.force_codecs(transceiver, VideoCodec.VP8)
+        await offerer.setLocalDescription(await offerer.createOffer())
+        offer = offerer.localDescription.sdp
+        assert "VP8/90000" in offer and "H264/90000" not in offer
+        plain = peer()
+        async with closing(plain):
+            plain.addTransceiver("video", direction="recvonly")
+            plain.addTransceiver("audio", direction="recvonly")
+            await plain.setLocalDescription(await plain.createOffer())
+            assert "VP8/90000" in plain.localDescription.sdp and "H264/90000" in plain.localDescription.sdp
+            # The answerer applies the offer first (as the node does for WHIP/WHEP), then forces H.264 and Opus.
+            await answerer.setRemoteDescription(plain.localDescription)
+            for t in answerer.getTransceivers():
+                adapter.force_codecs(t, VideoCodec.H264)
+            await answerer.setLocalDescription(await answerer.createAnswer())
+            sdp = answerer.localDescription.sdp
+            assert "H264/90000" in sdp and "VP8/90000" not in sdp
+            assert "opus/48000" in sdp and "PCMU" not in sdp
+            assert adapter.negotiated_codec(answerer.getTransceivers()[0]) == ("H264", 90000)
+
+
+async def test_forcing_a_codec_the_offer_lacks_is_an_error() -> None:
+    offerer, answerer = peer(), peer()
+    async with closing(offerer, answerer):
+        transceiver = offerer.addTransceiver("video", direction="recvonly")
+        adapter.force_codecs(transceiver, VideoCodec.VP8)
+        await offerer.setLocalDescription(await offerer.createOffer())
+        await answerer.setRemoteDescription(offerer.localDescription)
+        with pytest.raises(AdapterError, match="does not offer video/H264"):
+            adapter.force_codecs(answerer.getTransceivers()[0], VideoCodec.H264)
+
+
+async def test_loopback_candidates_only_when_asked() -> None:
+    pc = peer()
+    async with closing(pc):
+        pc.addTransceiver("video")
+        await pc.setLocalDescription(await pc.createOffer())
+        candidates = [line for line in pc.localDescription.sdp.splitlines() if line.startswith("a=candidate")]
+        assert candidates and all(" 127.0.0.1 " in line for line in candidates)
+    adapter.set_loopback_candidates(LoopbackCandidates.DEFAULT)
+    assert "127.0.0.1" not in aioice.ice.get_host_addresses(True, False)
+    adapter.set_loopback_candidates(LoopbackCandidates.INCLUDE)
+    assert "127.0.0.1" in aioice.ice.get_host_addresses(True, False)
+
+
+async def test_tapping_after_the_receiver_started_is_refused() -> None:
+    publisher = Publisher(await h264_loop())
+    node = peer()
+    tracks: list[MediaStreamTrack] = []
+    node.on("track", tracks.append)
+    async with closing(publisher.pc, node):
+        await negotiate(publisher.pc, node)
+        await eventually(lambda: node.connectionState == "connected")
+        await eventually(lambda: bool(tracks))
+        with pytest.raises(AdapterError, match="before the receiver starts"):
+            adapter.tap_receiver(node, tracks[0], lambda frame: None)
