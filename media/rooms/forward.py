@@ -1,0 +1,196 @@
+"""A meeting room's media on the shared forwarding core: publishers' tracks become `media.forwarding.Source`s,
+every subscriber m-line is a `media.forwarding.Sink`, re-pointed as speakers change. Nothing is decoded.
+
+The aiortc seams (taking encoded frames before the decoder, keyframe requests both ways, codec choice) are the
+adapter's (`rtc.aiortc_adapter`); this module only wires them to the room.
+
+Who speaks: aiortc negotiates the RFC 6464 audio-level header extension and parses it into each RTP packet, but
+the adapter's tap hands over reassembled frames without their header extensions, so the level is estimated from
+the size of each Opus packet instead. Browsers' Opus encoders are variable-rate: a silent 20 ms frame takes a few
+bytes (1-3 with DTX, 10-30 with background noise), speech 60-160 bytes at the usual 32-64 kbit/s. That is one
+`len()` per packet, costs nothing, and ranks speakers well enough for "video from the most recent speakers"; it
+cannot tell a loud noise from speech. `opus_level` maps the size onto the -dBov scale `SpeakerTracker` takes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from aiortc import (
+    MediaStreamTrack,
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpTransceiver,
+)
+
+from common.clock import Clock
+from media.forwarding import Sink as CoreSink
+from media.forwarding import Source as CoreSource
+from media.rooms.plane import LevelCallback
+from media.rooms.slots import Feed
+from protocol.media import IceServer
+from protocol.meeting import Codec, Source
+from rtc.aiortc_adapter import (
+    ReceivedFrame,
+    VideoCodec,
+    force_codecs,
+    intercept_keyframe_requests,
+    tap_receiver,
+)
+
+logger = logging.getLogger(__name__)
+
+SILENT_BYTES = 24
+"""An Opus packet this small or smaller is taken as silence."""
+
+
+def opus_level(size: int) -> int:
+    """An audio level (0 loud .. 127 silent, as RFC 6464's -dBov) estimated from an Opus packet's size."""
+    if size <= SILENT_BYTES:
+        return 127
+    return max(0, 100 - size)
+
+
+class RoomSink:
+    """One subscriber m-line: a core sink whose track aiortc sends, pointed at a feed by name."""
+
+    def __init__(self, plane: ForwardingPlane, core: CoreSink) -> None:
+        self._plane = plane
+        self.core = core
+        self._feed: Feed | None = None
+
+    @property
+    def track(self) -> MediaStreamTrack:
+        assert self.core.track is not None
+        return self.core.track
+
+    @property
+    def feed(self) -> Feed | None:
+        return self._feed
+
+    def point(self, feed: Feed | None) -> None:
+        self._feed = feed
+        self.core.point(self._plane.sources.get(feed) if feed is not None else None)
+
+    def rebind(self) -> None:
+        """The feed's source changed (its publisher renegotiated): follow it."""
+        if self._feed is not None:
+            self.core.point(self._plane.sources.get(self._feed))
+
+    def close(self) -> None:
+        self._plane.sinks.discard(self)
+        self.core.close()
+
+
+class ForwardingPlane:
+    def __init__(
+        self,
+        room: str,
+        codec: Codec,
+        clock: Clock,
+        ice_servers: list[IceServer],
+        *,
+        on_level: LevelCallback,
+        on_feed: Callable[[Feed, bool], None],
+    ) -> None:
+        self.room = room
+        self.codec = codec
+        self._clock = clock
+        self._ice = [RTCIceServer(urls=s.urls, username=s.username, credential=s.credential) for s in ice_servers]
+        self._on_level = on_level
+        self._on_feed = on_feed
+        self.sources: dict[Feed, CoreSource] = {}
+        self.sinks: set[RoomSink] = set()
+        self._closing: set[asyncio.Task[None]] = set()
+
+    @property
+    def video_codec(self) -> VideoCodec:
+        return VideoCodec(self.codec.value)
+
+    def new_peer(self) -> RTCPeerConnection:
+        """max-bundle: with aiortc's default ("balanced": one transport per kind) a second m-line of a kind that
+        joins the BUNDLE group in the same offer as the first is left on a transport that never starts (aiortc
+        1.16 skips transceivers already marked bundled when it applies the group), so it carried nothing."""
+        return RTCPeerConnection(RTCConfiguration(iceServers=list(self._ice), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+
+    def prepare_publish(self, pc: RTCPeerConnection) -> None:
+        for transceiver in pc.getTransceivers():
+            force_codecs(transceiver, self.video_codec)
+
+    def publish(self, feed: Feed, pc: RTCPeerConnection, track: MediaStreamTrack) -> None:
+        participant, source_kind = feed
+        kind = "audio" if source_kind is Source.MICROPHONE else "video"
+
+        async def request_keyframe() -> bool:
+            return await tap.request_keyframe()
+
+        source = CoreSource(
+            f"{self.room}/{participant}/{source_kind.value}",
+            kind,
+            "opus" if kind == "audio" else self.codec.value,
+            clock=self._clock,
+            clock_rate=48_000 if kind == "audio" else 90_000,
+            request_keyframe=request_keyframe if kind == "video" else None,
+        )
+        if kind == "audio":
+
+            def on_frame(frame: ReceivedFrame) -> None:
+                source.push(frame.data, frame.timestamp)
+                self._on_level(participant, opus_level(len(frame.data)))
+
+        else:
+
+            def on_frame(frame: ReceivedFrame) -> None:
+                source.push(frame.data, frame.timestamp)
+
+        tap = tap_receiver(pc, track, on_frame, source.lost)
+        old = self.sources.get(feed)
+        self.sources[feed] = source
+        if old is not None:
+            self._close_source(old)
+        for sink in list(self.sinks):
+            if sink.feed == feed:
+                sink.rebind()
+        self._on_feed(feed, True)
+
+    def unpublish(self, feed: Feed) -> None:
+        source = self.sources.pop(feed, None)
+        if source is not None:
+            self._close_source(source)
+            self._on_feed(feed, False)
+
+    def _close_source(self, source: CoreSource) -> None:
+        task = asyncio.get_running_loop().create_task(source.close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    def add_sink(self, pc: RTCPeerConnection, kind: str) -> tuple[RTCRtpTransceiver, RoomSink]:
+        core = CoreSink(f"{self.room}/sink", kind, clock=self._clock)
+        sink = RoomSink(self, core)
+        transceiver = pc.addTransceiver(sink.track, direction="sendonly")
+        force_codecs(transceiver, self.video_codec)
+        intercept_keyframe_requests(transceiver.sender, core.keyframe_requested)
+        self.sinks.add(sink)
+        return transceiver, sink
+
+    def close(self) -> None:
+        for sink in list(self.sinks):
+            sink.close()
+        for feed in list(self.sources):
+            self.unpublish(feed)
+
+    def stats(self) -> dict[str, int]:
+        """Totals over the room's current sources and sinks (for load reports and tests)."""
+        frames_in = sum(s.stats.frames_in for s in self.sources.values())
+        bytes_in = sum(s.stats.bytes_in for s in self.sources.values())
+        frames_out = sum(s.core.stats.frames_out for s in self.sinks)
+        bytes_out = sum(s.core.stats.bytes_out for s in self.sinks)
+        plis = sum(s.stats.keyframe_requests_out for s in self.sources.values())
+        return {
+            "frames_in": frames_in, "bytes_in": bytes_in, "frames_out": frames_out, "bytes_out": bytes_out,
+            "keyframe_requests": plis,
+        }  # fmt: skip
