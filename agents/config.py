@@ -15,6 +15,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from agents.health.config import HealthConfig
+from agents.live.config import LiveConfig
 from agents.networks import MAX_TARGETS, TargetError, check_target, expand_targets
 from agents.recording.config import RecordingConfig
 from agents.storage.config import RetentionConfig
@@ -161,6 +162,9 @@ class AgentConfig(Strict):
     health: HealthConfig = Field(default_factory=HealthConfig, description="image health on sampled keyframes")
     recording: RecordingConfig = Field(
         default_factory=RecordingConfig, description="continuous recording of the cameras' main streams"
+    )
+    live: LiveConfig = Field(
+        default_factory=LiveConfig, description="live view: publishing cameras to media nodes over WHIP"
     )
 
 

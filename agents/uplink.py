@@ -6,7 +6,9 @@ link was down; then it replays the camera updates the controller has not acknowl
 ones as they come. Updates carry a sequence number that only grows, across restarts too (`SeqAllocator`), so
 the controller can drop the ones it already has. While the controller is away the agent keeps working: updates
 wait in a bounded buffer (the oldest go first; the next Hello carries the current state anyway) and the link is
-retried with exponential backoff and jitter.
+retried with exponential backoff and jitter. Live view: `publish_camera` and `stop_publishing` go to the
+agent's publisher (`on_publish`, `on_stop_publishing`), and its `publish_state` messages come back through
+`send_state()`, sent after the pending camera updates.
 """
 
 from __future__ import annotations
@@ -37,7 +39,10 @@ from protocol.uplink import (
     Error,
     Hello,
     Message,
+    PublishCamera,
+    PublishState,
     Status,
+    StopPublishing,
     Welcome,
 )
 
@@ -45,6 +50,8 @@ logger = logging.getLogger(__name__)
 
 SEQ_FILE = "uplink-seq"
 SEQ_BLOCK = 1000
+OUTBOX_LIMIT = 256
+"""Live-view states waiting for the link (the oldest go first: the controller re-asks anyway)."""
 
 
 class SeqAllocator:
@@ -98,6 +105,8 @@ class Uplink:
         version: str,
         snapshot: Callable[[], list[CameraReport]],
         on_approve: Callable[[str], Awaitable[None]],
+        on_publish: Callable[[PublishCamera], Awaitable[None]] | None = None,
+        on_stop_publishing: Callable[[str], Awaitable[None]] | None = None,
         clock: Clock | None = None,
         state_dir: Path | None = None,
         buffer_limit: int = 10_000,
@@ -110,6 +119,9 @@ class Uplink:
         self._version = version
         self._snapshot = snapshot
         self._on_approve = on_approve
+        self._on_publish = on_publish
+        self._on_stop_publishing = on_stop_publishing
+        self._outbox: collections.deque[PublishState] = collections.deque(maxlen=OUTBOX_LIMIT)
         self._clock: Clock = clock or SystemClock()
         self._started_at = self._clock.now()
         self._seq = SeqAllocator(state_dir)
@@ -132,6 +144,11 @@ class Uplink:
         if len(self._pending) == self._pending.maxlen:
             self.dropped_updates += 1
         self._pending.append(CameraUpdate(seq=self._seq.allocate(), at=self._clock.now(), camera=report))
+        self._wakeup.set()
+
+    def send_state(self, message: PublishState) -> None:
+        """Queue a live-view state for the controller (sent now if the link is up, else after the next Hello)."""
+        self._outbox.append(message)
         self._wakeup.set()
 
     async def run(self) -> None:
@@ -215,6 +232,17 @@ class Uplink:
                 self._acknowledge(message.seq)
             elif isinstance(message, ApproveCamera):
                 await self._on_approve(message.endpoint_ref)
+            elif isinstance(message, PublishCamera):
+                if self._on_publish is None:
+                    self.send_state(
+                        PublishState(request_id=message.request_id, endpoint_ref=message.endpoint_ref,
+                                     state="failed", reason="this agent does not publish live view")
+                    )  # fmt: skip
+                else:
+                    await self._on_publish(message)
+            elif isinstance(message, StopPublishing):
+                if self._on_stop_publishing is not None:
+                    await self._on_stop_publishing(message.endpoint_ref)
             elif isinstance(message, Error):
                 if message.fatal:
                     raise UplinkRefused(message.message)
@@ -233,6 +261,8 @@ class Uplink:
                 if update.seq > sent_upto:
                     await _send(ws, update)
                     sent_upto = update.seq
+            while self._outbox:
+                await _send(ws, self._outbox.popleft())
             waiter = asyncio.ensure_future(self._wakeup.wait())
             try:
                 done, _ = await asyncio.wait({waiter, *companions}, return_when=asyncio.FIRST_COMPLETED)
@@ -263,7 +293,9 @@ async def _send(ws: aiohttp.ClientWebSocketResponse, message: Message) -> None:
     await ws.send_str(message.model_dump_json())
 
 
-async def _receive(ws: aiohttp.ClientWebSocketResponse) -> Welcome | Ack | ApproveCamera | Error | None:
+async def _receive(
+    ws: aiohttp.ClientWebSocketResponse,
+) -> Welcome | Ack | ApproveCamera | PublishCamera | StopPublishing | Error | None:
     """The next controller message, or None when the link closes. Malformed messages are logged and skipped."""
     while True:
         msg = await ws.receive()
