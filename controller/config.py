@@ -96,6 +96,9 @@ class ControllerConfig(BaseModel):
     live_idle_close_s: float = Field(
         default=60.0, gt=0, description="stop a camera's publication this long after its last viewer left"
     )
+    meeting_entry_margin_minutes: int = Field(
+        default=15, ge=0, le=120, description="a meeting or class can be entered this long before its start"
+    )
 
     @field_validator("metrics_networks")
     @classmethod
