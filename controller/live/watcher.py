@@ -3,7 +3,7 @@ after any state-changing request that succeeded (a guardianship revoked, a child
 camera reassigned, a window changed, a user disabled: whatever the route, the next pass sees it). Views no
 longer allowed are ended and closed at their node within seconds.
 
-Owned by the app's cleanup context: the task is cancelled and awaited at shutdown.
+Owned by the app: started on startup (after the database is migrated), cancelled and awaited on shutdown.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
 
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
@@ -23,6 +22,7 @@ from controller.security.access import SAFE_METHODS
 logger = logging.getLogger(__name__)
 
 INTERVAL_S = 1.0
+STOP_TIMEOUT_S = 10.0
 
 
 class Watcher:
@@ -31,10 +31,16 @@ class Watcher:
         self._clock = clock
         self._interval_s = interval_s
         self._wake = asyncio.Event()
+        self._stopping = False
         self.passes = 0
 
     def wake(self) -> None:
         """Run a pass now (a change that may take a right away was just committed)."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Finish the pass under way (a pass cancelled halfway would leave a database connection mid-query)."""
+        self._stopping = True
         self._wake.set()
 
     async def run(self) -> None:
@@ -45,6 +51,8 @@ class Watcher:
             except (SQLAlchemyError, OSError) as exc:
                 logger.exception("live view watcher: the pass failed (%s); trying again", exc)
             self.passes += 1
+            if self._stopping:
+                return
             sleeper = asyncio.ensure_future(self._clock.sleep(self._interval_s))
             waker = asyncio.ensure_future(self._wake.wait())
             try:
@@ -60,12 +68,26 @@ LIVE: web.AppKey[LiveService] = web.AppKey("live", LiveService)
 WATCHER: web.AppKey[Watcher] = web.AppKey("live_watcher", Watcher)
 
 
-async def watcher_ctx(app: web.Application) -> AsyncIterator[None]:
-    task = asyncio.create_task(app[WATCHER].run(), name="live-watcher")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+_TASK: web.AppKey[asyncio.Task[None]] = web.AppKey("live_watcher_task", asyncio.Task)
+
+
+async def start_watcher(app: web.Application) -> None:
+    """on_startup, after the cleanup contexts (the database is migrated by then)."""
+    app[_TASK] = asyncio.create_task(app[WATCHER].run(), name="live-watcher")
+
+
+async def stop_watcher(app: web.Application) -> None:
+    """on_shutdown, before the cleanup contexts close the database and the control client."""
+    task = app.get(_TASK)
+    if task is None:
+        return
+    app[WATCHER].stop()
+    try:
+        await asyncio.wait_for(asyncio.shield(task), STOP_TIMEOUT_S)
+    except TimeoutError:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def wake_after_changes(request: web.Request, response: web.StreamResponse) -> None:

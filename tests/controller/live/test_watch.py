@@ -1,0 +1,86 @@
+"""A parent watches their child's class camera: the controller authorizes, places the relay on the node, asks
+the agent to publish with a single-use token, and hands back a viewer token bound to parent, camera, device
+and session. Every refusal, by every identifier, is refused and audited."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from common.clock import ManualClock
+from controller.live.watcher import LIVE
+from controller.medianodes import MEDIA_NODES
+from protocol.media import MediaTokens, ReplayGuard, TokenKind, TokenRefused, camera_room
+from protocol.uplink import PublishCamera, PublishState
+from tests.controller.conftest import Client
+from tests.controller.live.conftest import DEVICE_A, DEVICE_B, Live, audits, call
+from tests.controller.uplink_helpers import receive, send
+from tests.waiting import eventually
+
+
+async def _watch(client: Client, camera: Any, device: str = DEVICE_A, **extra: Any) -> tuple[int, Any]:
+    return await call(client, "POST", "/api/live/watch", {"camera": camera, "device": device, **extra})
+
+
+async def test_a_parent_watches_a_class_camera(
+    pclient: Client, papp: web.Application, live: Live, clock: ManualClock
+) -> None:
+    nodes = papp[MEDIA_NODES]
+    status, started = await _watch(pclient, live.cameras[1])
+    assert status == 200, started
+    room = camera_room(live.cameras[1])
+    assert started["room"] == room and started["node"] == "node-1" and started["label"] == "Góc chơi"
+    assert started["whep_url"] == f"{live.node.url}/whep/{room}" and started["ice_servers"] == []
+    verifier = MediaTokens(nodes.secret, clock)
+    claims = verifier.verify(started["token"], node="node-1", kind=TokenKind.VIEW, room=room)
+    assert claims.subject == f"user:{live.people.parent_id}" and claims.device == DEVICE_A
+    assert claims.session is not None and len(claims.session) == 32
+    for node, kind, other_room, why in (
+        ("node-2", TokenKind.VIEW, room, "wrong_node"),
+        ("node-1", TokenKind.PUBLISH, room, "wrong_kind"),
+        ("node-1", TokenKind.VIEW, camera_room(live.cameras[2]), "wrong_room"),
+    ):
+        with pytest.raises(TokenRefused) as refused:
+            verifier.verify(started["token"], node=node, kind=kind, room=other_room)
+        assert refused.value.reason == why
+    guard = ReplayGuard(clock)
+    guard.use(claims)
+    with pytest.raises(TokenRefused, match="already used"):
+        guard.use(verifier.verify(started["token"], node="node-1", kind=TokenKind.VIEW, room=room))
+    later = ManualClock(clock.now())
+    await later.advance(nodes.token_ttl.total_seconds())
+    with pytest.raises(TokenRefused, match="expired"):
+        MediaTokens(nodes.secret, later).verify(started["token"], node="node-1", kind=TokenKind.VIEW, room=room)
+
+    # The agent is asked to publish the camera to that node, with a single-use publish token.
+    publish = await receive(live.agent_ws)
+    assert isinstance(publish, PublishCamera)
+    assert publish.endpoint_ref == live.refs[1] and publish.whip_url == f"{live.node.url}/whip/{room}"
+    publish_claims = verifier.verify(publish.token, node="node-1", kind=TokenKind.PUBLISH, room=room)
+    assert publish_claims.subject.startswith("agent:")
+    await send(
+        live.agent_ws,
+        PublishState(request_id=publish.request_id, endpoint_ref=publish.endpoint_ref, state="publishing"),
+    )
+
+    # A second device of the same parent watches the same camera: one upstream, no second publish request.
+    def publishing() -> bool:
+        publication = papp[LIVE].publication(live.cameras[1])
+        return publication is not None and publication.state == "publishing"
+
+    await eventually(publishing, timeout=5)
+    status, second = await _watch(pclient, live.cameras[1], DEVICE_B)
+    assert status == 200 and second["session"] != started["session"]
+    status, overview = await call(pclient, "GET", "/api/live/cameras")
+    assert status == 200 and overview["devices_in_use"] == 2 and overview["max_devices"] == 2
+    (child,) = overview["children"]
+    assert child["child"]["id"] == live.people.child and child["class"]["id"] == live.people.klass
+    assert [(c["id"], c["available"]) for c in child["cameras"]] == [(live.cameras[2], True), (live.cameras[1], True)]
+    starts = await audits(papp, "live.start")
+    assert [(a.target, a.details["device"]) for a in starts] == [
+        (f"camera:{live.cameras[1]}", DEVICE_A),
+        (f"camera:{live.cameras[1]}", DEVICE_B),
+    ]
+    assert all(a.actor == "user:parent" and a.address == "127.0.0.1" for a in starts)
