@@ -1,7 +1,7 @@
 """The recorder's `on_keyframe` hook: sample a keyframe now and then, judge it in a worker thread, keep a snapshot.
 
 `on_keyframe` returns at once: it decides whether this camera is due (at most one sample every `interval_s`, one
-in flight at a time), copies the packet's bytes and the stream's codec and extradata, and hands them to a thread
+in flight at a time), and hands the keyframe (its bytes, the codec and the decoder configuration) to a thread
 pool. The worker decodes that one packet with a fresh decoder (no full decode of the stream), measures it, updates
 the camera's figures under a lock, and replaces the camera's JPEG snapshot atomically. Nothing runs in the event
 loop, and nothing in the worker touches it.
@@ -18,16 +18,15 @@ import threading
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import av
 import cv2
 import numpy as np
 from av.video.codeccontext import VideoCodecContext
-from av.video.stream import VideoStream
 
 from agents.health.analysis import Grey, Measures, change, judge, measure
 from agents.health.config import HealthConfig
+from agents.recording.hooks import Keyframe
 from common.clock import Clock, SystemClock
 from common.files import write_atomically
 
@@ -90,7 +89,7 @@ class ImageHealth:
 
     # ------------------------------------------------------------------------------------------------------------
 
-    def on_keyframe(self, camera: str, packet: av.Packet[Any], stream: VideoStream) -> None:
+    def on_keyframe(self, camera: str, keyframe: Keyframe) -> None:
         """The recorder saw a keyframe of `camera`: sample it if due. Never blocks, never raises."""
         if not self.config.enabled or self._closed:
             return
@@ -105,9 +104,7 @@ class ImageHealth:
             state.busy = True
             state.last_due = now
         try:
-            context = stream.codec_context
-            job = (camera, str(context.name), bytes(context.extradata or b""), bytes(packet))
-            self._executor.submit(self._sample, *job)
+            self._executor.submit(self._sample, camera, keyframe.codec, keyframe.extradata, keyframe.data)
         except Exception:
             logger.debug("%s: cannot take a keyframe sample", camera, exc_info=True)
             with self._lock:

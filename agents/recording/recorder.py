@@ -1,9 +1,11 @@
 """One camera's recorder: sessions one after another, with backoff between them, until stopped.
 
-Each session runs in a thread started for it and awaited through a future (never the default executor, whose
-few workers many cameras would exhaust). Cancelling the recorder asks the session to stop and waits for its
-thread: at most one packet interval while packets flow, at most the stall timeout when they do not. So no
-thread, file descriptor or task outlives the recorder.
+Over TCP (the default) a session runs on the event loop itself (native.py: our own RTSP client and MP4
+fragments, no thread); cancelling the recorder cancels it, and it closes its segment before it returns. Over UDP
+a session is PyAV's (session.py) and runs in a thread started for it and awaited through a future (never the
+default executor, whose few workers many cameras would exhaust); cancelling the recorder asks it to stop and
+waits for its thread: at most one packet interval while packets flow, at most the stall timeout when they do
+not. Either way no thread, file descriptor or task outlives the recorder.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from agents.recording.cameras import StreamTarget, with_credentials
 from agents.recording.hooks import BeforeSegmentHook, KeyframeHook, WriteErrorHook
 from agents.recording.index import SegmentIndex
+from agents.recording.native import NativeSession
 from agents.recording.session import (
     Bridge,
     PendingGap,
@@ -113,6 +116,8 @@ class Recorder:
             self.stats.state = RecorderState.STOPPED
 
     async def _session(self, ctx: SessionContext) -> SessionEnd:
+        if ctx.settings.transport == "tcp":
+            return await NativeSession(ctx).run()
         loop = asyncio.get_running_loop()
         done: asyncio.Future[SessionEnd] = loop.create_future()
 

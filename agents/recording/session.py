@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import av
 
 from agents.recording import mp4
-from agents.recording.hooks import BeforeSegmentHook, KeyframeHook, WriteErrorHook
+from agents.recording.hooks import BeforeSegmentHook, Keyframe, KeyframeHook, WriteErrorHook
 from agents.recording.index import SegmentIndex
 from agents.recording.segment import SegmentWriter
 from agents.recording.stats import RecorderState, RecorderStats
@@ -267,7 +267,9 @@ class Session:
             self._progress(current, mono)
         if key and ctx.on_keyframe is not None:
             try:
-                ctx.on_keyframe(ctx.camera, packet, stream)
+                context = stream.codec_context
+                keyframe = Keyframe(str(context.name), bytes(context.extradata or b""), bytes(packet))
+                ctx.on_keyframe(ctx.camera, keyframe)
             except Exception:
                 logger.exception("%s: the keyframe hook failed", ctx.camera)
 

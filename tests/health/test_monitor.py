@@ -5,17 +5,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import av
 import cv2
 import numpy as np
 import pytest
-from av.video.stream import VideoStream
 
 from agents.health import monitor as monitor_module
 from agents.health.config import HealthConfig
 from agents.health.monitor import ImageHealth, snapshot_name
+from agents.recording.hooks import Keyframe
 from common.clock import ManualClock
 from tests.waiting import eventually
 
@@ -23,12 +22,14 @@ CAMERA = "5d6a2c1e-0f43-5b8e-9c55-3e0f3e7b9a10"
 
 
 @pytest.fixture
-def keyframes(simulator_mp4: Path) -> Iterator[tuple[list[av.Packet[Any]], VideoStream]]:
-    """The keyframe packets of the simulator's loop and their (still open) stream, as the recorder sees them."""
+def keyframes(simulator_mp4: Path) -> tuple[list[Keyframe], str]:
+    """The keyframes of the simulator's loop as the recorder hands them over (avcC and length-prefixed NAL units),
+    and the codec's extradata."""
     with av.open(str(simulator_mp4)) as container:
         stream = container.streams.video[0]
-        packets = [p for p in container.demux(stream) if p.is_keyframe]
-        yield packets, stream
+        extradata = bytes(stream.codec_context.extradata or b"")
+        found = [Keyframe("h264", extradata, bytes(p)) for p in container.demux(stream) if p.is_keyframe]
+    return found, extradata.hex()
 
 
 @pytest.fixture
@@ -45,18 +46,18 @@ def samples(health: ImageHealth) -> int:
 
 
 async def test_samples_at_most_every_interval_and_keeps_a_snapshot(
-    health: tuple[ImageHealth, ManualClock], keyframes: tuple[list[av.Packet[Any]], VideoStream]
+    health: tuple[ImageHealth, ManualClock], keyframes: tuple[list[Keyframe], str]
 ) -> None:
     monitor, clock = health
-    (first, second), stream = keyframes
-    monitor.on_keyframe(CAMERA, first, stream)
+    (first, second), _ = keyframes
+    monitor.on_keyframe(CAMERA, first)
     await eventually(lambda: samples(monitor) == 1)
     for _ in range(4):  # keyframes every 2 s: not due before 10 s
         await clock.advance(2)
-        monitor.on_keyframe(CAMERA, second, stream)
+        monitor.on_keyframe(CAMERA, second)
     assert samples(monitor) == 1
     await clock.advance(1.6)  # 9.6 s after the first: due (a keyframe a little early still counts)
-    monitor.on_keyframe(CAMERA, second, stream)
+    monitor.on_keyframe(CAMERA, second)
     await eventually(lambda: samples(monitor) == 2)
 
     figures = monitor.figures()[CAMERA]
@@ -74,36 +75,36 @@ async def test_samples_at_most_every_interval_and_keeps_a_snapshot(
 
 
 async def test_the_same_keyframe_again_and_again_is_frozen_until_the_picture_moves(
-    health: tuple[ImageHealth, ManualClock], keyframes: tuple[list[av.Packet[Any]], VideoStream]
+    health: tuple[ImageHealth, ManualClock], keyframes: tuple[list[Keyframe], str]
 ) -> None:
     monitor, clock = health
-    (first, second), stream = keyframes
+    (first, second), _ = keyframes
     for n in range(1, 5):
-        monitor.on_keyframe(CAMERA, first, stream)
+        monitor.on_keyframe(CAMERA, first)
         await eventually(lambda n=n: samples(monitor) == n)  # type: ignore[misc]
         await clock.advance(10)
     assert monitor.figures()[CAMERA].frozen
-    monitor.on_keyframe(CAMERA, second, stream)
+    monitor.on_keyframe(CAMERA, second)
     await eventually(lambda: samples(monitor) == 5)
     assert not monitor.figures()[CAMERA].frozen
 
 
 async def test_an_undecodable_keyframe_is_counted_and_the_next_one_is_sampled(
-    health: tuple[ImageHealth, ManualClock], keyframes: tuple[list[av.Packet[Any]], VideoStream]
+    health: tuple[ImageHealth, ManualClock], keyframes: tuple[list[Keyframe], str]
 ) -> None:
     monitor, clock = health
-    (first, _), stream = keyframes
-    monitor.on_keyframe(CAMERA, av.Packet(b"\x00\x00\x00\x05garbage"), stream)
+    (first, _), extradata = keyframes
+    monitor.on_keyframe(CAMERA, Keyframe("h264", bytes.fromhex(extradata), b"\x00\x00\x00\x05garbage"))
     await eventually(lambda: CAMERA in monitor.figures() and monitor.figures()[CAMERA].errors_total == 1)
     await clock.advance(10)
-    monitor.on_keyframe(CAMERA, first, stream)
+    monitor.on_keyframe(CAMERA, first)
     await eventually(lambda: samples(monitor) == 1)
 
 
 async def test_decoding_happens_in_a_worker_thread_one_sample_in_flight_per_camera(
-    tmp_path: Path, keyframes: tuple[list[av.Packet[Any]], VideoStream], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, keyframes: tuple[list[Keyframe], str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (first, _), stream = keyframes
+    (first, _), _ = keyframes
     release = threading.Event()
     threads: list[str] = []
     real = monitor_module.decode_keyframe
@@ -117,7 +118,7 @@ async def test_decoding_happens_in_a_worker_thread_one_sample_in_flight_per_came
     monitor = ImageHealth(HealthConfig(interval_s=0), None)
     try:
         for _ in range(5):  # returns at once although the worker is stuck; the later keyframes are skipped
-            monitor.on_keyframe(CAMERA, first, stream)
+            monitor.on_keyframe(CAMERA, first)
         await eventually(lambda: len(threads) == 1)
         release.set()
         await eventually(lambda: samples(monitor) == 1)

@@ -13,6 +13,7 @@ from pytest_aiohttp.plugin import AiohttpClient
 from agents.health.config import HealthConfig
 from agents.health.monitor import ImageHealth
 from agents.health.routes import SnapshotRoutes
+from agents.recording.hooks import Keyframe
 from tests.waiting import eventually
 
 TOKEN = "a-test-token-of-enough-length"
@@ -38,7 +39,7 @@ async def test_snapshot_route(aiohttp_client: AiohttpClient, health: ImageHealth
     with av.open(str(simulator_mp4)) as container:
         stream = container.streams.video[0]
         packet = next(p for p in container.demux(stream) if p.is_keyframe)
-        health.on_keyframe(CAMERA, packet, stream)
+        health.on_keyframe(CAMERA, Keyframe("h264", bytes(stream.codec_context.extradata or b""), bytes(packet)))
         await eventually(lambda: CAMERA in health.figures() and health.figures()[CAMERA].samples_total == 1)
 
     response = await client.get(url, headers=AUTH)
