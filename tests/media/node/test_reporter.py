@@ -133,8 +133,8 @@ async def test_a_wrong_secret_is_refused_by_the_controller_and_counted(tmp_path:
 async def test_a_running_node_reports_its_viewers_sessions(tmp_path: Path) -> None:
     port = free_port()
     controller = FakeController(interval_s=0.2)
-    settings = {"controller_url": f"http://127.0.0.1:{port}", "report_interval_s": 0.2}
-    async with serving(controller, port), running_node(tmp_path, **settings) as node:
+    url = f"http://127.0.0.1:{port}"
+    async with serving(controller, port), running_node(tmp_path, controller_url=url, report_interval_s=0.2) as node:
         controller.secret = node.secret
         publisher = LoopPublisher(await h264_loop())
         viewer = DecodingViewer()
