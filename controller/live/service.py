@@ -224,9 +224,9 @@ class LiveService:
         for row in rows:
             by_node[row.node_id].append(row.key)
         for node_id, keys in by_node.items():
-            node = self.nodes.registry.get(node_id)
+            node = self.nodes.registry.known(node_id)  # a late node is told too: it may still be playing
             if node is None:
-                logger.info("media node %s is not reporting: %s views end there by themselves", node_id, len(keys))
+                logger.info("media node %s is unknown here: %s views end there by themselves", node_id, len(keys))
                 continue
             try:
                 await self.nodes.control.close(

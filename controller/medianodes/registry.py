@@ -103,6 +103,10 @@ class NodeRegistry:
         state = self._nodes.get(node_id)
         return state if state is not None and self._fresh(state) else None
 
+    def known(self, node_id: str) -> NodeState | None:
+        """The node, fresh or not (to tell a late node to close what must close)."""
+        return self._nodes.get(node_id)
+
     def placement(self, room: str) -> NodeState | None:
         """The fresh node `room` is placed on, if any."""
         node_id = self._placements.get(room)

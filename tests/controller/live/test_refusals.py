@@ -9,8 +9,10 @@ from typing import Any
 from aiohttp import web
 
 from common.clock import ManualClock
+from controller import state
 from tests.controller.conftest import Client, sign_in
 from tests.controller.live.conftest import DEVICE_A, DEVICE_B, DEVICE_C, Live, audits, call
+from tests.waiting import eventually
 
 
 def _identifiers(live: Live, n: int) -> list[Any]:
@@ -148,7 +150,11 @@ async def test_after_the_guardianship_is_revoked(pclient: Client, papp: web.Appl
 async def test_no_media_node_or_agent_offline(
     pclient: Client, papp: web.Application, live: Live, clock: ManualClock
 ) -> None:
-    await live.agent_ws.close()
-    await _refused(pclient, papp, live.cameras[1], "camera_unavailable")
     await clock.advance(7)  # the node's reports are three intervals late
-    await _refused(pclient, papp, live.cameras[6 - 4], "camera_unavailable")
+    for identifier in _identifiers(live, 1):
+        await _refused(pclient, papp, identifier, "no_media_node")
+    await live.node.send_report(pclient)
+    await live.agent_ws.close()
+    await eventually(lambda: papp[state.HUB].get(1) is None and len(papp[state.HUB]) == 1)
+    for identifier in _identifiers(live, 2):
+        await _refused(pclient, papp, identifier, "camera_unavailable")
