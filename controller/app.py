@@ -19,6 +19,7 @@ from controller.db.models import Agent
 from controller.live import setup as live_setup
 from controller.medianodes import routes as medianodes_routes
 from controller.medianodes.service import MediaNodes
+from controller.meetings import routes as meeting_routes
 from controller.metrics import CONTENT_TYPE, Metrics
 from controller.security.access import Handler, Routes, access_middleware, public
 from controller.security.passwords import Passwords
@@ -113,6 +114,7 @@ def build_app(
     bookings_api.setup(app, routes)
     calendar_routes.setup(app, routes)
     medianodes_routes.setup(app, routes, MediaNodes.from_config(config, clock))
+    meeting_routes.setup(app, routes)
     live_setup.setup(app, routes)
     openapi.add_routes(routes)
     booking_pages.add_routes(routes)

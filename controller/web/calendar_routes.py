@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,6 +41,9 @@ from controller.web.i18n import language
 logger = logging.getLogger(__name__)
 
 JOIN_LINKS: web.AppKey[JoinLinks] = web.AppKey("join_links", JoinLinks)
+JoinHook = Callable[[web.Request, str], Awaitable[web.StreamResponse | None]]
+JOIN_HOOK: web.AppKey[JoinHook] = web.AppKey("join_hook")
+"""Set by controller.meetings: the meeting page while the link's session is open (None: show the join page)."""
 FEED_HISTORY = timedelta(days=31)
 """Feeds carry bookings with an occurrence ending at most this long ago (and everything later)."""
 ICS_TYPE = "text/calendar"
@@ -123,6 +127,11 @@ def _check_claims(claims: JoinClaims, detail: BookingDetail) -> tuple[Room, list
 
 
 async def join_page(request: web.Request) -> web.StreamResponse:
+    hook = request.app.get(JOIN_HOOK)
+    if hook is not None:
+        opened = await hook(request, request.match_info["token"])
+        if opened is not None:
+            return opened
     lang = language(request)
     links = request.app[JOIN_LINKS]
     renderer = request.app[state.RENDERER]

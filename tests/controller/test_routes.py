@@ -41,6 +41,8 @@ PUBLIC |= {("POST", NODE_REPORT_PATH)}
 # Join pages authenticate by the signed token in the path (tests/controller/calendar); calendar feeds are API
 # routes (session or API token: 401 when anonymous) and the caller's own feed admits every booking role.
 PUBLIC |= {("GET", "/join/{token}")}
+# A meeting token is asked for with the join link's token in the body, same origin only (tests/meetings).
+PUBLIC |= {("POST", "/api/meetings/join")}
 FEEDS = ("/calendar/",)
 ANY_SIGNED_IN |= {("GET", "/calendar/users/me.ics")}
 ANY_SIGNED_IN |= {("POST", "/api/calendar/feed-token"), ("POST", "/api/calendar/feed-token/revoke")}
