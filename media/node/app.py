@@ -25,7 +25,9 @@ from media.node.liveview import LiveView
 from media.node.metrics import CONTENT_TYPE, NodeMetrics
 from media.node.ratelimit import AddressLimiter
 from media.node.reporter import VERSION, Reporter
+from media.rooms.extension import Meetings, MeetingSettings
 from protocol.media import CONTROL_CLOSE_PATH, MediaTokens, ReplayGuard
+from protocol.meeting import Codec
 from rtc.aiortc_adapter import LoopbackCandidates, set_loopback_candidates
 
 logger = logging.getLogger(__name__)
@@ -36,8 +38,9 @@ MAX_REQUEST_BYTES = 4 * 1024 * 1024
 
 
 def default_extensions(config: NodeConfig) -> list[NodeExtension]:
-    """The parts of a node. Meeting rooms (issue #5) register here next to camera relays."""
-    return [LiveView(config)]
+    """The parts of a node: camera relays and meeting rooms."""
+    settings = MeetingSettings(codec=Codec(config.meeting_codec), max_video=config.meeting_max_video)
+    return [LiveView(config), Meetings(settings)]
 
 
 def build_app(

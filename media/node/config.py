@@ -74,6 +74,12 @@ class NodeConfig(BaseModel):
         description="origins allowed to call WHEP from a browser (the controller's public URL), e.g. "
         '["https://ketnoi.example.vn"]',
     )
+    meeting_codec: str = Field(
+        default="VP8", pattern=r"^(VP8|H264)$", description="the one video codec of every meeting on this node"
+    )
+    meeting_max_video: int = Field(
+        default=9, ge=1, le=25, description="videos each meeting participant receives at most (audio from all)"
+    )
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="logging level")
 
     @field_validator("public_url", "control_url", "controller_url")
