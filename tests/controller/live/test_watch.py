@@ -14,7 +14,7 @@ from controller.live.watcher import LIVE
 from controller.medianodes import MEDIA_NODES
 from protocol.media import MediaTokens, ReplayGuard, TokenKind, TokenRefused, camera_room
 from protocol.uplink import PublishCamera, PublishState
-from tests.controller.conftest import Client
+from tests.controller.conftest import Client, sign_in
 from tests.controller.live.conftest import DEVICE_A, DEVICE_B, Live, audits, call
 from tests.controller.uplink_helpers import receive, send
 from tests.waiting import eventually
@@ -84,3 +84,85 @@ async def test_a_parent_watches_a_class_camera(
         (f"camera:{live.cameras[1]}", DEVICE_B),
     ]
     assert all(a.actor == "user:parent" and a.address == "127.0.0.1" for a in starts)
+
+
+async def test_a_failed_publication_is_shown_to_the_parent(pclient: Client, papp: web.Application, live: Live) -> None:
+    status, started = await _watch(pclient, live.cameras[2])
+    assert status == 200
+    publish = await receive(live.agent_ws)
+    assert isinstance(publish, PublishCamera)
+    failed = PublishState(
+        request_id=publish.request_id, endpoint_ref=publish.endpoint_ref, state="failed", reason="RTSP 401 at camera"
+    )
+    await send(live.other_ws, failed)  # another school's agent cannot speak for this request
+    await send(live.agent_ws, failed)
+
+    def has_failed() -> bool:
+        publication = papp[LIVE].publication(live.cameras[2])
+        return publication is not None and publication.state == "failed"
+
+    await eventually(has_failed, timeout=5)
+    status, overview = await call(pclient, "GET", "/api/live/cameras")
+    shown = {c["id"]: c["publish_failure"] for c in overview["children"][0]["cameras"]}
+    assert shown == {live.cameras[1]: None, live.cameras[2]: "RTSP 401 at camera"}
+    status, view = await call(pclient, "GET", f"/api/live/status?session={started['session']}")
+    assert status == 200 and view["publish_state"] == "failed" and view["publish_reason"] == "RTSP 401 at camera"
+    for bad in ("", "abc", "-1", str(2**40)):
+        status, _ = await call(pclient, "GET", f"/api/live/status?session={bad}")
+        assert status == 422
+    status, _ = await call(pclient, "GET", "/api/live/status?session=999999")
+    assert status == 404
+    # Asking again after a failure asks the agent again.
+    status, _ = await _watch(pclient, live.cameras[2])
+    again = await receive(live.agent_ws)
+    assert isinstance(again, PublishCamera) and again.request_id != publish.request_id
+
+
+async def test_school_settings_and_view_log(pclient: Client, papp: web.Application, live: Live) -> None:
+    status, started = await _watch(pclient, live.cameras[1])
+    assert status == 200
+    await sign_in(pclient, live.people.staff)
+    school = live.people.school
+    for windows in (
+        [{"weekday": 0, "start": "17:00", "end": "07:00"}],
+        [{"weekday": 0, "start": "25:00", "end": "26:00"}],
+        [{"weekday": 0, "start": "7:5", "end": "08:00"}],
+        [{"weekday": 7, "start": "07:00", "end": "08:00"}],
+        [{"weekday": 0, "start": "07:00"}],
+        "07:00-17:00",
+    ):
+        status, answer = await call(pclient, "PUT", f"/api/units/{school}/live/windows", {"windows": windows})
+        assert status == 422 and "windows" in answer["error"], (windows, answer)
+    status, answer = await call(pclient, "PUT", f"/api/units/{school}/live/consent-policy", {"consent_policy": "some"})
+    assert status == 422
+    cam = f"/api/cameras/{live.cameras[5]}/live"
+    for body, status_wanted in (
+        ({"class_id": live.people.klass, "staff_only": True}, 400),
+        ({"class_id": live.people.other_school_class}, 400),
+        ({"class_id": 999_999}, 400),
+        ({"klass": 1}, 422),
+    ):
+        status, answer = await call(pclient, "PUT", cam, body)
+        assert status == status_wanted, (body, answer)
+    status, _ = await call(pclient, "PUT", f"/api/cameras/{live.cameras[6]}/live", {"class_id": None})
+    assert status == 403  # another school's camera
+    status, settings = await call(pclient, "GET", f"/api/units/{school}/live")
+    assert (
+        status == 200 and settings["time_zone"] == "Asia/Ho_Chi_Minh" and settings["consent_policy"] == "all_children"
+    )
+    assert len(settings["windows"]) == 5 and settings["windows"][0] == {"weekday": 0, "start": "07:00", "end": "17:00"}
+    by_id = {c["id"]: c for c in settings["cameras"]}
+    assert by_id[live.cameras[4]]["staff_only"] is True and by_id[live.cameras[1]]["class_id"] == live.people.klass
+    assert live.cameras[6] not in by_id
+    status, log = await call(pclient, "GET", f"/api/units/{school}/live/sessions")
+    assert status == 200
+    (line,) = log["views"]
+    assert line["id"] == started["session"] and line["parent"] == "parent" and line["child"] == "Nguyễn Văn An"
+    assert line["device"] == DEVICE_A and line["address"] == "127.0.0.1" and line["ended_at"] is None
+    assert "token" not in str(log)
+    await sign_in(pclient, live.people.teacher)
+    assert (await pclient.get(f"/api/units/{school}/live/sessions")).status == 403
+    await sign_in(pclient, live.people.other_technician)
+    assert (await pclient.get(f"/api/units/{school}/live/sessions")).status == 403
+    status, other_log = await call(pclient, "GET", f"/api/units/{live.people.other_school}/live/sessions")
+    assert status == 200 and other_log["views"] == []
