@@ -20,6 +20,7 @@ from agents.health.monitor import ImageHealth
 from agents.health.routes import SnapshotRoutes
 from agents.inventory import Inventory
 from agents.metrics import AgentMetrics
+from agents.publisher import Publisher
 from agents.recording.runtime import Recording
 from agents.recording.token import load_or_create_token
 from agents.storage.retention import Retention
@@ -28,6 +29,8 @@ from agents.uplink import Uplink
 from common.backoff import Backoff
 from common.clock import Clock, SystemClock
 from protocol.camera import CameraReport
+from protocol.uplink import PublishState
+from rtc.aiortc_adapter import LoopbackCandidates, set_loopback_candidates
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +82,11 @@ class Agent:
         self.metrics = AgentMetrics(
             recorder=self.recording.stats, health=self.image_health.figures, clock=self._clock, version=VERSION
         )
+        if config.live.loopback_candidates:
+            set_loopback_candidates(LoopbackCandidates.ONLY)
+        self.publisher = Publisher(
+            config.live, inventory.snapshot, credentials.for_device, self._send_live_state, clock=self._clock
+        )
         self.started = asyncio.Event()
 
     def stop(self) -> None:
@@ -105,8 +113,10 @@ class Agent:
                 uplink = self._start_uplink(tasks)
                 tasks.create_task(self.recording.run(self.inventory), name="recording")
                 retention_loop = tasks.create_task(retention.run(), name="retention")
+                tasks.create_task(self.publisher.run(), name="live")
                 self.started.set()
                 await self._stop.wait()
+                self.publisher.shutdown()
                 discovery.cancel()
                 retention_loop.cancel()
                 if uplink is not None:
@@ -177,12 +187,21 @@ class Agent:
             version=VERSION,
             snapshot=self.inventory.snapshot,
             on_approve=self.approve,
+            on_publish=self.publisher.publish,
+            on_stop_publishing=self.publisher.stop,
             clock=self._clock,
             state_dir=self.config.state_dir,
         )
         self.uplink = uplink
         self.inventory.subscribe(uplink.publish)
         return tasks.create_task(uplink.run(), name="uplink")
+
+    def _send_live_state(self, message: PublishState) -> None:
+        if self.uplink is not None:
+            self.uplink.send_state(message)
+        else:
+            logger.info("live view %s: %s %s (no uplink to report it)", message.endpoint_ref, message.state,
+                        message.reason)  # fmt: skip
 
     async def _start_retention(self) -> Retention:
         """Retention over the recordings root: its hooks go to the recorder, its figures to /metrics."""
