@@ -137,7 +137,7 @@ class Source:
             self._requests.keyframe_arrived()
         if self._gop is not None:
             self._gop.add(frame)
-        for sink in self._sinks:
+        for sink in tuple(self._sinks):
             sink._offer(frame)
 
     def lost(self) -> None:
@@ -147,7 +147,7 @@ class Source:
         self._stats.gaps += 1
         if self._gop is not None:
             self._gop.invalidate()
-        for sink in self._sinks:
+        for sink in tuple(self._sinks):
             sink._gate()
         self.request_keyframe()
 
@@ -214,10 +214,12 @@ class Sink:
         max_frames: int = 200,
         max_bytes: int = 3 * 1024 * 1024,
         output: Output | None = None,
+        pace_bps: int | None = 20_000_000,
     ) -> None:
         """`max_frames` and `max_bytes` bound what waits for the subscriber (enough for a GOP cache burst plus
         the connection set-up: 2 s at 25 fps is 50 frames, about 0.5 MB at 2 Mbit/s). `output` defaults to a
-        `PacketTrack` (`self.track`) to add to the subscriber's peer connection."""
+        `PacketTrack` (`self.track`) to add to the subscriber's peer connection, which sends bursts (the GOP cache
+        at a start) at `pace_bps` at most (video; None: as fast as aiortc can)."""
         if kind not in ("audio", "video"):
             raise ValueError(f"kind must be audio or video, not {kind!r}")
         self.name = name
@@ -227,7 +229,8 @@ class Sink:
         self._max_bytes = max_bytes
         self.track: PacketTrack | None = None
         if output is None:
-            self.track = PacketTrack(kind, clock_rate=self.clock_rate, max_packets=max_frames)
+            pace = pace_bps if kind == "video" else None
+            self.track = PacketTrack(kind, clock_rate=self.clock_rate, max_packets=max_frames, pace_bps=pace)
             output = self.track
         self._out: Output = output
         self._source: Source | None = None
@@ -328,6 +331,10 @@ class Sink:
     def _send(self, frame: Frame) -> bool:
         out = self._out
         if not out.accepting:
+            # The subscriber's sender stopped reading (its connection went away): stop taking frames.
+            if self._source is not None:
+                self._source._detach(self)
+                self._source = None
             return False
         now = self._clock.monotonic()
         if self._rebase:

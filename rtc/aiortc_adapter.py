@@ -459,3 +459,28 @@ def transceiver_of_track(pc: RTCPeerConnection, track: MediaStreamTrack) -> RTCR
             found: RTCRtpTransceiver = transceiver
             return found
     raise AdapterError("no transceiver carries this track")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Load generators
+
+
+RtpHandler = Callable[[bytes], None]
+
+
+def count_decrypted_rtp(pc: RTCPeerConnection, handler: RtpHandler) -> None:
+    """Hand every RTP packet `pc` receives, decrypted, to `handler` instead of its receivers (no parsing, no jitter
+    buffer, no decoder, no NACK): benchmark viewers that must cost little per packet. RTCP still flows.
+
+    Call it once the connection's transports exist (after `setRemoteDescription`)."""
+    transports = {t.receiver.transport for t in pc.getTransceivers()}
+    if not transports:
+        raise AdapterError("the connection has no transport yet")
+    for transport in transports:
+        if not hasattr(transport, "_handle_rtp_data"):
+            raise AdapterError(f"aiortc {aiortc.__version__}: RTCDtlsTransport._handle_rtp_data is gone")
+
+        async def handle(data: bytes, arrival_time_ms: int) -> None:
+            handler(data)
+
+        transport._handle_rtp_data = handle  # type: ignore[method-assign]

@@ -3,7 +3,9 @@
 aiortc's sender calls `recv()`; when that returns an `av.Packet` instead of a frame, the codec's `pack()` splits
 it into RTP payloads as it is (H.264 Annex-B, a VP8 frame, an Opus packet). The packet must carry `pts` and
 `time_base` (1/90000 for video, 1/48000 for Opus): without them aiortc's sender task ends with only a logged
-warning. The track is fed by `push()` from the event loop (the forwarder, or the agent's RTSP reader), holds at
+warning. Bursts (a GOP cache sent at a start) can be paced to a rate.
+
+The track is fed by `push()` from the event loop (the forwarder, or the agent's RTSP reader), holds at
 most `max_packets` (a slow consumer never grows memory: `push()` says False and the caller decides what to drop),
 and ends cleanly with `end()`: the pending packets are still sent, then `recv()` raises `MediaStreamError`.
 """
@@ -24,7 +26,11 @@ OPUS_CLOCK_RATE = 48_000
 class PacketTrack(MediaStreamTrack):
     """A bounded queue of encoded frames that aiortc sends as they are."""
 
-    def __init__(self, kind: str, *, clock_rate: int | None = None, max_packets: int = 256) -> None:
+    def __init__(
+        self, kind: str, *, clock_rate: int | None = None, max_packets: int = 256, pace_bps: int | None = None
+    ) -> None:
+        """`pace_bps`: the highest rate packets leave at when several wait (a GOP cache burst at a start), so a
+        burst does not overflow the path's or the subscriber's buffers; None sends them as fast as aiortc can."""
         super().__init__()
         if kind not in ("audio", "video"):
             raise ValueError(f"kind must be audio or video, not {kind!r}")
@@ -38,6 +44,8 @@ class PacketTrack(MediaStreamTrack):
         self._bytes = 0
         self._wakeup: asyncio.Event = asyncio.Event()
         self._ended = False
+        self._pace = pace_bps
+        self._release_at = 0.0
         self.packets_in = 0
         self.packets_out = 0
 
@@ -78,14 +86,26 @@ class PacketTrack(MediaStreamTrack):
         self._wakeup.set()
 
     async def recv(self) -> av.Packet:  # type: ignore[type-arg]
-        while not self._pending:
-            if self._ended or self.readyState != "live":
-                self.stop()
-                raise MediaStreamError
-            self._wakeup.clear()
-            await self._wakeup.wait()
+        while True:
+            while not self._pending:
+                if self._ended or self.readyState != "live":
+                    self.stop()
+                    raise MediaStreamError
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            if self._pace is None:
+                break
+            now = asyncio.get_running_loop().time()
+            if self._release_at <= now:
+                self._release_at = now
+                break
+            await asyncio.sleep(self._release_at - now)  # pacing a burst, not waiting for a condition
+            if self._pending:  # (it may have been cleared meanwhile)
+                break
         data, pts = self._pending.popleft()
         self._bytes -= len(data)
+        if self._pace is not None:
+            self._release_at += len(data) * 8 / self._pace
         self.packets_out += 1
         packet = av.Packet(data)
         packet.pts = pts

@@ -273,3 +273,15 @@ async def test_a_closed_source_leaves_its_sinks_open_and_idle() -> None:
     source.push(frame(1), 3600)
     s.close()
     assert out.ended
+
+
+async def test_a_sink_whose_subscriber_went_away_leaves_the_source() -> None:
+    clock = ManualClock()
+    source = make(clock)
+    s, out = sink(clock)
+    push(source, range(1))
+    s.point(source)
+    out.ended = True  # the sender stopped reading
+    push(source, range(1, 2))
+    assert source.sinks == ()
+    await source.close()
