@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import secrets
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -31,6 +34,7 @@ from rtc.aiortc_adapter import VideoCodec, force_codecs
 from rtc.packet_track import PacketTrack
 from simulator.video import SUB, EncodedLoop, get_loop
 from tests.ports import free_port
+from tests.waiting import eventually_true
 
 CACHE_DIR = Path(__file__).resolve().parents[3] / "var" / "cache" / "test-loops"
 START_CODE = b"\x00\x00\x00\x01"
@@ -137,7 +141,7 @@ class LoopPublisher:
         transceiver = self.pc.addTransceiver(self.track, direction="sendonly")
         force_codecs(transceiver, VideoCodec.H264)
 
-    async def publish(self, node: RunningNode, room: str, token: str) -> int:
+    async def publish(self, node: RunningNode | NodeProcess, room: str, token: str) -> int:
         """POST the offer; start sending on success. The HTTP status."""
         status, body, headers = await post_sdp(f"{node.url}/whip/{room}", token, await offer_of(self.pc))
         if status == 201:
@@ -192,7 +196,7 @@ class DecodingViewer:
         except MediaStreamError:
             self.ended.set()
 
-    async def view(self, node: RunningNode, room: str, token: str, **headers: str) -> tuple[int, str]:
+    async def view(self, node: RunningNode | NodeProcess, room: str, token: str, **headers: str) -> tuple[int, str]:
         status, body, response_headers = await post_sdp(
             f"{node.url}/whep/{room}", token, await offer_of(self.pc), **headers
         )
@@ -207,3 +211,69 @@ class DecodingViewer:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+@dataclass
+class NodeProcess:
+    """`python -m media serve` in a process of its own, and tokens for it."""
+
+    url: str
+    secret: bytes
+    tokens: MediaTokens
+    process: asyncio.subprocess.Process
+
+    def token(self, kind: TokenKind, room: str, *, ttl_s: float = 60, **claims: Any) -> str:
+        subject = claims.pop("subject", "agent:1" if kind is TokenKind.PUBLISH else "user:7")
+        return self.tokens.issue(
+            kind=kind, node=NODE_ID, room=room, subject=subject, ttl=timedelta(seconds=ttl_s), **claims
+        )
+
+    async def healthz(self) -> dict[str, Any]:
+        async with aiohttp.ClientSession() as http, http.get(f"{self.url}/healthz") as response:
+            body: dict[str, Any] = await response.json()
+            return body
+
+
+@contextlib.asynccontextmanager
+async def node_process(tmp_path: Path, **settings: Any) -> AsyncIterator[NodeProcess]:
+    """The node as deployed: its command line, a TOML file, KETNOI_MEDIA_* variables; stopped with SIGTERM."""
+    secret_file = tmp_path / "media-secret.key"
+    secret = write_secret(secret_file)
+    port = free_port()
+    config = tmp_path / "media.toml"
+    lines = [f'node_id = "{NODE_ID}"', 'host = "127.0.0.1"', f'media_secret_file = "{secret_file}"']
+    for key, value in settings.items():
+        lines.append(f"{key} = {json_toml(value)}")
+    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    env = {**os.environ, "KETNOI_MEDIA_PORT": str(port), "KETNOI_MEDIA_LOOPBACK_CANDIDATES": "true"}
+    log = (tmp_path / "media.log").open("wb")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "media", "serve", "--config", str(config), env=env, stdout=log, stderr=log
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    async def up() -> bool:
+        if process.returncode is not None:
+            raise RuntimeError(f"the media node exited: {(tmp_path / 'media.log').read_text()}")
+        with contextlib.suppress(aiohttp.ClientError):
+            async with aiohttp.ClientSession() as http, http.get(f"{url}/healthz") as response:
+                return response.status == 200
+        return False
+
+    try:
+        await eventually_true(up, timeout=30, interval=0.1)
+        yield NodeProcess(url, secret, MediaTokens(secret, SystemClock()), process)
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), 10)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        log.close()
+
+
+def json_toml(value: Any) -> str:
+    """A scalar or a list of scalars as TOML (JSON's syntax is TOML's for these)."""
+    return json.dumps(value)
