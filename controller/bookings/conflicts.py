@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from controller.bookings.models import Booking, Room, RoomOccupancy
@@ -22,6 +22,19 @@ from controller.db.models import Unit
 
 MAX_DURATION = timedelta(hours=12)
 _CHUNK = 100
+_ONE_SLOT = (
+    select(RoomOccupancy.starts_at, RoomOccupancy.room_id, RoomOccupancy.booking_id)
+    .where(
+        RoomOccupancy.room_id.in_(bindparam("room_ids", expanding=True)),
+        RoomOccupancy.starts_at >= bindparam("earliest"),
+        RoomOccupancy.starts_at < bindparam("end"),
+        RoomOccupancy.ends_at > bindparam("start"),
+    )
+    .order_by(RoomOccupancy.starts_at)
+    .limit(1)
+)
+"""The common case (one new occurrence, nothing ignored), built once: building it per call cost more than
+running it."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +74,16 @@ async def find_clash(
     if not room_ids or not slots:
         return None
     best: tuple[datetime, int, int] | None = None
+    if len(slots) == 1 and ignore_booking is None and ignore_occurrence is None:
+        slot = slots[0]
+        parameters = {
+            "room_ids": list(room_ids),
+            "earliest": slot.starts_at - MAX_DURATION,
+            "end": slot.ends_at,
+            "start": slot.starts_at,
+        }
+        row = (await session.execute(_ONE_SLOT, parameters)).first()
+        return None if row is None else await _describe(session, row[1], row[2], row[0])
     for offset in range(0, len(slots), _CHUNK):
         chunk = slots[offset : offset + _CHUNK]
         windows = [

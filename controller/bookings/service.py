@@ -23,13 +23,13 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, insert, select, text, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common.clock import Clock
 from controller import audit
-from controller.bookings import availability, records
+from controller.bookings import availability, inserts, records
 from controller.bookings.conflicts import MAX_DURATION, find_clash, self_overlap
 from controller.bookings.drafts import (
     BookingDetail,
@@ -184,80 +184,17 @@ class BookingService:
                 slots = records.expand_draft(draft, zones[rooms[0].unit_id])
                 records.check_policies(rooms, slots, now, draft.attendees, zones)
                 await records.refuse_clash(session, draft.room_ids, slots)
-                # Core inserts (the ORM's bulk path): a create is on the write path of every booking, and on
-                # SQLite every writer waits for it.
-                values = {
-                    "title": draft.title,
-                    "agenda": draft.agenda,
-                    "mode": draft.mode,
-                    "organizer_id": principal.user_id,
-                    "host_room_id": draft.host_room_id,
-                    "starts_at": draft.starts_at,
-                    "ends_at": draft.ends_at,
-                    "time_zone": zones[rooms[0].unit_id].key,
-                    "rrule": records.normalised_rule(draft.rule),
-                    "exdates": sorted(day.isoformat() for day in draft.exdates),
-                    "attendees": draft.attendees,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                booking_id = (await session.execute(insert(Booking).values(values).returning(Booking.id))).scalar_one()
-                booking = Booking(id=booking_id, cancelled_at=None, **values)
-                await session.execute(
-                    insert(BookingRoom),
-                    [{"booking_id": booking_id, "room_id": room.id, "is_host": i == 0} for i, room in enumerate(rooms)],
-                )
-                occurrences = [
-                    Occurrence(
-                        booking_id=booking_id,
-                        recurrence_id=slot.recurrence_id,
-                        starts_at=slot.starts_at,
-                        ends_at=slot.ends_at,
-                        cancelled=False,
-                        detached=False,
-                    )
-                    for slot in slots
-                ]
-                ids = await session.execute(
-                    insert(Occurrence).returning(Occurrence.id, sort_by_parameter_order=True),
-                    [
-                        {
-                            "booking_id": booking_id,
-                            "recurrence_id": o.recurrence_id,
-                            "starts_at": o.starts_at,
-                            "ends_at": o.ends_at,
-                            "cancelled": False,
-                            "detached": False,
-                        }
-                        for o in occurrences
-                    ],
-                )
-                for occurrence, occurrence_id in zip(occurrences, ids.scalars(), strict=True):
-                    occurrence.id = occurrence_id
-                await session.execute(
-                    insert(RoomOccupancy),
-                    [
-                        {
-                            "room_id": room.id,
-                            "occurrence_id": o.id,
-                            "booking_id": booking_id,
-                            "starts_at": o.starts_at,
-                            "ends_at": o.ends_at,
-                        }
-                        for o in occurrences
-                        for room in rooms
-                    ],
-                )
-                audit.record(
+                return await inserts.insert_booking(
                     session,
-                    at=now,
+                    organizer_id=principal.user_id,
                     actor=principal.actor,
-                    action="booking.create",
-                    target=f"booking:{booking.id}",
-                    details=records.summary(draft, len(slots)),
+                    draft=draft,
+                    rooms=rooms,
+                    zones=zones,
+                    slots=slots,
+                    now=now,
                     address=address,
                 )
-                return BookingDetail(booking, rooms, occurrences, {k: v.key for k, v in zones.items()})
 
         return await self._raced(attempt, lambda: draft.room_ids, lambda: slots)
 
@@ -533,8 +470,7 @@ class BookingService:
         """
         if len(set(room_ids)) != len(room_ids):
             raise Invalid("a room appears twice in the booking (host and participants are distinct rooms)")
-        query = select(Room, Unit.time_zone).join(Unit, Unit.id == Room.unit_id).where(Room.id.in_(room_ids))
-        rows = (await session.execute(query)).all()
+        rows = (await session.execute(inserts.ROOMS_WITH_ZONES, {"room_ids": list(room_ids)})).all()
         found = {room.id: room for room, _zone in rows}
         zones = {room.unit_id: ZoneInfo(zone) for room, zone in rows}
         missing = [str(room_id) for room_id in room_ids if room_id not in found]
