@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 
+from demo.media import start_media_nodes
 from demo.processes import Child, ChildFailed, run_once
 
 SETTLED_STATES = {"ready", "auth_failed", "unreachable", "pending_approval"}
@@ -44,6 +45,8 @@ class Plan:
     rtsp_port: int
     check: bool
     timeout: float
+    media_nodes: int = 1
+    media_port: int = 8600
 
     @property
     def url(self) -> str:
@@ -77,15 +80,20 @@ def parse_args(argv: list[str] | None = None) -> Plan:
     parser.add_argument("--rtsp-port", type=int, default=8554, help="cameras' RTSP port (default 8554)")
     parser.add_argument("--check", action="store_true", help="stop once everything is up; exit 0 if it all works")
     parser.add_argument("--timeout", type=float, default=120, help="seconds allowed for start-up (default 120)")
+    parser.add_argument("--media-nodes", type=int, default=1, help="media nodes to start (default 1)")
+    parser.add_argument("--media-port", type=int, default=8600, help="first media node's port (default 8600)")
     a = parser.parse_args(argv)
     if not 2 <= a.cameras <= 200:
         parser.error("--cameras must be between 2 and 200")
+    if not 0 <= a.media_nodes <= 8:
+        parser.error("--media-nodes must be between 0 and 8")
     try:
         if not ipaddress.IPv4Address(a.first_host).is_loopback:
             parser.error("--first-host must be a loopback address (127.x.y.z): the demo stays on this machine")
     except ValueError:
         parser.error(f"--first-host {a.first_host!r} is not an IPv4 address")
-    return Plan(a.workdir, a.port, a.agent_port, a.cameras, a.first_host, a.http_port, a.rtsp_port, a.check, a.timeout)
+    return Plan(a.workdir, a.port, a.agent_port, a.cameras, a.first_host, a.http_port, a.rtsp_port, a.check, a.timeout,
+                a.media_nodes, a.media_port)  # fmt: skip
 
 
 def write_private(path: Path, text: str) -> None:
@@ -379,6 +387,11 @@ async def run(plan: Plan) -> int:
         children.append(controller)
         await controller.start()
         await wait_http(f"{plan.url}/healthz", controller, plan.timeout)
+        media_nodes = await start_media_nodes(
+            plan.media_nodes, plan.media_port, plan.url, work / "controller" / "media-secret.key", logs, plan.timeout,
+            wait_http,
+        )  # fmt: skip
+        children.extend(node.child for node in media_nodes)
 
         simulator = Child(
             "simulator",
@@ -419,6 +432,8 @@ async def run(plan: Plan) -> int:
             f"camera_networks = {json.dumps(plan.camera_networks)}\n"
             f'unicast_targets = ["{plan.camera_host(0)}-{last}"]\n'
             "[timeouts]\nprobe_wait_s = 1.0\n"
+            # Live view: the agent publishes to the demo's media nodes on loopback.
+            "[live]\nloopback_candidates = true\n"
             # Every ready camera is recorded (2 Mbit/s each); the demo keeps only the last 15 minutes.
             "[retention]\ndays = 0.0105\ninterval_s = 30\n"
             "[credentials]\n"
@@ -442,6 +457,8 @@ async def run(plan: Plan) -> int:
             "camera (ONVIF, RTSP)": f"admin / {cam_password}",
         }
         print_summary(plan, logins, cam_password, cameras)
+        for node in media_nodes:
+            print(f"  Máy chủ media / media node:   {node.url}/ ({node.node_id}; {node.url}/metrics)", flush=True)
         if plan.check:
             print("demo check: ok", flush=True)
             return 0

@@ -72,6 +72,8 @@ async def demo(tmp_path: Path) -> AsyncIterator[Demo]:
         "18554",
         "--cameras",
         str(CAMERAS),
+        "--media-port",
+        str(free_port()),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
