@@ -62,6 +62,8 @@ class Started:
     label: str
     room: str
     node_id: str
+    node_url: str
+    """The node's public URL (whep-player.js takes it with the room)."""
     whep_url: str
     token: str
     expires_at: datetime
@@ -144,6 +146,7 @@ class LiveService:
                 self._audit_refusal(session, viewer, camera, device, child_id, refusal, now)
             raise refusal from None
         room = camera_room(camera_id)
+        node_url = node.report.public_url.rstrip("/")
         ttl = self.nodes.token_ttl
         token = self.nodes.tokens.issue(
             kind=TokenKind.VIEW, node=node.node_id, room=room, subject=f"user:{viewer.user_id}", ttl=ttl,
@@ -151,7 +154,7 @@ class LiveService:
         )  # fmt: skip
         return Started(
             session_id=row.id, key=row.key, camera_id=camera_id, child_id=grant.child_id, label=grant.label,
-            room=room, node_id=node.node_id, whep_url=node.report.public_url.rstrip("/") + WHEP_PATH.format(room=room),
+            room=room, node_id=node.node_id, node_url=node_url, whep_url=node_url + WHEP_PATH.format(room=room),
             token=token, expires_at=now + ttl, ice_servers=self.nodes.ice_servers(f"user:{viewer.user_id}"),
         )  # fmt: skip
 

@@ -10,7 +10,7 @@ from controller.live.service import LiveService
 from controller.live.watcher import LIVE, WATCHER, Watcher, start_watcher, stop_watcher, wake_after_changes
 from controller.medianodes import MEDIA_NODES
 from controller.security.access import Routes
-from controller.web import live_api
+from controller.web import live_api, live_pages
 
 
 def setup(app: web.Application, routes: Routes) -> None:
@@ -21,3 +21,4 @@ def setup(app: web.Application, routes: Routes) -> None:
     app.on_shutdown.append(stop_watcher)
     app.on_response_prepare.append(wake_after_changes)
     live_api.add_routes(routes)
+    live_pages.add_routes(routes)

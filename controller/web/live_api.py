@@ -103,6 +103,7 @@ def started_dict(started: Started) -> dict[str, object]:
         "label": started.label,
         "room": started.room,
         "node": started.node_id,
+        "node_url": started.node_url,
         "whep_url": started.whep_url,
         "token": started.token,
         "expires_at": started.expires_at.isoformat(),
