@@ -12,7 +12,9 @@ COPY protocol ./protocol
 COPY controller ./controller
 COPY agents ./agents
 COPY media ./media
+COPY rtc ./rtc
 RUN echo /opt/ketnoi > "$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/ketnoi.pth"
 ENV PATH=/opt/ketnoi/.venv/bin:$PATH PYTHONUNBUFFERED=1
-RUN useradd --system --home-dir /var/lib/ketnoi --create-home ketnoi
+RUN useradd --system --home-dir /var/lib/ketnoi --create-home ketnoi \
+ && install -d -o ketnoi -m 0700 /var/lib/ketnoi-media
 USER ketnoi

@@ -23,6 +23,8 @@ from agents.config import load_agent_config
 from common.config import load_config
 from controller.config import ENV_PREFIX, ControllerConfig
 from controller.metrics import Metrics
+from media.node.config import ENV_PREFIX as MEDIA_PREFIX
+from media.node.config import NodeConfig, load_node_config
 from tests.test_agent_metrics import sample_metric_names
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,13 +39,17 @@ def compose() -> dict[str, Any]:
 
 def substitute(value: str) -> str:
     """Fill ${VAR...} references with a sample value, as compose would from .env."""
-    samples = {"KETNOI_PUBLIC_URL": "https://ketnoi.example.edu.vn"}
+    samples = {
+        "KETNOI_PUBLIC_URL": "https://ketnoi.example.edu.vn",
+        "KETNOI_MEDIA_PUBLIC_URL": "https://media-1.ketnoi.example.edu.vn",
+        "KETNOI_TURN_HOST": "turn.ketnoi.example.edu.vn",
+    }
     return re.sub(r"\$\{(\w+)[^}]*\}", lambda m: samples.get(m.group(1), "sample-secret"), value)
 
 
 def test_services_and_their_commands_exist() -> None:
     services = compose()["services"]
-    assert {"postgres", "controller", "prometheus", "grafana", "agent"} <= set(services)
+    assert {"postgres", "controller", "media", "coturn", "prometheus", "grafana", "agent"} <= set(services)
     for name, service in services.items():
         if service.get("build") != ".":
             continue
@@ -61,7 +67,7 @@ def test_dockerfile_copies_every_part_the_services_run() -> None:
     for service in compose()["services"].values():
         if service.get("build") == ".":
             assert service["command"][2] in copied
-    assert {"common", "protocol"} <= copied
+    assert {"common", "protocol", "rtc"} <= copied  # rtc: the agent's publisher and the media node share it
     for directory in copied:
         assert (ROOT / directory).is_dir(), directory
     assert "simulator" not in copied  # the simulator is for the demo and tests, never deployed
@@ -160,3 +166,53 @@ def test_grafana_provisioning_points_at_the_dashboards_and_prometheus() -> None:
         assert dashboard["timezone"] == "Asia/Ho_Chi_Minh"
         for panel in dashboard["panels"]:
             assert panel["datasource"]["uid"] == uid, panel["title"]
+
+
+def test_media_node_configuration_agrees_with_the_controller_and_coturn() -> None:
+    services = compose()["services"]
+    media, controller, coturn = services["media"], services["controller"], services["coturn"]
+    assert media["command"] == ["python", "-m", "media", "serve", "--config", "/etc/ketnoi/media.toml"]
+    assert media["network_mode"] == "host"  # ICE host candidates are the machine's own addresses
+    mount = next(v for v in media["volumes"] if v.endswith(":/etc/ketnoi/media.toml:ro"))
+    environ = {key: substitute(str(value)) for key, value in media["environment"].items()}
+    for key in environ:
+        assert key.startswith(MEDIA_PREFIX + "_")
+        assert key[len(MEDIA_PREFIX) + 1 :].lower() in NodeConfig.model_fields, key
+    config = load_node_config(ROOT / mount.split(":")[0], environ)
+    assert config.loopback_candidates is False
+    assert config.public_url == "https://media-1.ketnoi.example.edu.vn"
+    assert config.cors_origins == ["https://ketnoi.example.edu.vn"]  # the controller's public URL, the page's origin
+    assert f"127.0.0.1:{config.port}/healthz" in " ".join(media["healthcheck"]["test"])
+
+    # The node reports to the controller's published port (the node is on the host network).
+    controller_env = {key: substitute(str(value)) for key, value in controller["environment"].items()}
+    controller_config = load_config(ControllerConfig, None, ENV_PREFIX, controller_env)
+    assert config.controller_url == f"http://127.0.0.1:{controller_config.port}"
+    assert f"{controller_config.port}:{controller_config.port}" in controller["ports"]
+
+    # One secret file: written by the controller into a volume the node mounts read-only.
+    secret = controller_config.effective_media_secret_file
+    assert config.media_secret_file == secret
+    volume_of = {v.split(":")[1]: v for v in controller["volumes"]}
+    shared = volume_of[str(secret.parent)].split(":")[0]
+    assert f"{shared}:{secret.parent}:ro" in media["volumes"]
+    assert shared in compose()["volumes"]
+
+    # TURN: coturn checks REST credentials signed with the secret the controller reads.
+    command = " ".join(coturn["command"])
+    assert "--use-auth-secret" in command and "--realm=" in command
+    assert "--static-auth-secret=${KETNOI_TURN_SECRET" in command
+    assert compose()["secrets"]["turn_secret"]["environment"] == "KETNOI_TURN_SECRET"
+    assert str(controller_config.turn_secret_file) == "/run/secrets/turn_secret"
+    assert "turn_secret" in controller["secrets"]
+    assert all(url.startswith("turn:turn.ketnoi.example.edu.vn:3478") for url in controller_config.turn_urls)
+    assert "--listening-port=3478" in command
+    for private in ("10.0.0.0", "127.0.0.0", "172.16.0.0", "192.168.0.0"):
+        assert f"--denied-peer-ip={private}-" in command
+
+
+def test_every_variable_the_compose_file_needs_is_in_the_env_example() -> None:
+    text = (ROOT / "docker-compose.yml").read_text()
+    needed = set(re.findall(r"\$\{(\w+)", text))
+    example = {line.split("=")[0] for line in (ROOT / "deploy" / "env.example").read_text().splitlines() if "=" in line}
+    assert needed <= example, sorted(needed - example)
