@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 
+from demo.live import LiveSeedFailed, seed_live
 from demo.media import start_media_nodes
 from demo.processes import Child, ChildFailed, run_once
 
@@ -450,6 +451,7 @@ async def run(plan: Plan) -> int:
 
         booking_logins = await seed_bookings(plan, admin["password"], int(school["id"]))
         cameras = await technician_view(plan, "kythuat", tech["password"], int(school["id"]))
+        live_lines = await seed_live(plan.url, admin["password"], int(school["id"]), cameras)
         logins = {
             "admin (quản trị / administrator)": f"admin / {admin['password']}",
             "kythuat (kỹ thuật / technician)": f"kythuat / {tech['password']}",
@@ -459,13 +461,14 @@ async def run(plan: Plan) -> int:
         print_summary(plan, logins, cam_password, cameras)
         for node in media_nodes:
             print(f"  Máy chủ media / media node:   {node.url}/ ({node.node_id}; {node.url}/metrics)", flush=True)
+        print("\n".join(live_lines), flush=True)
         if plan.check:
             print("demo check: ok", flush=True)
             return 0
         print("\nCtrl-C để dừng / to stop.", flush=True)
         await wait_for_stop(children)
         return 0
-    except ChildFailed as exc:
+    except (ChildFailed, LiveSeedFailed) as exc:
         print(f"demo: {exc}", file=sys.stderr, flush=True)
         return 1
     finally:
