@@ -111,3 +111,26 @@ async def test_the_relay_closes_after_its_idle_time_and_ends_the_publication(tmp
         finally:
             await viewer.close()
             await publisher.close()
+
+
+async def test_audio_offered_with_a_camera_is_answered_inactive(tmp_path: Path) -> None:
+    """Camera relays carry video only: an audio section in a publication's or a viewer's offer is declined."""
+    async with running_node(tmp_path) as node:
+        publisher = LoopPublisher(await h264_loop())
+        publisher.pc.addTransceiver("audio", direction="sendonly")
+        viewer = DecodingViewer()
+        viewer.pc.addTransceiver("audio", direction="recvonly")
+        try:
+            assert await publisher.publish(node, ROOM, node.token(TokenKind.PUBLISH, ROOM)) == 201
+            status, answer = await viewer.view(node, ROOM, node.view_token(ROOM))
+            assert status == 201
+            audio = answer[answer.index("m=audio") :]
+            assert "a=inactive" in audio
+            assert (
+                "a=inactive"
+                in publisher.pc.remoteDescription.sdp[publisher.pc.remoteDescription.sdp.index("m=audio") :]
+            )
+            await eventually(lambda: viewer.decoded >= 5, timeout=15)
+        finally:
+            await viewer.close()
+            await publisher.close()
