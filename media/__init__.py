@@ -1,5 +1,5 @@
-"""The media node (aiortc): meeting rooms and camera relays that forward encoded media.
+"""The media node (aiortc): meeting rooms and camera relays that forward encoded media, never transcoding.
 
-Not built yet: it arrives with the meetings issue (#5) and the parent live view issue (#6). This package exists
-so the repository has the layout of shared/docs/architecture.md from the start; it has no entry point yet.
+`python -m media serve --config PATH` runs a node (`media/node/`); the forwarding core is `forwarding.py`,
+`relay.py` and `peers.py`; meeting rooms are `media/rooms/`. See media/README.md.
 """
