@@ -3,6 +3,9 @@ sessions) and its health and metrics endpoints."""
 
 from __future__ import annotations
 
+import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import aiohttp
@@ -166,3 +169,43 @@ async def test_an_offer_without_h264_video_is_a_400(tmp_path: Path) -> None:
             assert status == 400 and "H.264" in body
         finally:
             await pc.close()
+
+
+def test_the_command_line_refuses_a_bad_configuration_with_a_message(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.key"
+    result = subprocess.run(
+        [sys.executable, "-m", "media", "serve"],
+        env={"KETNOI_MEDIA_MEDIA_SECRET_FILE": str(missing), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert f"media_secret_file {missing} does not exist" in result.stderr
+    result = subprocess.run(
+        [sys.executable, "-m", "media", "serve"],
+        env={"KETNOI_MEDIA_PORT": "eighty", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "KETNOI_MEDIA_PORT" in result.stderr
+
+
+async def test_tokens_never_reach_the_logs(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with running_node(tmp_path) as node:
+        pc = peer()
+        pc.addTransceiver("video", direction="recvonly")
+        tokens = [node.view_token(ROOM), node.view_token("cam-99"), node.token(TokenKind.VIEW, ROOM, ttl_s=-1)]
+        try:
+            offer = await offer_of(pc)
+            for token in tokens:
+                await post_sdp(f"{node.url}/whep/{ROOM}", token, offer)
+            await post_sdp(f"{node.url}/whep/{ROOM}", tokens[0], offer)  # replayed
+        finally:
+            await pc.close()
+    for token in tokens:
+        assert token not in caplog.text
+        assert token.split(".")[2] not in caplog.text
+    assert node.secret.hex() not in caplog.text
