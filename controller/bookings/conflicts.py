@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from controller.bookings.messages import Text
 from controller.bookings.models import Booking, Room, RoomOccupancy
 from controller.bookings.recurrence import Slot
 from controller.db.models import Unit
@@ -52,9 +53,15 @@ class Clash:
         zone = ZoneInfo(self.time_zone)
         start = self.starts_at.astimezone(zone)
         end = self.ends_at.astimezone(zone)
-        return (
-            f"room {self.room_name!r} is already booked by {self.title!r} (booking {self.booking_id}) "
-            f"on {start:%Y-%m-%d} from {start:%H:%M} to {end:%H:%M} ({self.time_zone})"
+        return Text(
+            "clash",
+            room=self.room_name,
+            title=self.title,
+            booking=self.booking_id,
+            day=f"{start:%Y-%m-%d}",
+            start=f"{start:%H:%M}",
+            end=f"{end:%H:%M}",
+            zone=self.time_zone,
         )
 
 

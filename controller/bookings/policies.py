@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from controller.bookings.conflicts import MAX_DURATION
+from controller.bookings.messages import Text
 from controller.bookings.models import Room
 from controller.bookings.recurrence import Slot
 from controller.db.models import Role
@@ -53,9 +54,9 @@ def may_manage(principal: Principal, tree: dict[int, int | None], unit_id: int) 
 def check_duration(starts_at: datetime, ends_at: datetime) -> None:
     """The limits every booking has, whatever the room: a positive duration of at most MAX_DURATION."""
     if ends_at <= starts_at:
-        raise PolicyError("the end must be after the start")
+        raise PolicyError(Text("end_after_start"))
     if ends_at - starts_at > MAX_DURATION:
-        raise PolicyError(f"a booking lasts at most {int(MAX_DURATION.total_seconds() // 3600)} hours")
+        raise PolicyError(Text("max_hours", hours=int(MAX_DURATION.total_seconds() // 3600)))
 
 
 def check_rooms(
@@ -75,24 +76,25 @@ def check_rooms(
     for room in rooms:
         zone = zones[room.unit_id]
         if not room.active:
-            raise PolicyError(f"room {room.name!r} is not in use and cannot be booked")
+            raise PolicyError(Text("room_inactive", room=room.name))
         if attendees is not None and attendees > room.capacity:
-            raise PolicyError(f"room {room.name!r} holds {room.capacity} people, not {attendees}")
+            raise PolicyError(Text("room_capacity", room=room.name, capacity=room.capacity, attendees=attendees))
         horizon = now + timedelta(days=room.booking_window_days)
         for slot in upcoming:
             if slot.starts_at < now - PAST_GRACE:
-                raise PolicyError(
-                    f"an occurrence starts in the past ({slot.starts_at.astimezone(zone):%Y-%m-%d %H:%M})"
-                )
+                raise PolicyError(Text("starts_in_past", at=f"{slot.starts_at.astimezone(zone):%Y-%m-%d %H:%M}"))
             if slot.starts_at > horizon:
                 raise PolicyError(
-                    f"room {room.name!r} can be booked at most {room.booking_window_days} days ahead "
-                    f"(until {horizon.astimezone(zone):%Y-%m-%d %H:%M}); an occurrence starts "
-                    f"{slot.starts_at.astimezone(zone):%Y-%m-%d %H:%M}"
+                    Text(
+                        "booking_window",
+                        room=room.name,
+                        days=room.booking_window_days,
+                        horizon=f"{horizon.astimezone(zone):%Y-%m-%d %H:%M}",
+                        at=f"{slot.starts_at.astimezone(zone):%Y-%m-%d %H:%M}",
+                    )
                 )
             minutes = (slot.ends_at - slot.starts_at).total_seconds() / 60
             if minutes > room.max_duration_minutes:
                 raise PolicyError(
-                    f"room {room.name!r} can be booked for at most {room.max_duration_minutes} minutes at a time, "
-                    f"not {minutes:g}"
+                    Text("max_minutes", room=room.name, limit=room.max_duration_minutes, minutes=f"{minutes:g}")
                 )

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from controller.bookings.conflicts import Clash, find_clash
 from controller.bookings.drafts import BookingDetail, BookingDraft, Conflict, Invalid, NotFound
+from controller.bookings.messages import Text
 from controller.bookings.models import Booking, BookingRoom, Occurrence, Room, RoomOccupancy
 from controller.bookings.policies import PolicyError, check_duration, check_rooms
 from controller.bookings.recurrence import RecurrenceError, Slot, expand, parse_rule
@@ -35,7 +36,7 @@ def expand_draft(draft: BookingDraft, zone: ZoneInfo) -> list[Slot]:
         rule = None if draft.rule is None else parse_rule(draft.rule)
         return expand(draft.starts_at, draft.ends_at, zone, rule, frozenset(draft.exdates))
     except (PolicyError, RecurrenceError) as exc:
-        raise Invalid(str(exc)) from exc
+        raise Invalid(exc.args[0]) from exc
 
 
 def check_policies(
@@ -44,7 +45,7 @@ def check_policies(
     try:
         check_rooms(rooms, slots, now=now, attendees=attendees, zones=zones)
     except PolicyError as exc:
-        raise Invalid(str(exc)) from exc
+        raise Invalid(exc.args[0]) from exc
 
 
 async def refuse_clash(
@@ -96,7 +97,7 @@ async def rooms_of_booking(session: AsyncSession, booking_id: int) -> list[Room]
 async def detail(session: AsyncSession, booking_id: int) -> BookingDetail:
     booking = await session.get(Booking, booking_id)
     if booking is None:
-        raise NotFound("no such booking")
+        raise NotFound(Text("no_such_booking"))
     rooms = await rooms_of_booking(session, booking_id)
     query = select(Occurrence).where(Occurrence.booking_id == booking_id).order_by(Occurrence.recurrence_id)
     occurrences = list((await session.execute(query)).scalars())

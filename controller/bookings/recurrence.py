@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo
 
 from dateutil import rrule as du
 
+from controller.bookings.messages import Text
+
 MAX_OCCURRENCES = 1000
 MAX_SPAN = timedelta(days=731)
 MAX_RULE_LENGTH = 300
@@ -159,9 +161,7 @@ def expand(
     elif rule.until is not None:
         until = datetime.combine(rule.until, time(23, 59, 59), tzinfo=zone)
     if until is not None and until > limit:
-        raise RecurrenceError(
-            f"a series may run at most {MAX_SPAN.days // 365} years: UNTIL is after {_local(limit, zone)}"
-        )
+        raise RecurrenceError(Text("series_too_long_until", years=MAX_SPAN.days // 365, limit=_local(limit, zone)))
     generator = du.rrule(
         _FREQUENCIES[rule.freq],
         dtstart=first,
@@ -174,15 +174,13 @@ def expand(
     slots: list[Slot] = []
     for index, local_start in enumerate(generator):
         if index >= MAX_OCCURRENCES:
-            raise RecurrenceError(f"a series may have at most {MAX_OCCURRENCES} occurrences")
+            raise RecurrenceError(Text("too_many_occurrences", limit=MAX_OCCURRENCES))
         if local_start > limit:
-            raise RecurrenceError(
-                f"a series may run at most {MAX_SPAN.days // 365} years: this one goes past {_local(limit, zone)}"
-            )
+            raise RecurrenceError(Text("series_too_long", years=MAX_SPAN.days // 365, limit=_local(limit, zone)))
         if local_start.date() in exdates:
             continue
         start = local_start.astimezone(UTC)
         slots.append(Slot(start, start, start + duration))
     if not slots:
-        raise RecurrenceError("the recurrence leaves no occurrence (check BYDAY, UNTIL and the exception dates)")
+        raise RecurrenceError(Text("recurrence_empty"))
     return slots

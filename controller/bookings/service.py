@@ -41,6 +41,7 @@ from controller.bookings.drafts import (
     NotFound,
     RoomDraft,
 )
+from controller.bookings.messages import Text
 from controller.bookings.models import (
     Booking,
     BookingRoom,
@@ -95,9 +96,9 @@ class BookingService:
         try:
             async with self._writing() as session:
                 if await session.get(Unit, unit_id) is None:
-                    raise NotFound("no such unit")
+                    raise NotFound(Text("no_such_unit"))
                 if not may_manage(principal, await parents(session), unit_id):
-                    raise Forbidden("you may not manage the rooms of this unit")
+                    raise Forbidden(Text("may_not_manage_unit_rooms"))
                 room = Room(
                     unit_id=unit_id,
                     name=draft.name,
@@ -122,7 +123,7 @@ class BookingService:
                     address=address,
                 )
         except IntegrityError as exc:
-            raise Conflict(f"this unit already has a room named {draft.name!r}") from exc
+            raise Conflict(Text("room_name_taken", name=draft.name)) from exc
         return room
 
     async def update_room(
@@ -133,9 +134,9 @@ class BookingService:
             async with self._writing() as session:
                 room = await session.get(Room, room_id)
                 if room is None:
-                    raise NotFound("no such room")
+                    raise NotFound(Text("no_such_room"))
                 if not may_manage(principal, await parents(session), room.unit_id):
-                    raise Forbidden("you may not manage this room")
+                    raise Forbidden(Text("may_not_manage_room"))
                 for name, value in changes.items():
                     setattr(room, name, list(value) if name == "equipment" else value)
                 room.updated_at = now
@@ -149,7 +150,7 @@ class BookingService:
                     address=address,
                 )
         except IntegrityError as exc:
-            raise Conflict(f"this unit already has a room named {changes.get('name')!r}") from exc
+            raise Conflict(Text("room_name_taken", name=changes.get("name"))) from exc
         return room
 
     async def room(self, room_id: int) -> tuple[Room, str]:
@@ -161,13 +162,13 @@ class BookingService:
                 )
             ).first()
         if row is None:
-            raise NotFound("no such room")
+            raise NotFound(Text("no_such_room"))
         return row[0], row[1]
 
     async def rooms_of(self, unit_id: int) -> list[Room]:
         async with self._db() as session:
             if await session.get(Unit, unit_id) is None:
-                raise NotFound("no such unit")
+                raise NotFound(Text("no_such_unit"))
             query = select(Room).where(Room.unit_id == unit_id).order_by(Room.name, Room.id)
             return list((await session.execute(query)).scalars())
 
@@ -245,16 +246,13 @@ class BookingService:
                     final.append(row)
                 live = [o for o in final if not o.cancelled]
                 if not live:
-                    raise Invalid(
-                        "after this change the booking has no occurrence from now on (a start in the past?): "
-                        "cancel it instead"
-                    )
+                    raise Invalid(Text("series_empty"))
                 slots = [Slot(o.recurrence_id, o.starts_at, o.ends_at) for o in live]
                 records.check_policies(rooms, slots, now, draft.attendees, zones)
                 kept = [Slot(o.recurrence_id, o.starts_at, o.ends_at) for o in past if not o.cancelled]
                 overlap = self_overlap([*kept, *slots])
                 if overlap is not None:
-                    raise Invalid("two occurrences of this series would overlap each other")
+                    raise Invalid(Text("series_overlap"))
                 await records.refuse_clash(session, room_ids, slots, ignore_booking=booking_id)
                 # Replace the upcoming occupancy: delete it, then add the new rows (the exclusion constraint
                 # sees the old rows gone before the new ones arrive).
@@ -299,7 +297,7 @@ class BookingService:
         try:
             check_duration(starts_at, ends_at)
         except PolicyError as exc:
-            raise Invalid(str(exc)) from exc
+            raise Invalid(exc.args[0]) from exc
         slot = Slot(starts_at, starts_at, ends_at)
         room_ids: tuple[int, ...] = ()
 
@@ -309,7 +307,7 @@ class BookingService:
                 booking, rooms = await self._modifiable(session, principal, booking_id)
                 occurrence = await self._occurrence(session, booking_id, occurrence_id)
                 if occurrence.starts_at < now:
-                    raise Conflict("this occurrence has started already and cannot be moved")
+                    raise Conflict(Text("started_no_move"))
                 slot = Slot(occurrence.recurrence_id, starts_at, ends_at)
                 room_ids = tuple(room.id for room in rooms)
                 zones = await records.zones_of(session, rooms)
@@ -349,7 +347,7 @@ class BookingService:
             await self._modifiable(session, principal, booking_id)
             occurrence = await self._occurrence(session, booking_id, occurrence_id)
             if occurrence.starts_at < now:
-                raise Conflict("this occurrence has started already and cannot be cancelled")
+                raise Conflict(Text("started_no_cancel"))
             occurrence.cancelled = True
             await session.execute(delete(RoomOccupancy).where(RoomOccupancy.occurrence_id == occurrence_id))
             audit.record(
@@ -393,9 +391,9 @@ class BookingService:
     async def occurrences(self, room_ids: Sequence[int], start: datetime, end: datetime) -> list[Listed]:
         """Live occurrences using any of the rooms and overlapping [start, end), by start."""
         if end <= start:
-            raise Invalid("'to' must be after 'from'")
+            raise Invalid(Text("to_after_from"))
         if end - start > MAX_LIST_SPAN:
-            raise Invalid(f"list at most {MAX_LIST_SPAN.days} days at a time")
+            raise Invalid(Text("list_span", days=MAX_LIST_SPAN.days))
         query = (
             select(Room, Occurrence, Booking)
             .join(RoomOccupancy, RoomOccupancy.room_id == Room.id)
@@ -454,7 +452,7 @@ class BookingService:
                     session, room_ids(), slots(), ignore_booking=ignore_booking, ignore_occurrence=ignore_occurrence
                 )
             if clash is None:
-                raise Conflict("a room was booked for this time a moment ago; try again") from exc
+                raise Conflict(Text("booked_moment_ago")) from exc
             raise Conflict(clash.message()) from exc
 
     async def _bookable_rooms(
@@ -469,19 +467,19 @@ class BookingService:
         Rooms the booking holds already (`already`) stay allowed for whoever may edit it.
         """
         if len(set(room_ids)) != len(room_ids):
-            raise Invalid("a room appears twice in the booking (host and participants are distinct rooms)")
+            raise Invalid(Text("room_twice"))
         rows = (await session.execute(inserts.ROOMS_WITH_ZONES, {"room_ids": list(room_ids)})).all()
         found = {room.id: room for room, _zone in rows}
         zones = {room.unit_id: ZoneInfo(zone) for room, zone in rows}
         missing = [str(room_id) for room_id in room_ids if room_id not in found]
         if missing:
-            raise Invalid(f"no such room: {', '.join(missing)}")
+            raise Invalid(Text("no_such_rooms", rooms=", ".join(missing)))
         rooms = [found[room_id] for room_id in room_ids]
         held = {room.id for room in already}
         tree = await parents(session) if principal.role is Role.DISTRICT_TECHNICIAN else {}
         for room in rooms:
             if room.id not in held and not may_book(principal, tree, room.unit_id):
-                raise Forbidden(f"you may not book room {room.name!r} (room {room.id})")
+                raise Forbidden(Text("may_not_book_room", room=room.name, id=room.id))
         return rooms, zones
 
     async def _visible_rooms(
@@ -494,22 +492,22 @@ class BookingService:
     ) -> tuple[Booking, list[Room]]:
         booking = await session.get(Booking, booking_id)
         if booking is None:
-            raise NotFound("no such booking")
+            raise NotFound(Text("no_such_booking"))
         rooms = await records.rooms_of_booking(session, booking_id)
         if booking.cancelled_at is not None:
-            raise Conflict("this booking is cancelled")
+            raise Conflict(Text("booking_cancelled"))
         if principal.role in (Role.ADMIN, Role.DEPARTMENT_BOOKER) or principal.user_id == booking.organizer_id:
             return booking, rooms
         if principal.role in (Role.SCHOOL_STAFF, Role.DISTRICT_TECHNICIAN):
             tree = await parents(session) if principal.role is Role.DISTRICT_TECHNICIAN else {}
             if may_book(principal, tree, rooms[0].unit_id):
                 return booking, rooms
-        raise Forbidden("only the organizer, staff of the host school or a department booker may change this booking")
+        raise Forbidden(Text("may_not_change_booking"))
 
     async def _occurrence(self, session: AsyncSession, booking_id: int, occurrence_id: int) -> Occurrence:
         occurrence = await session.get(Occurrence, occurrence_id)
         if occurrence is None or occurrence.booking_id != booking_id:
-            raise NotFound("no such occurrence of this booking")
+            raise NotFound(Text("no_such_occurrence"))
         if occurrence.cancelled:
-            raise Conflict("this occurrence is cancelled")
+            raise Conflict(Text("occurrence_cancelled"))
         return occurrence

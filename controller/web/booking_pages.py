@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from controller import state
 from controller.bookings.drafts import BookingDraft, BookingError, Listed
+from controller.bookings.messages import localized
 from controller.bookings.models import BookingMode, Room
 from controller.bookings.policies import BOOKERS, may_book
 from controller.bookings.service import BookingService
@@ -27,6 +28,7 @@ from controller.security.access import Kind, Policy, Routes, Scope, principal_of
 from controller.security.sessions import Principal
 from controller.units import parents
 from controller.web.bookings_api import BOOKINGS
+from controller.web.i18n import language
 
 DEFAULT_ZONE = "Asia/Ho_Chi_Minh"
 UPCOMING = timedelta(days=14)
@@ -297,7 +299,7 @@ async def create_booking(request: web.Request) -> web.StreamResponse:
     try:
         detail = await _service(request).create(principal, draft, request.remote)
     except BookingError as exc:
-        return await _form(request, values, error=str(exc), status=exc.status, refused=True)
+        return await _form(request, values, error=localized(exc, language(request)), status=exc.status, refused=True)
     raise web.HTTPSeeOther(f"/bookings/{detail.booking.id}?created=1")
 
 
@@ -343,7 +345,7 @@ async def cancel_booking(request: web.Request) -> web.StreamResponse:
     try:
         await _service(request).cancel_series(principal_of(request), booking_id, request.remote)
     except BookingError as exc:
-        return _message(request, str(exc), exc.status)
+        return _message(request, localized(exc, language(request)), exc.status)
     raise web.HTTPSeeOther(f"/bookings/{booking_id}")
 
 
@@ -354,7 +356,7 @@ async def cancel_occurrence(request: web.Request) -> web.StreamResponse:
             principal_of(request), booking_id, int(request.match_info["occurrence_id"]), request.remote
         )
     except BookingError as exc:
-        return _message(request, str(exc), exc.status)
+        return _message(request, localized(exc, language(request)), exc.status)
     raise web.HTTPSeeOther(f"/bookings/{booking_id}")
 
 
