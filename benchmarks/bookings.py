@@ -11,7 +11,10 @@ availability search (30 random rooms, the next week, 07:00-17:00) every half sec
 send to answer, on one aiohttp session with keep-alive. Prints the conditions and figures, then a JSON last
 line: per backend `bookings_per_s` (answered create requests per second), `p50_ms`, `p99_ms` (create),
 `availability_ms` (p50 under the load), with `availability_p99_ms`, `created`, `conflicts`, `errors` and
-`server_cpu_ms_per_create` (the controller process's CPU time over the load divided by the creates answered).
+`server_cpu_ms_per_create` (the controller process's CPU time over the load divided by the creates answered),
+`load_cpu_ms_per_create` (this process's), and the machine's state over the load: `machine_busy_cores` (average
+busy cores) and `other_busy_cores` (of those, neither the controller nor this process: the database server and
+whatever else the machine runs), since a shared machine's figures mean little without them.
 """
 
 from __future__ import annotations
@@ -201,6 +204,14 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    tick = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields) - idle) / tick, sum(fields) / tick
+
+
 def _percentile(values: Sequence[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
@@ -320,9 +331,20 @@ async def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
             seeded_s = time.monotonic() - began
             async with served(env, port) as (base, pid):
                 cpu_before = _cpu_seconds(pid)
+                own_before = time.process_time()
+                machine_before = _machine_cpu()
                 figures = await load(base, room_ids, first_day, args.rate, args.seconds)
                 answered = figures["created"] + figures["conflicts"] + figures["errors"]
-                figures["server_cpu_ms_per_create"] = round((_cpu_seconds(pid) - cpu_before) * 1000 / answered, 2)
+                server_s = _cpu_seconds(pid) - cpu_before
+                own_s = time.process_time() - own_before
+                busy, total = (after - before for after, before in zip(_machine_cpu(), machine_before, strict=True))
+                cpus = os.cpu_count() or 1
+                figures["server_cpu_ms_per_create"] = round(server_s * 1000 / answered, 2)
+                figures["load_cpu_ms_per_create"] = round(own_s * 1000 / answered, 2)
+                # Conditions on a shared machine: how many cores were busy on average, and how many of them
+                # were neither the controller nor this load (the database server and everybody else).
+                figures["machine_busy_cores"] = round(busy / total * cpus, 2)
+                figures["other_busy_cores"] = round((busy - server_s - own_s) / total * cpus, 2)
         figures["seed_s"] = round(seeded_s, 1)
         return figures
 
@@ -371,7 +393,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"p99 {figures['p99_ms']} ms; availability p50 {figures['availability_ms']} ms "
             f"(p99 {figures['availability_p99_ms']}, idle {figures['availability_idle_ms']} ms); "
             f"seeded in {figures['seed_s']} s; controller CPU {figures['server_cpu_ms_per_create']} ms per create "
-            "(availability searches included)"
+            f"(availability searches included), load CPU {figures['load_cpu_ms_per_create']} ms per create; "
+            f"machine: {figures['machine_busy_cores']} of {cpu} cores busy, "
+            f"{figures['other_busy_cores']} by neither the controller nor the load (database, other work)"
         )
     sys.stdout.flush()
     print(json.dumps(summary))
