@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from controller.web import booking_text
+
 LANGS = ("vi", "en")
 DEFAULT_LANG = "vi"
 LANG_COOKIE = "lang"
@@ -202,6 +204,9 @@ TEXT: dict[str, tuple[str, str]] = {
         "A repeating booking needs a number of sessions or an until date.",
     ),
 }
+
+
+TEXT.update(booking_text.TEXT)
 
 
 def language(request: web.Request) -> str:

@@ -1,0 +1,50 @@
+"""Page wording for the booking side's administration and editing pages (units and rooms, series edit, moving
+one occurrence), Vietnamese first; merged into `controller.web.i18n.TEXT` so templates use `t(key)` as usual.
+Kept apart so that shared table changes little."""
+
+from __future__ import annotations
+
+TEXT: dict[str, tuple[str, str]] = {
+    "units_and_rooms": ("Đơn vị và phòng", "Units and rooms"),
+    "new_unit": ("Thêm đơn vị", "New unit"),
+    "parent_unit": ("Đơn vị cấp trên", "Parent unit"),
+    "school_level": ("Cấp học", "School level"),
+    "level_none": ("—", "—"),
+    "level_kindergarten": ("Mầm non", "Kindergarten"),
+    "level_primary": ("Tiểu học", "Primary"),
+    "level_lower_secondary": ("Trung học cơ sở", "Lower secondary"),
+    "level_upper_secondary": ("Trung học phổ thông", "Upper secondary"),
+    "level_continuing": ("Giáo dục thường xuyên", "Continuing education"),
+    "time_zone": ("Múi giờ", "Time zone"),
+    "unit_kind_needed": ("Hãy chọn loại đơn vị.", "Choose the kind of unit."),
+    "saved": ("Đã lưu.", "Saved."),
+    "edit_unit": ("Sửa đơn vị", "Edit the unit"),
+    "new_room": ("Thêm phòng", "New room"),
+    "edit_room": ("Sửa phòng", "Edit the room"),
+    "capacity": ("Sức chứa (người)", "Capacity (people)"),
+    "equipment": ("Thiết bị (cách nhau bởi dấu phẩy)", "Equipment (comma-separated)"),
+    "bandwidth_class": ("Đường truyền của điểm", "Site link (bandwidth class)"),
+    "bandwidth_low": ("Yếu", "Low"),
+    "bandwidth_medium": ("Trung bình", "Medium"),
+    "bandwidth_high": ("Tốt", "High"),
+    "booking_window_days": ("Đặt trước tối đa (ngày)", "Bookable ahead (days)"),
+    "max_duration_minutes": ("Mỗi lần tối đa (phút)", "Longest booking (minutes)"),
+    "room_in_use": ("Đang sử dụng", "In use"),
+    "room_not_in_use": ("Ngừng sử dụng", "Not in use"),
+    "room_week": ("Lịch tuần của phòng", "The room's week"),
+    "no_rooms_here": ("Đơn vị này chưa có phòng.", "This unit has no room yet."),
+    "room_refused": ("Không lưu được phòng:", "Room not saved:"),
+    "unit_refused": ("Không lưu được đơn vị:", "Unit not saved:"),
+    "edit_series": ("Sửa lịch", "Edit the booking"),
+    "edit_series_note": (
+        "Thay đổi áp dụng cho các buổi từ bây giờ; buổi đã diễn ra giữ nguyên, buổi đã dời hoặc đã hủy giữ nguyên.",
+        "Changes apply from now on: past sessions stay as they were, and so do sessions moved or cancelled one by one.",
+    ),
+    "first_day": ("Ngày buổi đầu", "Day of the first session"),
+    "repeat_keep": ("Giữ kiểu lặp hiện tại", "Keep the current repeat"),
+    "save_changes": ("Lưu thay đổi", "Save the changes"),
+    "booking_updated": ("Đã cập nhật lịch.", "Booking updated."),
+    "change_refused": ("Không thay đổi được:", "Not changed:"),
+    "move_this": ("Dời buổi này", "Move this one"),
+    "moved": ("Đã dời", "Moved"),
+}
