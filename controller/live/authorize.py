@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar, cast
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +25,21 @@ from controller.live.models import CameraAssignment, ConsentPolicy
 from controller.people import roster
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class Memo:
+    """Facts read once per pass: the watcher re-checks every open view each second, and many views share a
+    school (window, policy), a class (consent) and a parent, so each is read once per pass, not once per view."""
+
+    def __init__(self) -> None:
+        self._values: dict[tuple[object, ...], object] = {}
+
+    async def get(self, key: tuple[object, ...], load: Callable[[], Awaitable[T]]) -> T:
+        if key not in self._values:
+            self._values[key] = await load()
+        return cast(T, self._values[key])
 
 
 class Reason(enum.StrEnum):
@@ -85,39 +102,49 @@ async def resolve_camera(session: AsyncSession, identifier: str) -> int | None:
     return ids[0] if len(ids) == 1 else None
 
 
-async def check(session: AsyncSession, user_id: int, camera_id: int, child_id: int | None, now: datetime) -> Grant:
+async def check(
+    session: AsyncSession, user_id: int, camera_id: int, child_id: int | None, now: datetime, memo: Memo | None = None
+) -> Grant:
     """The grant for `user_id` to watch `camera_id` now (for `child_id`, or any of their children in the
     camera's class); raises Refusal. The device limit and the camera's state are the caller's checks."""
-    found = await settings.camera_unit(session, camera_id)
+    memo = memo or Memo()
+    found = await memo.get(("camera", camera_id), lambda: settings.camera_unit(session, camera_id))
     if found is None:
         raise Refusal(Reason.UNKNOWN_CAMERA, "no such camera")
     camera, unit_id = found
-    assignment = await session.get(CameraAssignment, camera_id)
+    assignment = await memo.get(("assignment", camera_id), lambda: session.get(CameraAssignment, camera_id))
     if assignment is not None and assignment.staff_only:
         raise Refusal(Reason.STAFF_ONLY, "this camera is for school staff only", camera_id=camera_id)
     if assignment is None or assignment.class_id is None:
         raise Refusal(Reason.NOT_SHOWN, "this camera is not shown to any class", camera_id=camera_id)
     class_id = assignment.class_id
-    user = await session.get(User, user_id)
+    user = await memo.get(("user", user_id), lambda: session.get(User, user_id))
     if user is None or user.disabled or user.role is not Role.PARENT:
         raise Refusal(Reason.NOT_YOUR_CLASS, "only a child's parent may watch", camera_id=camera_id)
-    children = await roster.parents_children_in_class(session, user_id, class_id)
+    children = await memo.get(
+        ("children", user_id, class_id), lambda: roster.parents_children_in_class(session, user_id, class_id)
+    )
     if child_id is not None:
         children = [c for c in children if c == child_id]
     if not children:
         raise Refusal(Reason.NOT_YOUR_CLASS, "none of your children is in this camera's class", camera_id=camera_id)
-    schedule = await settings.schedule_of(session, unit_id)
+    schedule = await memo.get(("schedule", unit_id), lambda: settings.schedule_of(session, unit_id))
     if not schedule.open_at(now):
         raise Refusal(
             Reason.OUTSIDE_WINDOW, "the school's cameras are closed now", camera_id=camera_id,
             next_open=schedule.next_opening(now),
         )  # fmt: skip
-    policy = await settings.consent_policy_of(session, unit_id)
-    if policy is ConsentPolicy.ALL_CHILDREN and not await roster.class_fully_consented(session, class_id):
+    policy = await memo.get(("policy", unit_id), lambda: settings.consent_policy_of(session, unit_id))
+    if policy is ConsentPolicy.ALL_CHILDREN and not await memo.get(
+        ("consented", class_id), lambda: roster.class_fully_consented(session, class_id)
+    ):
         raise Refusal(Reason.CONSENT_MISSING, "not every child of the class has a consent", camera_id=camera_id)
-    if policy is ConsentPolicy.OWN_CHILD and not await roster.has_consent(session, children[0]):
+    child = children[0]
+    if policy is ConsentPolicy.OWN_CHILD and not await memo.get(
+        ("consent", child), lambda: roster.has_consent(session, child)
+    ):
         raise Refusal(Reason.CONSENT_MISSING, "your child has no consent recorded", camera_id=camera_id)
-    return Grant(camera, unit_id, class_id, children[0], assignment.label or camera.name)
+    return Grant(camera, unit_id, class_id, child, assignment.label or camera.name)
 
 
 async def class_cameras(session: AsyncSession, class_id: int) -> list[tuple[Camera, CameraAssignment]]:

@@ -41,6 +41,7 @@ class ChildView:
 
 async def for_parent(session: AsyncSession, user_id: int, now: datetime) -> list[ChildView]:
     views = []
+    memo = authorize.Memo()
     for child in await roster.children_of_parent(session, user_id):
         klass = None if child.class_id is None else await session.get(SchoolClass, child.class_id)
         cameras = []
@@ -48,7 +49,7 @@ async def for_parent(session: AsyncSession, user_id: int, now: datetime) -> list
             for camera, assignment in await authorize.class_cameras(session, klass.id):
                 label = assignment.label or camera.name or f"Camera {camera.id}"
                 try:
-                    await authorize.check(session, user_id, camera.id, child.id, now)
+                    await authorize.check(session, user_id, camera.id, child.id, now, memo)
                     cameras.append(CameraView(camera.id, label, True))
                 except Refusal as exc:
                     cameras.append(CameraView(camera.id, label, False, exc.reason.value, exc.next_open))

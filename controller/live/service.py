@@ -244,10 +244,11 @@ class LiveService:
         with no viewer left for `live_idle_close_s`. Returns how many views ended."""
         now = self._clock.now()
         ended: list[LiveSession] = []
+        memo = authorize.Memo()
         async with self._db.begin() as session:
             rows = list((await session.execute(select(LiveSession).where(LiveSession.ended_at.is_(None)))).scalars())
             for row in rows:
-                reason = await self._still(session, row, now)
+                reason = await self._still(session, row, now, memo)
                 if reason is not None:
                     self._end_row(session, row, reason, now, SYSTEM)
                     ended.append(row)
@@ -258,12 +259,12 @@ class LiveService:
         await self._stop_idle(watched)
         return len(ended)
 
-    async def _still(self, session: AsyncSession, row: LiveSession, now: datetime) -> str | None:
+    async def _still(self, session: AsyncSession, row: LiveSession, now: datetime, memo: authorize.Memo) -> str | None:
         """None while the view may go on; else why it ends."""
         if row.camera_id is None:
             return Reason.UNKNOWN_CAMERA.value
         try:
-            await authorize.check(session, row.user_id, row.camera_id, row.child_id, now)
+            await authorize.check(session, row.user_id, row.camera_id, row.child_id, now, memo)
         except Refusal as exc:
             return exc.reason.value
         node = self.nodes.registry.get(row.node_id)
