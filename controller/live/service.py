@@ -93,6 +93,8 @@ class LiveService:
         self._idle_close_s = config.live_idle_close_s
         self._seen: dict[str, datetime] = {}
         self._idle_since: dict[int, float] = {}
+        self._last_open: list[LiveSession] = []
+        """The views open at the last successful pass: what `fail_closed` closes when the database is gone."""
 
     # -- asking to watch ---------------------------------------------------------------------------------------
     async def watch(self, viewer: Viewer, camera: str, child_id: int | None, device: str) -> Started:
@@ -255,9 +257,19 @@ class LiveService:
         if ended:
             logger.info("live view: %s views ended by the watcher", len(ended))
             await self._close_at_nodes(ended, "no longer allowed or no longer playing")
-        watched = {row.camera_id for row in rows if row not in ended}
-        await self._stop_idle(watched)
+        self._last_open = [row for row in rows if row not in ended]
+        await self._stop_idle({row.camera_id for row in self._last_open})
         return len(ended)
+
+    async def fail_closed(self) -> int:
+        """The rights of open views cannot be checked (the database fails): close them at their nodes rather
+        than let them play unchecked. Their rows are ended by the next pass that works (the node no longer
+        lists them). Returns how many were closed."""
+        views, self._last_open = self._last_open, []
+        if views:
+            logger.error("live view: rights cannot be checked; closing %s open views at their nodes", len(views))
+            await self._close_at_nodes(views, "access could not be checked")
+        return len(views)
 
     async def _still(self, session: AsyncSession, row: LiveSession, now: datetime, memo: authorize.Memo) -> str | None:
         """None while the view may go on; else why it ends."""

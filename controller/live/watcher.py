@@ -22,6 +22,8 @@ from controller.security.access import SAFE_METHODS
 logger = logging.getLogger(__name__)
 
 INTERVAL_S = 1.0
+FAIL_CLOSED_S = 4.0
+"""Passes failing for this long close every view known to be open (revocation must not wait on a database)."""
 STOP_TIMEOUT_S = 10.0
 
 
@@ -32,6 +34,7 @@ class Watcher:
         self._interval_s = interval_s
         self._wake = asyncio.Event()
         self._stopping = False
+        self._last_ok = clock.monotonic()
         self.passes = 0
 
     def wake(self) -> None:
@@ -48,8 +51,11 @@ class Watcher:
             self._wake.clear()
             try:
                 await self._service.recheck()
+                self._last_ok = self._clock.monotonic()
             except (SQLAlchemyError, OSError) as exc:
                 logger.exception("live view watcher: the pass failed (%s); trying again", exc)
+                if self._clock.monotonic() - self._last_ok >= FAIL_CLOSED_S:
+                    await self._service.fail_closed()
             self.passes += 1
             if self._stopping:
                 return

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from common.clock import ManualClock
 from controller import state
@@ -155,3 +155,25 @@ async def test_a_view_never_played_ends_after_the_grace(
         return (await _row(papp, started["session"])).end_reason == "never_played"
 
     await eventually_true(ended, timeout=5, interval=0.02)
+
+
+async def test_views_close_when_rights_cannot_be_checked(
+    pclient: Client, papp: web.Application, live: Live, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    session_id, key = await _watching(pclient, papp, live, clock)
+    await eventually_true(lambda: _played(papp, session_id), timeout=5, interval=0.02)
+    async with papp[state.ENGINE].begin() as conn:  # the database stops answering for live views
+        await conn.execute(text("ALTER TABLE live_sessions RENAME TO live_sessions_away"))
+    try:
+        for _ in range(3):
+            await clock.advance(1)
+            await live.node.send_report(pclient)
+        assert key not in live.node.closed_sessions()  # a hiccup of 3 s closes nothing
+        for _ in range(3):
+            await clock.advance(1)
+            await live.node.send_report(pclient)
+        await eventually(lambda: key in live.node.closed_sessions(), timeout=5)
+        assert "rights cannot be checked" in caplog.text
+    finally:
+        async with papp[state.ENGINE].begin() as conn:
+            await conn.execute(text("ALTER TABLE live_sessions_away RENAME TO live_sessions"))
