@@ -23,7 +23,7 @@ from controller.people.importer import COLUMNS, RosterImportError
 from controller.people.tabular import MAX_ROWS, TableError
 from controller.people.users import UserAdminError
 from controller.security.access import ADMINS, TECHNICIANS, Kind, Policy, Routes, Scope, principal_of
-from controller.web import views
+from controller.web import place_pages, views
 from controller.web.people_api import EVERYONE, BadBody, actor_of, import_kind, run_import
 from controller.web.render import DISPLAY_ZONE
 
@@ -274,6 +274,7 @@ async def tokens_revoke(request: web.Request) -> web.StreamResponse:
 
 
 def add_routes(routes: Routes) -> None:
+    place_pages.add_routes(routes)  # units and rooms
     technicians = Policy(TECHNICIANS, PAGE)
     one_user = Policy(TECHNICIANS, PAGE, Scope.USER)
     admins = Policy(ADMINS, PAGE)

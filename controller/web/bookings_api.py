@@ -49,7 +49,8 @@ class BadRequest(Exception):
         self.status = status
 
 
-def _explain(exc: ValidationError) -> str:
+def explain(exc: ValidationError) -> str:
+    """A pydantic error as one line naming each field and what is wrong with it."""
     parts = []
     for item in exc.errors(include_url=False):
         where = ".".join(str(part) for part in item["loc"])
@@ -67,14 +68,14 @@ async def _body(request: web.Request, model: type[M]) -> M:
     except ValidationError as exc:
         if any(item["type"] == "json_invalid" for item in exc.errors()):
             raise BadRequest(400, "the request body is not valid JSON") from exc
-        raise BadRequest(422, _explain(exc)) from exc
+        raise BadRequest(422, explain(exc)) from exc
 
 
 def _query(model: type[M], values: Mapping[str, Any]) -> M:
     try:
         return model.model_validate(values)
     except ValidationError as exc:
-        raise BadRequest(422, _explain(exc)) from exc
+        raise BadRequest(422, explain(exc)) from exc
 
 
 def _restore_plus(value: str) -> str:
