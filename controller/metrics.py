@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from controller.db.models import Agent, Camera
 from protocol.camera import CameraState
 
-MESSAGE_TYPES = ("hello", "camera_update", "status", "invalid")
+MESSAGE_TYPES = ("hello", "camera_update", "status", "publish_state", "invalid")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 

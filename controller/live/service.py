@@ -25,6 +25,7 @@ from controller.config import ControllerConfig
 from controller.db.models import Agent
 from controller.live import authorize
 from controller.live.authorize import Grant, Reason, Refusal
+from controller.live.metrics import LiveMetrics
 from controller.live.models import LiveSession
 from controller.live.publications import Publication, Publications, PublishError
 from controller.medianodes import MediaNodes, NoMediaNode
@@ -83,8 +84,10 @@ class LiveService:
         nodes: MediaNodes,
         hub: Hub,
         config: ControllerConfig,
+        metrics: LiveMetrics,
     ) -> None:
         self._db = db
+        self.metrics = metrics
         self._clock = clock
         self.nodes = nodes
         self.publications = Publications(nodes, hub, clock)
@@ -136,7 +139,9 @@ class LiveService:
                 refusal = exc
                 self._audit_refusal(session, viewer, camera, device, child_id, exc, now)
         if refusal is not None:
+            self.metrics.refused.labels(refusal.reason.value).inc()
             raise refusal
+        self.metrics.started.inc()
         await self._close_at_nodes(replaced, "replaced by a new view on the same device")
         camera_id = grant.camera.id
         try:
@@ -146,6 +151,7 @@ class LiveService:
             refusal = Refusal(Reason.CAMERA_UNAVAILABLE, str(exc), camera_id=camera_id)
             async with self._db.begin() as session:
                 self._audit_refusal(session, viewer, camera, device, child_id, refusal, now)
+            self.metrics.refused.labels(refusal.reason.value).inc()
             raise refusal from None
         room = camera_room(camera_id)
         node_url = node.report.public_url.rstrip("/")
@@ -203,6 +209,7 @@ class LiveService:
     def _end_row(self, session: AsyncSession, row: LiveSession, reason: str, now: datetime, actor: str) -> None:
         row.ended_at, row.end_reason = now, reason[:64]
         self._seen.pop(row.key, None)
+        self.metrics.end(reason)
         audit.record(
             session, at=now, actor=actor, action="live.end", target=f"camera:{row.camera_id}",
             details={"session": row.id, "user_id": row.user_id, "child_id": row.child_id, "device": row.device,
@@ -258,6 +265,7 @@ class LiveService:
             logger.info("live view: %s views ended by the watcher", len(ended))
             await self._close_at_nodes(ended, "no longer allowed or no longer playing")
         self._last_open = [row for row in rows if row not in ended]
+        self._measure()
         await self._stop_idle({row.camera_id for row in self._last_open})
         return len(ended)
 
@@ -305,6 +313,17 @@ class LiveService:
                 self._idle_since.pop(publication.camera_id, None)
                 await self.publications.stop(publication.camera_id)
                 self.nodes.registry.release(publication.room)
+
+    def _measure(self) -> None:
+        self.metrics.open.set(len(self._last_open))
+        fresh = len(self.nodes.registry.fresh())
+        self.metrics.nodes.labels("fresh").set(fresh)
+        self.metrics.nodes.labels("stale").set(len(self.nodes.registry.nodes()) - fresh)
+        states = {"requested": 0, "publishing": 0, "failed": 0, "stopped": 0}
+        for publication in self.publications.all():
+            states[publication.state] = states.get(publication.state, 0) + 1
+        for name, count in states.items():
+            self.metrics.publications.labels(name).set(count)
 
     def publication(self, camera_id: int) -> Publication | None:
         return self.publications.get(camera_id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from controller import state
+from controller.live.metrics import LiveMetrics
 from controller.live.service import LiveService
 from controller.live.watcher import LIVE, WATCHER, Watcher, start_watcher, stop_watcher, wake_after_changes
 from controller.medianodes import MEDIA_NODES
@@ -14,7 +15,8 @@ from controller.web import live_api, live_pages
 
 
 def setup(app: web.Application, routes: Routes) -> None:
-    service = LiveService(app[state.DB], app[state.CLOCK], app[MEDIA_NODES], app[state.HUB], app[state.CONFIG])
+    metrics = LiveMetrics(app[state.METRICS].registry)
+    service = LiveService(app[state.DB], app[state.CLOCK], app[MEDIA_NODES], app[state.HUB], app[state.CONFIG], metrics)
     app[LIVE] = service
     app[WATCHER] = Watcher(service, app[state.CLOCK])
     app.on_startup.append(start_watcher)

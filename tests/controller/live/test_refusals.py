@@ -53,6 +53,10 @@ async def test_cameras_the_parent_is_not_entitled_to_are_refused_by_any_name(
     assert status == 200
     listed = {c["id"] for child in overview["children"] for c in child["cameras"]}
     assert listed == {live.cameras[1], live.cameras[2]}
+    metrics = await (await pclient.get("/metrics")).text()
+    assert 'ketnoi_live_refusals_total{reason="staff_only"} 4.0' in metrics
+    assert 'ketnoi_live_refusals_total{reason="unknown_camera"} 7.0' in metrics
+    assert "ketnoi_live_views_started_total 0.0" in metrics and "Nhà vệ sinh" not in metrics
     # Other roles have no live view at all.
     await sign_in(pclient, live.people.teacher)
     status, _ = await call(pclient, "POST", "/api/live/watch", {"camera": live.cameras[1], "device": DEVICE_A})
