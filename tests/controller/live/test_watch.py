@@ -13,7 +13,7 @@ from common.clock import ManualClock
 from controller.live.watcher import LIVE
 from controller.medianodes import MEDIA_NODES
 from protocol.media import MediaTokens, ReplayGuard, TokenKind, TokenRefused, camera_room
-from protocol.uplink import PublishCamera, PublishState
+from protocol.uplink import PublishCamera, PublishState, StopPublishing
 from tests.controller.conftest import Client, sign_in
 from tests.controller.live.conftest import DEVICE_A, DEVICE_B, Live, audits, call
 from tests.controller.uplink_helpers import receive, send
@@ -166,3 +166,31 @@ async def test_school_settings_and_view_log(pclient: Client, papp: web.Applicati
     assert (await pclient.get(f"/api/units/{school}/live/sessions")).status == 403
     status, other_log = await call(pclient, "GET", f"/api/units/{live.people.other_school}/live/sessions")
     assert status == 200 and other_log["views"] == []
+
+
+async def test_a_camera_nobody_watches_stops_publishing(
+    pclient: Client, papp: web.Application, live: Live, clock: ManualClock
+) -> None:
+    status, started = await _watch(pclient, live.cameras[1])
+    assert status == 200
+    publish = await receive(live.agent_ws)
+    assert isinstance(publish, PublishCamera)
+    await send(
+        live.agent_ws,
+        PublishState(request_id=publish.request_id, endpoint_ref=publish.endpoint_ref, state="publishing"),
+    )
+    status, _ = await call(pclient, "POST", "/api/live/end", {"session": started["session"]})
+    assert status == 200
+    status, _ = await call(pclient, "POST", "/api/live/end", {"session": started["session"]})
+    assert status == 404
+    assert papp[MEDIA_NODES].registry.placements() == {camera_room(live.cameras[1]): "node-1"}
+    for _ in range(11):  # 55 s without a viewer: still published
+        await clock.advance(5)
+        await live.node.send_report(pclient)
+    assert papp[LIVE].publication(live.cameras[1]) is not None
+    for _ in range(2):
+        await clock.advance(5)
+        await live.node.send_report(pclient)
+    stop = await receive(live.agent_ws)
+    assert isinstance(stop, StopPublishing) and stop.endpoint_ref == live.refs[1]
+    assert papp[LIVE].publication(live.cameras[1]) is None and papp[MEDIA_NODES].registry.placements() == {}
