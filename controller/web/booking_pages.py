@@ -14,11 +14,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
+from multidict import MultiDictProxy
 from sqlalchemy import select
 
 from controller import state
-from controller.bookings.drafts import BookingDraft, BookingError, Listed
-from controller.bookings.messages import localized
+from controller.bookings.drafts import BookingDetail, BookingDraft, BookingError, Conflict, Listed
+from controller.bookings.messages import Text, localized
 from controller.bookings.models import BookingMode, Room
 from controller.bookings.policies import BOOKERS, may_book
 from controller.bookings.service import BookingService
@@ -28,7 +29,7 @@ from controller.security.access import Kind, Policy, Routes, Scope, principal_of
 from controller.security.sessions import Principal
 from controller.units import parents
 from controller.web.bookings_api import BOOKINGS
-from controller.web.i18n import language
+from controller.web.i18n import language, translate
 
 DEFAULT_ZONE = "Asia/Ho_Chi_Minh"
 UPCOMING = timedelta(days=14)
@@ -188,9 +189,19 @@ def _blank_form(room: str, today: date) -> dict[str, Any]:
 
 
 async def _form(
-    request: web.Request, values: dict[str, Any], *, error: str | None = None, status: int = 200, refused: bool = False
+    request: web.Request,
+    values: dict[str, Any],
+    *,
+    error: str | None = None,
+    status: int = 200,
+    refused: bool = False,
+    edit: BookingDetail | None = None,
 ) -> web.Response:
     rooms = await bookable_rooms(request, principal_of(request))
+    extra: dict[str, Any] = {"editing": False}
+    if edit is not None:
+        rooms = _with_held(rooms, edit)
+        extra = {"editing": True, "action": f"/bookings/{edit.booking.id}/edit", "heading": "edit_series"}
     return request.app[state.RENDERER].render(
         request,
         "booking_form.html",
@@ -200,7 +211,19 @@ async def _form(
         error=error,
         refused=refused,
         modes=list(BookingMode),
+        **extra,
     )
+
+
+def _with_held(rooms: list[RoomChoice], detail: BookingDetail) -> list[RoomChoice]:
+    """The rooms the caller may book plus those the booking holds already (whoever may edit it keeps them)."""
+    known = {room.id for room in rooms}
+    held = [
+        RoomChoice(room.id, room.name, room.unit_id, "", detail.time_zones.get(room.unit_id, DEFAULT_ZONE))
+        for room in detail.rooms
+        if room.id not in known
+    ]
+    return [*rooms, *held]
 
 
 async def new_booking(request: web.Request) -> web.StreamResponse:
@@ -273,9 +296,8 @@ def _draft(values: dict[str, Any], zones: dict[int, str]) -> BookingDraft:
     )
 
 
-async def create_booking(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
-    values = {
+def _posted(form: MultiDictProxy[Any]) -> dict[str, Any]:
+    return {
         "title": str(form.get("title", ""))[:200],
         "agenda": str(form.get("agenda", ""))[:4000],
         "mode": str(form.get("mode", "")),
@@ -288,6 +310,10 @@ async def create_booking(request: web.Request) -> web.StreamResponse:
         "count": str(form.get("count", "")).strip()[:6],
         "until": str(form.get("until", ""))[:10],
     }
+
+
+async def create_booking(request: web.Request) -> web.StreamResponse:
+    values = _posted(await request.post())
     principal = principal_of(request)
     rooms = await bookable_rooms(request, principal)
     lang_error: str | None = None
@@ -306,7 +332,11 @@ async def create_booking(request: web.Request) -> web.StreamResponse:
 # ----- one booking -----
 
 
-async def booking_page(request: web.Request) -> web.StreamResponse:
+async def booking_page_get(request: web.Request) -> web.StreamResponse:
+    return await booking_page(request)
+
+
+async def booking_page(request: web.Request, *, status: int = 200, error: str | None = None) -> web.StreamResponse:
     try:
         detail = await _service(request).get(int(request.match_info["booking_id"]))
     except BookingError as exc:
@@ -320,6 +350,7 @@ async def booking_page(request: web.Request) -> web.StreamResponse:
             "start": f"{o.starts_at.astimezone(zone):%H:%M}",
             "end": f"{o.ends_at.astimezone(zone):%H:%M}",
             "cancelled": o.cancelled,
+            "moved": o.detached,
             "past": o.starts_at < now,
         }
         for o in sorted(detail.occurrences, key=lambda o: o.starts_at)
@@ -327,6 +358,9 @@ async def booking_page(request: web.Request) -> web.StreamResponse:
     return request.app[state.RENDERER].render(
         request,
         "booking.html",
+        status=status,
+        error=error,
+        updated=request.query.get("updated") == "1",
         booking=detail.booking,
         rooms=detail.rooms,
         occurrences=occurrences,
@@ -358,6 +392,99 @@ async def cancel_occurrence(request: web.Request) -> web.StreamResponse:
     except BookingError as exc:
         return _message(request, localized(exc, language(request)), exc.status)
     raise web.HTTPSeeOther(f"/bookings/{booking_id}")
+
+
+# ----- editing the series, moving one occurrence -----
+
+
+def _edit_values(detail: BookingDetail) -> dict[str, Any]:
+    booking = detail.booking
+    zone = ZoneInfo(booking.time_zone)
+    start, end = booking.starts_at.astimezone(zone), booking.ends_at.astimezone(zone)
+    return {
+        "title": booking.title,
+        "agenda": booking.agenda,
+        "mode": booking.mode.value,
+        "host_room": str(booking.host_room_id),
+        "participant_rooms": [str(room.id) for room in detail.rooms if room.id != booking.host_room_id],
+        "date": start.date().isoformat(),
+        "start_time": f"{start:%H:%M}",
+        "end_time": f"{end:%H:%M}",
+        "repeat": "keep" if booking.rrule else "none",
+        "rule": booking.rrule or "",
+        "count": "",
+        "until": "",
+    }
+
+
+async def _editable(request: web.Request) -> BookingDetail:
+    try:
+        detail = await _service(request).get(int(request.match_info["booking_id"]))
+    except BookingError as exc:
+        raise web.HTTPNotFound() from exc
+    return detail
+
+
+async def edit_booking_form(request: web.Request) -> web.StreamResponse:
+    detail = await _editable(request)
+    if detail.booking.cancelled_at is not None:
+        return _message(request, localized(Conflict(Text("booking_cancelled")), language(request)), 409)
+    return await _form(request, _edit_values(detail), edit=detail)
+
+
+async def edit_booking(request: web.Request) -> web.StreamResponse:
+    """The whole series from the form; 'keep' leaves the stored rule (and its exception dates) as it is."""
+    detail = await _editable(request)
+    values = {**_posted(await request.post()), "rule": detail.booking.rrule or ""}
+    principal = principal_of(request)
+    rooms = _with_held(await bookable_rooms(request, principal), detail)
+    keep = values["repeat"] == "keep" and detail.booking.rrule is not None
+    try:
+        draft = _draft({**values, "repeat": "none"} if keep else values, {room.id: room.time_zone for room in rooms})
+    except FormError as exc:
+        return await _form(request, values, error=f"form_{exc}", status=422, edit=detail)
+    changes: dict[str, Any] = {
+        "title": draft.title,
+        "agenda": draft.agenda,
+        "mode": draft.mode,
+        "host_room_id": draft.host_room_id,
+        "participant_room_ids": draft.participant_room_ids,
+        "starts_at": draft.starts_at,
+        "ends_at": draft.ends_at,
+    }
+    if not keep:
+        changes["rule"] = draft.rule
+        if draft.rule is None:
+            changes["exdates"] = ()
+    try:
+        await _service(request).update_series(principal, detail.booking.id, changes, request.remote)
+    except BookingError as exc:
+        error = localized(exc, language(request))
+        return await _form(request, values, error=error, status=exc.status, refused=True, edit=detail)
+    raise web.HTTPSeeOther(f"/bookings/{detail.booking.id}?updated=1")
+
+
+async def move_occurrence(request: web.Request) -> web.StreamResponse:
+    """One occurrence to another day or time (in the series' time zone), conflict-checked like a booking."""
+    booking_id = int(request.match_info["booking_id"])
+    detail = await _editable(request)
+    zone = ZoneInfo(detail.booking.time_zone)
+    form = await request.post()
+    try:
+        day = date.fromisoformat(str(form.get("date", ""))[:10])
+        starts = datetime.combine(day, time.fromisoformat(str(form.get("start_time", ""))[:8]), zone)
+        ends = datetime.combine(day, time.fromisoformat(str(form.get("end_time", ""))[:8]), zone)
+    except ValueError:
+        return await booking_page(request, status=422, error=translate("form_bad_time", language(request)))
+    if ends <= starts:
+        return await booking_page(request, status=422, error=translate("form_end_before_start", language(request)))
+    try:
+        await _service(request).move_occurrence(
+            principal_of(request), booking_id, int(request.match_info["occurrence_id"]), starts, ends, request.remote
+        )
+    except BookingError as exc:
+        return await booking_page(request, status=exc.status, error=localized(exc, language(request)))
+    raise web.HTTPSeeOther(f"/bookings/{booking_id}?updated=1")
 
 
 # ----- my sessions, my children -----
@@ -399,7 +526,10 @@ def add_routes(routes: Routes) -> None:
     routes.add("GET", "/bookings/new", new_booking, page)
     routes.add("POST", "/bookings", create_booking, page)
     booking = Policy(BOOKERS, Kind.PAGE, Scope.BOOKING)
-    routes.add("GET", "/bookings/{booking_id:\\d+}", booking_page, booking)
+    routes.add("GET", "/bookings/{booking_id:\\d+}", booking_page_get, booking)
+    routes.add("GET", "/bookings/{booking_id:\\d+}/edit", edit_booking_form, booking)
+    routes.add("POST", "/bookings/{booking_id:\\d+}/edit", edit_booking, booking)
+    routes.add("POST", "/bookings/{booking_id:\\d+}/occurrences/{occurrence_id:\\d+}/move", move_occurrence, booking)
     routes.add("POST", "/bookings/{booking_id:\\d+}/cancel", cancel_booking, booking)
     routes.add(
         "POST", "/bookings/{booking_id:\\d+}/occurrences/{occurrence_id:\\d+}/cancel", cancel_occurrence, booking
