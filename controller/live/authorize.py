@@ -53,14 +53,17 @@ class Reason(enum.StrEnum):
     CAMERA_UNAVAILABLE = "camera_unavailable"
     NO_MEDIA_NODE = "no_media_node"
     PUBLISH_FAILED = "publish_failed"
+    BAD_DEVICE = "bad_device"
 
 
 STATUS = {
+    Reason.BAD_DEVICE: 422,
     Reason.CAMERA_UNAVAILABLE: 409,
     Reason.NO_MEDIA_NODE: 409,
     Reason.PUBLISH_FAILED: 409,
 }
-"""HTTP status per reason: 409 when the camera or the media path is down now; 403 for every right refused."""
+"""HTTP status per reason: 409 when the camera or the media path is down now, 422 for a malformed device id;
+403 for every right refused."""
 
 
 class Refusal(Exception):

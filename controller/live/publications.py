@@ -97,7 +97,11 @@ class Publications:
             self._by_request.pop(previous.request_id, None)
         self._by_room[room] = publication
         self._by_request[request_id] = publication
-        await connection.send(message)
+        try:
+            await connection.send(message)
+        except (ConnectionError, RuntimeError) as exc:
+            publication.state, publication.reason = "failed", "the agent's link broke"
+            raise PublishError("the school's agent could not be reached") from exc
         logger.info("camera %s: asked agent %s to publish to node %s", camera_id, agent_id, node.node_id)
         return publication
 
@@ -121,5 +125,8 @@ class Publications:
         self._by_request.pop(publication.request_id, None)
         connection = self._hub.get(publication.agent_id)
         if connection is not None:
-            await connection.send(StopPublishing(endpoint_ref=publication.endpoint_ref))
+            try:
+                await connection.send(StopPublishing(endpoint_ref=publication.endpoint_ref))
+            except (ConnectionError, RuntimeError):
+                logger.info("camera %s: the agent's link broke; its publication ends with the link", camera_id)
         logger.info("camera %s: publication stopped (no viewers)", camera_id)

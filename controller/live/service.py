@@ -9,11 +9,12 @@ start, end, why it ended).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import secrets
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -71,6 +72,14 @@ class Started:
     ice_servers: list[IceServer]
 
 
+@dataclass
+class _Gate:
+    """One parent's watch requests, one at a time; forgotten when none waits."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
 def _identifier(value: str) -> str:
     """What was asked for, safe for the audit log (printable, bounded)."""
     return "".join(ch for ch in value if ch.isprintable())[:80]
@@ -96,19 +105,32 @@ class LiveService:
         self._idle_close_s = config.live_idle_close_s
         self._seen: dict[str, datetime] = {}
         self._idle_since: dict[int, float] = {}
+        self._user_gates: dict[int, _Gate] = {}
         self._last_open: list[LiveSession] = []
         """The views open at the last successful pass: what `fail_closed` closes when the database is gone."""
 
     # -- asking to watch ---------------------------------------------------------------------------------------
     async def watch(self, viewer: Viewer, camera: str, child_id: int | None, device: str) -> Started:
-        """Authorize and start a view; raises Refusal (already audited)."""
+        """Authorize and start a view; raises Refusal (already audited). One request per parent at a time in this
+        process, so two devices asking at once cannot both take the last device slot."""
+        gate = self._user_gates.setdefault(viewer.user_id, _Gate())
+        gate.users += 1
+        try:
+            async with gate.lock:
+                return await self._watch(viewer, camera, child_id, device)
+        finally:
+            gate.users -= 1
+            if gate.users == 0:
+                self._user_gates.pop(viewer.user_id, None)
+
+    async def _watch(self, viewer: Viewer, camera: str, child_id: int | None, device: str) -> Started:
         now = self._clock.now()
         refusal: Refusal | None = None
         replaced: list[LiveSession] = []
         async with self._db.begin() as session:
             try:
                 if not DEVICE.match(device):
-                    raise Refusal(Reason.DEVICE_LIMIT, "the device id is missing or malformed")
+                    raise Refusal(Reason.BAD_DEVICE, "device: 8 to 64 of A-Z a-z 0-9 _ -")
                 camera_id = await authorize.resolve_camera(session, camera)
                 if camera_id is None:
                     raise Refusal(Reason.UNKNOWN_CAMERA, "no such camera")

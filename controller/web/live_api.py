@@ -38,7 +38,7 @@ class _Strict(BaseModel):
 
 class WatchBody(_Strict):
     camera: int | str = Field(description="the camera's id, its relay name (cam-<id>) or its endpoint reference")
-    device: str = Field(min_length=1, max_length=64, description="this browser's device id (8-64 of A-Z a-z 0-9 _ -)")
+    device: str = Field(min_length=1, max_length=300, description="this browser's device id (8-64 of A-Z a-z 0-9 _ -)")
     child_id: int | None = Field(default=None, ge=0, le=2**31 - 1)
 
     @field_validator("camera")

@@ -4,6 +4,7 @@ device, after the guardianship is revoked): refused with its reason AND audited,
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -25,14 +26,15 @@ async def _refused(
 ) -> dict[str, Any]:
     before = len(await audits(app, "live.refuse"))
     status, answer = await call(client, "POST", "/api/live/watch", {"camera": camera, "device": device, **extra})
-    assert status == (409 if reason in ("camera_unavailable", "no_media_node") else 403), (camera, answer)
+    wanted = {"camera_unavailable": 409, "no_media_node": 409, "bad_device": 422}.get(reason, 403)
+    assert status == wanted, (camera, answer)
     assert answer["reason"] == reason, (camera, answer)
     assert "token" not in answer and "whep_url" not in answer
     entries = await audits(app, "live.refuse")
     assert len(entries) == before + 1, camera
     entry = entries[-1]
     assert entry.actor == "user:parent" and entry.details["reason"] == reason and entry.address == "127.0.0.1"
-    assert entry.details["asked"] == str(camera)[:80]
+    assert entry.details["asked"] == str(camera)[:80] and entry.details["device"] == device[:80]
     assert isinstance(answer, dict)
     return answer
 
@@ -121,10 +123,10 @@ async def test_a_third_device_is_refused(pclient: Client, papp: web.Application,
         assert status == 200
     for identifier in _identifiers(live, 1) + _identifiers(live, 2):
         await _refused(pclient, papp, identifier, "device_limit", device=DEVICE_C)
-    for device in ("", "short", "has space in it", "x" * 65):
-        before = len(await audits(papp, "live.refuse"))
-        status, _ = await call(pclient, "POST", "/api/live/watch", {"camera": live.cameras[1], "device": device})
-        assert status in (403, 422) and len(await audits(papp, "live.refuse")) >= before
+    for device in ("short", "has space in it", "x" * 65, "../../x.y.z"):
+        await _refused(pclient, papp, live.cameras[1], "bad_device", device=device)
+    status, _ = await call(pclient, "POST", "/api/live/watch", {"camera": live.cameras[1], "device": ""})
+    assert status == 422
     # A device already watching may switch cameras.
     status, _ = await call(pclient, "POST", "/api/live/watch", {"camera": live.cameras[2], "device": DEVICE_B})
     assert status == 200
@@ -162,3 +164,14 @@ async def test_no_media_node_or_agent_offline(
     await eventually(lambda: papp[state.HUB].get(1) is None and len(papp[state.HUB]) == 1)
     for identifier in _identifiers(live, 2):
         await _refused(pclient, papp, identifier, "camera_unavailable")
+
+
+async def test_three_devices_asking_at_once_get_two_views(pclient: Client, papp: web.Application, live: Live) -> None:
+    async def ask(device: str) -> int:
+        status, _ = await call(pclient, "POST", "/api/live/watch", {"camera": live.cameras[1], "device": device})
+        return status
+
+    statuses = await asyncio.gather(*(ask(d) for d in (DEVICE_A, DEVICE_B, DEVICE_C)))
+    assert sorted(statuses) == [200, 200, 403]
+    (refusal,) = await audits(papp, "live.refuse")
+    assert refusal.details["reason"] == "device_limit"
