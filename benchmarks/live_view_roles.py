@@ -2,7 +2,8 @@
 benchmarks.live_view_roles ROLE ...`):
 
 - `relay`: the media side alone in its process, so its CPU time is its own. `--mode forward` is the forwarding
-  core (`media.relay.Relay`, GOP cache, stock aiortc send path); `--mode naive` decodes the camera once and encodes
+  core (`media.relay.Relay`, GOP cache) with `--path direct` (the fast send path, `media.direct`) or `--path stock`
+  (aiortc's own sender per viewer); `--mode naive` decodes the camera once and encodes
   for every viewer (aiortc's `MediaRelay` and one H.264 encoder per viewer), the reference. A tiny HTTP signalling
   on 127.0.0.1: POST /publish and POST /view (SDP offer in, answer out), GET /stats.
 - `publisher`: the camera: the simulator's 720p25 H.264 loop (2 Mbit/s, 2 s GOP) sent as pre-encoded packets at
@@ -34,8 +35,8 @@ from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamTrack
 
 from common.clock import SystemClock
-from media.forwarding import Sink
-from media.peers import add_sink, source_from_track
+from media.forwarding import Output, Sink
+from media.peers import add_direct_sink, add_sink, source_from_track
 from media.relay import Relay
 from rtc import aiortc_adapter as adapter
 from rtc.aiortc_adapter import LoopbackCandidates, VideoCodec
@@ -78,8 +79,9 @@ async def exchange(session: aiohttp.ClientSession, url: str, pc: RTCPeerConnecti
 
 
 class RelayServer:
-    def __init__(self, mode: str) -> None:
+    def __init__(self, mode: str, path: str) -> None:
         self.mode = mode
+        self.path = path
         self.clock = SystemClock()
         self.relay = Relay("cam-bench", clock=self.clock, idle_timeout_s=3600, max_viewers=100_000)
         self.media_relay = MediaRelay()
@@ -115,8 +117,17 @@ class RelayServer:
         name = f"v{self.viewers}"
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type=offer["type"]))
         if self.mode == "forward":
-            sink = self.relay.add_viewer(name) if cache else Sink(name, "video", clock=self.clock)
-            add_sink(pc, sink)
+
+            def make(output: Output | None) -> Sink:
+                if cache:
+                    return self.relay.add_viewer(name, output=output)
+                return Sink(name, "video", clock=self.clock, output=output)
+
+            if self.path == "direct":
+                sink = add_direct_sink(pc, make)
+            else:
+                sink = make(None)
+                add_sink(pc, sink)
             if not cache:
                 sink.point(self.relay.source, use_cache=False)
         else:
@@ -144,7 +155,7 @@ class RelayServer:
 
 async def run_relay(args: argparse.Namespace) -> None:
     adapter.set_loopback_candidates(LoopbackCandidates.ONLY)
-    server = RelayServer(args.mode)
+    server = RelayServer(args.mode, args.path)
     app = web.Application(client_max_size=1024 * 1024)
     app.router.add_post("/publish", server.publish)
     app.router.add_post("/view", server.view)
@@ -311,6 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     relay = sub.add_parser("relay")
     relay.add_argument("--port", type=int, required=True)
     relay.add_argument("--mode", choices=["forward", "naive"], default="forward")
+    relay.add_argument("--path", choices=["stock", "direct"], default="direct", help="send path when forwarding")
     publisher = sub.add_parser("publisher")
     publisher.add_argument("--url", required=True)
     viewers = sub.add_parser("viewers")

@@ -4,13 +4,17 @@ subscriber's connection. The node (WHIP, WHEP, meeting signalling) owns the conn
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiortc import RTCPeerConnection, RTCRtpSender
 from aiortc.mediastreams import MediaStreamTrack
 
 from common.clock import Clock
-from media.forwarding import Sink, Source
+from media.direct import DirectOutput
+from media.forwarding import Output, Sink, Source
 from rtc import aiortc_adapter as adapter
 from rtc.aiortc_adapter import ReceivedFrame, ReceiverTap, VideoCodec
+from rtc.packet_track import PacketTrack
 
 
 def source_from_track(
@@ -58,3 +62,30 @@ def add_sink(pc: RTCPeerConnection, sink: Sink, *, video_codec: VideoCodec = Vid
     adapter.force_codecs(adapter.transceiver_of_track(pc, sink.track), video_codec)
     adapter.intercept_keyframe_requests(sender, sink.keyframe_requested)
     return sender
+
+
+def add_direct_sink(
+    pc: RTCPeerConnection,
+    make_sink: Callable[[Output], Sink],
+    *,
+    kind: str = "video",
+    video_codec: VideoCodec = VideoCodec.H264,
+    max_frames: int = 200,
+    pace_bps: int | None = 20_000_000,
+) -> Sink:
+    """Like `add_sink`, on the fast send path (`media.direct`): `make_sink(output)` makes the sink with the given
+    output, e.g. `lambda out: relay.add_viewer(viewer_id, output=out)` or `lambda out: Sink(..., output=out)`.
+
+    Call it at the same point as `add_sink` (after the subscriber's offer, before `createAnswer`)."""
+    placeholder = PacketTrack(kind)
+    pc.addTrack(placeholder)
+    transceiver = adapter.transceiver_of_track(pc, placeholder)
+    adapter.force_codecs(transceiver, video_codec)
+    codec = "opus" if kind == "audio" else video_codec.value
+    output = DirectOutput(adapter.DirectSender(transceiver), codec, max_frames=max_frames, pace_bps=pace_bps)
+    sink = make_sink(output)
+    if sink.kind != kind:
+        raise ValueError(f"make_sink made a {sink.kind} sink for a {kind} transceiver")
+    output.keyframe_handler = sink.keyframe_requested
+    adapter.intercept_keyframe_requests(transceiver.sender, output.keyframe_requested)
+    return sink

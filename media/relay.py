@@ -13,7 +13,7 @@ import contextlib
 import logging
 
 from common.clock import Clock
-from media.forwarding import Sink, Source
+from media.forwarding import Output, Sink, Source
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +60,18 @@ class Relay:
         for sink in self._viewers.values():
             sink.point(source)
 
-    def add_viewer(self, viewer_id: str, *, max_frames: int = 200, max_bytes: int = 3 * 1024 * 1024) -> Sink:
+    def add_viewer(
+        self,
+        viewer_id: str,
+        *,
+        max_frames: int = 200,
+        max_bytes: int = 3 * 1024 * 1024,
+        output: Output | None = None,
+    ) -> Sink:
         """A new viewer's sink, pointed at the source (it starts from the GOP cache at once). Add `sink.track` to
-        the viewer's peer connection (`media.peers.add_sink`). A viewer id already present is replaced."""
+        the viewer's peer connection (`media.peers.add_sink`), or pass the fast path's `output`
+        (`media.peers.add_direct_sink(pc, lambda out: relay.add_viewer(viewer_id, output=out))`). A viewer id
+        already present is replaced."""
         if self.closed.is_set():
             raise RelayClosed(f"relay {self.name} is closed")
         if viewer_id not in self._viewers and len(self._viewers) >= self._max_viewers:
@@ -70,7 +79,14 @@ class Relay:
         old = self._viewers.pop(viewer_id, None)
         if old is not None:
             old.close()
-        sink = Sink(f"{self.name}/{viewer_id}", "video", clock=self._clock, max_frames=max_frames, max_bytes=max_bytes)
+        sink = Sink(
+            f"{self.name}/{viewer_id}",
+            "video",
+            clock=self._clock,
+            max_frames=max_frames,
+            max_bytes=max_bytes,
+            output=output,
+        )
         self._viewers[viewer_id] = sink
         self.viewers_joined += 1
         self._disarm_idle()

@@ -20,6 +20,7 @@ Seams:
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 import queue
@@ -484,3 +485,133 @@ def count_decrypted_rtp(pc: RTCPeerConnection, handler: RtpHandler) -> None:
             handler(data)
 
         transport._handle_rtp_data = handle  # type: ignore[method-assign]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The direct send path: RTP built by the forwarder, encrypted and sent without RTCRtpSender's per-packet work
+
+
+_RTX_HISTORY = 256
+
+
+class _Idle(MediaStreamTrack):
+    """A track that never yields: the stock sender task waits on it forever instead of polling for a track every
+    20 ms (what it does with no track at all), so a bypassed sender costs nothing."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self._never: asyncio.Future[None] | None = None
+
+    async def recv(self) -> Any:
+        self._never = asyncio.get_running_loop().create_future()
+        await self._never
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+class DirectSender:
+    """Sends finished RTP packets for one `RTCRtpSender`, which keeps its RTCP role (sender reports, receiving
+    the subscriber's NACK, PLI/FIR, receiver reports) but no longer builds packets itself.
+
+    Per packet this is one SRTP protect (C) and one `sendto` on the ICE pair's socket: no coroutine, no
+    `RtpPacket` object, no header-extension serialisation. The subscriber's NACKs are answered from the last
+    `_RTX_HISTORY` packets sent here, as RTX when negotiated (else as the packet again). The sender's report
+    counters are kept up to date per frame (`account`)."""
+
+    def __init__(self, transceiver: RTCRtpTransceiver) -> None:
+        sender = transceiver.sender
+        for name in ("_ssrc", "_rtx_ssrc", "_retransmit", "_RTCRtpSender__packet_count"):
+            if not hasattr(sender, name):
+                raise AdapterError(f"aiortc {aiortc.__version__}: RTCRtpSender.{name} is gone")
+        self._transceiver = transceiver
+        self._sender = sender
+        self._dtls = sender.transport
+        self.ssrc: int = sender._ssrc
+        self.rtx_ssrc: int = sender._rtx_ssrc
+        self._history: list[bytes | None] = [None] * _RTX_HISTORY
+        self._rtx_seq = 0
+        self.retransmitted = 0
+        sender._retransmit = self._retransmit  # type: ignore[method-assign]
+        sender.replaceTrack(_Idle(transceiver.kind))
+
+    def payload_types(self) -> tuple[int, int | None]:
+        """The negotiated payload type and its RTX payload type (None without RTX); after the answer."""
+        codecs = getattr(self._transceiver, "_codecs", None)
+        if not codecs:
+            raise AdapterError("the transceiver has no negotiated codec yet")
+        pt = int(codecs[0].payloadType)
+        rtx = [
+            int(c.payloadType) for c in codecs if c.mimeType.lower().endswith("/rtx") and c.parameters.get("apt") == pt
+        ]
+        return pt, (rtx[0] if rtx else None)
+
+    def ready(self) -> bool:
+        """DTLS is up (SRTP keys known) and ICE has a nominated pair."""
+        dtls = self._dtls
+        return dtls.state == "connected" and dtls._tx_srtp is not None and 1 in dtls.transport._connection._nominated
+
+    def closed(self) -> bool:
+        return self._dtls.state in ("closed", "failed")
+
+    def write_buffer_size(self) -> int:
+        """Bytes waiting in the socket's asyncio transport (the kernel would not take them yet)."""
+        pair = self._dtls.transport._connection._nominated.get(1)
+        if pair is None or pair.protocol.transport is None:
+            return 0
+        size: int = getattr(pair.protocol.transport, "get_write_buffer_size", lambda: 0)()
+        return size
+
+    def send(self, packet: bytes, seq: int) -> None:
+        """Encrypt and send one RTP packet (`seq` is its sequence number, kept for retransmission)."""
+        self._history[seq % _RTX_HISTORY] = packet
+        pair = self._dtls.transport._connection._nominated.get(1)
+        if pair is None:
+            return
+        pair.protocol.transport.sendto(self._dtls._tx_srtp.protect(packet), pair.remote_addr)
+
+    def account(self, rtp_timestamp: int, packets: int, octets: int) -> None:
+        """Keep the stock sender's report counters (RTCP SR) in step with what was sent directly."""
+        from aiortc import clock
+
+        sender = self._sender
+        sender._RTCRtpSender__ntp_timestamp = clock.current_ntp_time()  # type: ignore[attr-defined]
+        sender._RTCRtpSender__rtp_timestamp = rtp_timestamp  # type: ignore[attr-defined]
+        sender._RTCRtpSender__packet_count += packets  # type: ignore[attr-defined]
+        sender._RTCRtpSender__octet_count += octets  # type: ignore[attr-defined]
+
+    async def _retransmit(self, sequence_number: int) -> None:
+        packet = self._history[sequence_number % _RTX_HISTORY]
+        if packet is None or int.from_bytes(packet[2:4], "big") != sequence_number or not self.ready():
+            return
+        _, rtx_pt = self.payload_types()
+        if rtx_pt is not None:
+            header_len = 12 + 4 * (packet[0] & 0x0F)
+            if packet[0] & 0x10:  # header extension
+                header_len += 4 + 4 * int.from_bytes(packet[header_len + 2 : header_len + 4], "big")
+            header = bytearray(packet[:12])
+            header[0] &= 0xE0  # no CSRC, no extension in the RTX copy
+            header[1] = (packet[1] & 0x80) | rtx_pt
+            header[2:4] = self._rtx_seq.to_bytes(2, "big")
+            header[8:12] = self.rtx_ssrc.to_bytes(4, "big")
+            self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+            packet = bytes(header) + packet[2:4] + packet[header_len:]
+        pair = self._dtls.transport._connection._nominated.get(1)
+        if pair is not None:
+            pair.protocol.transport.sendto(self._dtls._tx_srtp.protect(packet), pair.remote_addr)
+            self.retransmitted += 1
+
+
+def packetize(codec: str, frame: bytes) -> list[bytes]:
+    """RTP payloads of one encoded frame, as aiortc's own packetizers make them (H.264: single NAL units, STAP-A
+    and FU-A; VP8: a one-byte payload descriptor without picture id, so that payloads can be shared by every
+    subscriber; Opus: the packet)."""
+    if codec == "H264":
+        from aiortc.codecs.h264 import H264Encoder
+
+        return list(H264Encoder._packetize(H264Encoder._split_bitstream(frame)))
+    if codec == "VP8":
+        from aiortc.codecs.vpx import PACKET_MAX
+
+        size = PACKET_MAX - 1
+        return [bytes([0x10 if pos == 0 else 0x00]) + frame[pos : pos + size] for pos in range(0, len(frame), size)]
+    return [frame]

@@ -12,7 +12,7 @@ from aiortc.rtp import RtpPacket
 
 from common.clock import SystemClock
 from media.forwarding import Sink, Source
-from media.peers import add_sink, source_from_track
+from media.peers import add_direct_sink, add_sink, source_from_track
 from tests.rtc.peers import Counter, Publisher, closing, h264_loop, loopback_only, negotiate, peer
 from tests.waiting import eventually
 
@@ -36,7 +36,7 @@ class Node:
         def on_track(track: MediaStreamTrack) -> None:
             self.source, _ = source_from_track(self.pc, track, name="cam-1", clock=self.clock)
 
-    async def subscribe(self, counter: Counter) -> Sink:
+    async def subscribe(self, counter: Counter, path: str = "stock") -> Sink:
         """A WHEP-style exchange: the subscriber offers to receive video, the node answers with a sink."""
         assert self.source is not None
         counter.pc.addTransceiver("video", direction="recvonly")
@@ -44,8 +44,11 @@ class Node:
         self.subscribers.append(pc)
         await counter.pc.setLocalDescription(await counter.pc.createOffer())
         await pc.setRemoteDescription(counter.pc.localDescription)
-        sink = Sink("viewer", "video", clock=self.clock)
-        add_sink(pc, sink)
+        if path == "direct":
+            sink = add_direct_sink(pc, lambda out: Sink("viewer", "video", clock=self.clock, output=out))
+        else:
+            sink = Sink("viewer", "video", clock=self.clock)
+            add_sink(pc, sink)
         await pc.setLocalDescription(await pc.createAnswer())
         await counter.pc.setRemoteDescription(pc.localDescription)
         sink.point(self.source)
@@ -87,7 +90,11 @@ def drop_one_incoming(pc: RTCPeerConnection, nth: int) -> dict[str, int]:
     return seen
 
 
-async def test_subscribers_get_the_publishers_frames_as_sent_and_a_late_one_starts_from_the_cache() -> None:
+PATHS = pytest.mark.parametrize("path", ["stock", "direct"])
+
+
+@PATHS
+async def test_subscribers_get_the_publishers_frames_as_sent_and_a_late_one_starts_from_the_cache(path: str) -> None:
     loop = await h264_loop()
     publisher = Publisher(loop)
     node = Node()
@@ -97,12 +104,12 @@ async def test_subscribers_get_the_publishers_frames_as_sent_and_a_late_one_star
             await negotiate(publisher.pc, node.pc)
             await eventually(lambda: node.source is not None and node.pc.connectionState == "connected")
             assert node.source is not None
-            early_sink = await node.subscribe(early)
+            early_sink = await node.subscribe(early, path)
             await eventually(lambda: early.pc.connectionState == "connected")
             # 60 frames: the keyframe at 0, at 50, and ten after it.
             await feed(publisher, 60, until=lambda: len(early.frames) == len(publisher.sent))
             assert [f.data for f in early.frames] == publisher.sent
-            late_sink = await node.subscribe(late)
+            late_sink = await node.subscribe(late, path)
             # Before any new frame: the late subscriber gets the GOP cache (keyframe 50 and the nine after it).
             await eventually(lambda: len(late.frames) == 10)
             assert [f.data for f in late.frames] == publisher.sent[50:60]
@@ -120,7 +127,8 @@ async def test_subscribers_get_the_publishers_frames_as_sent_and_a_late_one_star
             await node.close()
 
 
-async def test_a_subscribers_pli_reaches_the_publisher() -> None:
+@PATHS
+async def test_a_subscribers_pli_reaches_the_publisher(path: str) -> None:
     publisher = Publisher(await h264_loop())
     node = Node()
     viewer = Counter()
@@ -128,7 +136,7 @@ async def test_a_subscribers_pli_reaches_the_publisher() -> None:
         try:
             await negotiate(publisher.pc, node.pc)
             await eventually(lambda: node.source is not None and node.pc.connectionState == "connected")
-            sink = await node.subscribe(viewer)
+            sink = await node.subscribe(viewer, path)
             await eventually(lambda: viewer.pc.connectionState == "connected")
             await feed(publisher, 3, until=lambda: len(viewer.frames) == len(publisher.sent))
             assert viewer.tap is not None
@@ -140,7 +148,8 @@ async def test_a_subscribers_pli_reaches_the_publisher() -> None:
             await node.close()
 
 
-async def test_a_packet_lost_to_a_subscriber_is_retransmitted_from_the_senders_history() -> None:
+@PATHS
+async def test_a_packet_lost_to_a_subscriber_is_retransmitted_from_the_senders_history(path: str) -> None:
     """NACK and RTX for forwarded packets: aiortc's sender keeps what it sent and answers the subscriber's NACK."""
     publisher = Publisher(await h264_loop())
     node = Node()
@@ -149,7 +158,7 @@ async def test_a_packet_lost_to_a_subscriber_is_retransmitted_from_the_senders_h
         try:
             await negotiate(publisher.pc, node.pc)
             await eventually(lambda: node.source is not None and node.pc.connectionState == "connected")
-            await node.subscribe(viewer)
+            await node.subscribe(viewer, path)
             await eventually(lambda: viewer.pc.connectionState == "connected")
             seen = drop_one_incoming(viewer.pc, nth=5)
             # The loss is noticed (and NACKed) when the packet after it arrives: feed without waiting in step.
