@@ -90,13 +90,14 @@ TEXT: dict[str, tuple[str, str]] = {
     "stopped_by_viewer": ("Bạn đã dừng xem.", "You stopped watching."),
     "media_node_lost": ("Mất kết nối tới máy chủ video.", "The video server was lost."),
     "network": ("Lỗi mạng, vui lòng thử lại.", "Network error; try again."),
+    "bad_device": ("Mã thiết bị không hợp lệ; hãy tải lại trang.", "This device's id is not valid; reload the page."),
 }
 
 SCRIPT_KEYS = (
     "connecting", "live", "stopped", "watch", "stop", "next_open", "unknown_camera", "not_a_class_camera",
     "staff_only", "not_your_class", "outside_window", "consent_missing", "device_limit", "camera_unavailable",
     "no_media_node", "publish_failed", "viewer_left", "never_played", "replaced", "stopped_by_viewer",
-    "media_node_lost", "network",
+    "media_node_lost", "network", "bad_device",
 )  # fmt: skip
 """What the page's script shows (status and reasons), handed to it in a data attribute."""
 
