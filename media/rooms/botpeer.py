@@ -83,7 +83,7 @@ def vp8_loop(
 
 @functools.lru_cache(maxsize=2)
 def opus_loop(seconds: float = 1.0, tone_hz: float = 440.0) -> tuple[bytes, ...]:
-    """Opus packets (20 ms, 48 kHz mono) of a tone, encoded once per process."""
+    """Opus packets (20 ms, 48 kHz mono) of a tone (silence with `tone_hz=0`), encoded once per process."""
     codec = av.CodecContext.create("libopus", "w")
     codec.sample_rate, codec.layout, codec.format = 48_000, "mono", "s16"
     codec.bit_rate = 32_000
@@ -119,6 +119,7 @@ class BotPeer:
         fps: int = 25,
         video_frames: tuple[bytes, ...] | None = None,
         stamp: bool = False,
+        tone: bool = True,
     ) -> None:
         self.ws_url = ws_url
         self.token = token
@@ -126,6 +127,8 @@ class BotPeer:
         self.video = video
         self.fps = fps
         self.stamp = stamp
+        self.tone = tone
+        """False: the microphone sends Opus silence (3-byte packets), so the node does not count it as speech."""
         self._video_frames = video_frames
         self._session: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
@@ -251,7 +254,7 @@ class BotPeer:
                 await asyncio.sleep(delay)
 
     async def _pace_audio(self, track: PacketTrack) -> None:
-        packets = opus_loop()
+        packets = opus_loop(tone_hz=440.0 if self.tone else 0.0)
         start = time.monotonic()
         index = 0
         while True:

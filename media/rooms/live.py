@@ -94,7 +94,10 @@ class LiveRoom:
         self.refresh()
 
     def audio_level(self, participant: str, level: int) -> None:
-        self.speakers.observe(participant, level, self.clock.monotonic())
+        """A publisher's audio packet: counted towards speaking only while it is heard (not muted)."""
+        member = self.room.members.get(participant)
+        if member is not None and member.microphone and self.room.forwards_audio(member):
+            self.speakers.observe(participant, level, self.clock.monotonic())
 
     # ----- rule outcomes -----
 

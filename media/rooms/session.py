@@ -18,7 +18,7 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSMessage, WSMsgType, web
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
 from pydantic import ValidationError
 
@@ -117,26 +117,29 @@ class Connection:
         self._writer = asyncio.create_task(self._write(), name=f"meeting-writer-{self.member.id}")
         try:
             async for frame in self.ws:
-                if frame.type is not WSMsgType.TEXT:
-                    if frame.type is WSMsgType.BINARY:
-                        self._strike("binary", "send text frames")
-                    continue
-                if not self._bucket.take():
-                    self._strike("rate_limited", "too many messages: slow down")
-                    continue
-                try:
-                    message = CLIENT_MESSAGE.validate_json(frame.data)
-                except ValidationError as exc:
-                    self._strike("bad_message", _brief(exc))
-                    continue
-                try:
-                    await self._handle(message)
-                except Refused as exc:
-                    self.send(Error(code=exc.reason, message=str(exc)))
+                await self._receive(frame)
                 if self.closed:
                     break
         finally:
             await self.shutdown(self.close_reason or CloseReason.LEFT)
+
+    async def _receive(self, frame: WSMessage) -> None:
+        if frame.type is not WSMsgType.TEXT:
+            if frame.type is WSMsgType.BINARY:
+                self._strike("binary", "send text frames")
+            return
+        if not self._bucket.take():
+            self._strike("rate_limited", "too many messages: slow down")
+            return
+        try:
+            message = CLIENT_MESSAGE.validate_json(frame.data)
+        except ValidationError as exc:
+            self._strike("bad_message", _brief(exc))
+            return
+        try:
+            await self._handle(message)
+        except Refused as exc:
+            self.send(Error(code=exc.reason, message=str(exc)))
 
     def _strike(self, code: str, message: str) -> None:
         self._strikes += 1

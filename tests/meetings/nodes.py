@@ -1,4 +1,5 @@
-"""A media node with the meeting extension on 127.0.0.1 (in this process), and meeting tokens for it."""
+"""A media node built as `python -m media serve` builds it (`media.node.app.build_app`), with the meeting
+extension, served on 127.0.0.1 in this process; and meeting tokens for it."""
 
 from __future__ import annotations
 
@@ -10,13 +11,11 @@ from datetime import timedelta
 from aiohttp import web
 
 from common.clock import Clock, SystemClock
+from media.node.app import build_app
 from media.node.config import NodeConfig
-from media.node.context import NodeContext
-from media.node.extension import ExtensionLoad
-from media.node.metrics import NodeMetrics
-from media.node.ratelimit import AddressLimiter
+from media.node.context import NODE, NodeContext
 from media.rooms.extension import Meetings, MeetingSettings
-from protocol.media import MEETING_WS_PATH, MediaTokens, MeetingRole, ReplayGuard, TokenKind
+from protocol.media import MEETING_WS_PATH, MediaTokens, MeetingRole, TokenKind
 from rtc import aiortc_adapter as adapter
 from rtc.aiortc_adapter import LoopbackCandidates
 from tests.ports import free_port
@@ -32,6 +31,10 @@ class Node:
     tokens: MediaTokens
     node: NodeContext
 
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
     def ws_url(self, room: str) -> str:
         return f"ws://127.0.0.1:{self.port}{MEETING_WS_PATH.format(room=room)}"
 
@@ -46,35 +49,29 @@ class Node:
         ttl: timedelta = timedelta(minutes=1),
         node: str = NODE_ID,
         kind: TokenKind = TokenKind.MEETING,
+        tokens: MediaTokens | None = None,
     ) -> str:
-        return self.tokens.issue(
+        return (tokens or self.tokens).issue(
             kind=kind, node=node, room=room, subject=subject or f"test:{name or role.value}", ttl=ttl,
             name=name or role.value, role=role, class_mode=class_mode,
         )  # fmt: skip
 
 
 @contextlib.asynccontextmanager
-async def meeting_node(settings: MeetingSettings | None = None, clock: Clock | None = None) -> AsyncIterator[Node]:
-    """The node's meeting route and context as the node builds them, served on a free port."""
+async def meeting_node(
+    settings: MeetingSettings | None = None, clock: Clock | None = None, port: int | None = None
+) -> AsyncIterator[Node]:
     clock = clock or SystemClock()
-    port = free_port()
+    port = port or free_port()
     config = NodeConfig(node_id=NODE_ID, host="127.0.0.1", port=port, loopback_candidates=True)
     meetings = Meetings(settings)
-    tokens = MediaTokens(SECRET, clock)
-    node = NodeContext(
-        config=config, clock=clock, secret=SECRET, tokens=tokens, replay=ReplayGuard(clock),
-        limiter=AddressLimiter(clock, 1000), metrics=NodeMetrics(lambda: ExtensionLoad()), load=lambda: ExtensionLoad(),
-    )  # fmt: skip
-    app = web.Application()
-    meetings.setup(app, node)
-    adapter.set_loopback_candidates(LoopbackCandidates.ONLY)
+    app = build_app(config, SECRET, clock=clock, extensions=[meetings])
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port, reuse_address=True)
     await site.start()
     try:
-        yield Node(port, meetings, tokens, node)
+        yield Node(port, meetings, MediaTokens(SECRET, clock), app[NODE])
     finally:
-        await meetings.shutdown()
         await runner.cleanup()
         adapter.set_loopback_candidates(LoopbackCandidates.DEFAULT)
