@@ -1,8 +1,9 @@
 """A simulated camera's RTSP 1.0 server (RFC 2326): its pre-encoded H.264 loops over RTP, TCP-interleaved or UDP.
 
-Paths are the profiles' (`/main`, `/sub`). Requests other than OPTIONS need the camera's credentials (Digest or
-Basic) unless the camera has the no_auth quirk. Many clients cost little: each profile is paced by one task
-that hands the same packetized frames to every session (see rtsp_feed).
+Paths are the profiles' (`/main`, `/sub`), and `/main265` for the same picture in H.265 (simulator.hevc).
+Requests other than OPTIONS need the camera's credentials (Digest or Basic) unless the camera has the no_auth
+quirk. Many clients cost little: each profile is paced by one task that hands the same packetized frames to
+every session (see rtsp_feed).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import socket
 from pathlib import Path
 
 from common.logs import SECRETS
+from simulator.hevc import MAIN_H265, HevcFeed
 from simulator.rtsp_auth import RtspAuth
 from simulator.rtsp_feed import WRITE_BUFFER_LIMIT, StreamFeed
 from simulator.rtsp_message import MAX_HEADER_BYTES
@@ -47,6 +49,7 @@ class RtspServer:
             SECRETS.add(spec.password)
         self._max_connections = max_connections
         self._feeds = {profile.path: StreamFeed(spec.name, profile, cache_dir) for profile in PROFILES}
+        self._feeds[MAIN_H265.path] = HevcFeed(spec.name, MAIN_H265, cache_dir)  # RTSP only (see simulator.hevc)
         self._ctx = ServerContext(
             spec=spec,
             auth=RtspAuth(spec.username, spec.password, realm="ketnoi-camera", enabled=not spec.quirks.no_auth),

@@ -248,9 +248,7 @@ class RtspConnection:
                 "a=control:*",
                 "a=range:npt=0-",
                 "m=video 0 RTP/AVP 96",
-                "a=rtpmap:96 H264/90000",
-                f"a=fmtp:96 packetization-mode=1;profile-level-id={loop.profile_level_id};"
-                f"sprop-parameter-sets={loop.sprop_parameter_sets}",
+                *loop.sdp_lines(),
                 f"a=framerate:{profile.fps}",
                 f"a=x-dimensions:{profile.width},{profile.height}",
                 f"a=control:{TRACK}",

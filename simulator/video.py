@@ -102,6 +102,14 @@ class EncodedLoop:
     def sprop_parameter_sets(self) -> str:
         return ",".join(base64.b64encode(nal).decode("ascii") for nal in (self.sps, self.pps))
 
+    def sdp_lines(self) -> list[str]:
+        """The SDP media attributes for this loop's codec (simulator.hevc overrides them for H.265)."""
+        return [
+            "a=rtpmap:96 H264/90000",
+            f"a=fmtp:96 packetization-mode=1;profile-level-id={self.profile_level_id};"
+            f"sprop-parameter-sets={self.sprop_parameter_sets}",
+        ]
+
     @property
     def duration_ticks(self) -> int:
         return sum(frame.duration for frame in self.frames)
