@@ -8,6 +8,10 @@ files) without touching the inventory.
 Times are stored as integer microseconds since the epoch (UTC), so ranges compare as numbers. A segment row is
 added (incomplete) before its file is created and finished (complete) after the file is closed, so a crash
 leaves at most one incomplete row per camera for reconciliation, never a file the index does not know about.
+
+Holds are time ranges per camera (`holds`), and a segment's `held` flag follows them: set when a hold is placed
+over it, and when a segment is added or grows into a held range later (a camera recorded on into an incident's
+range), cleared only when no hold range overlaps it any more.
 """
 
 from __future__ import annotations
@@ -44,7 +48,19 @@ CREATE TABLE IF NOT EXISTS gaps (
     reason TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS gaps_camera_start ON gaps (camera, start_us);
+CREATE TABLE IF NOT EXISTS holds (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    camera TEXT NOT NULL,
+    start_us INTEGER NOT NULL,
+    end_us INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS holds_camera_start ON holds (camera, start_us);
 """
+_HELD = (
+    "EXISTS (SELECT 1 FROM holds h WHERE h.camera = segments.camera "
+    "AND h.start_us < MAX(segments.end_us, segments.start_us + 1) AND h.end_us > segments.start_us)"
+)
+"""A segment is held while any hold range of its camera overlaps it (a segment of no length yet: its start)."""
 _SEGMENT_COLUMNS = "id, camera, path, start_us, end_us, duration_s, bytes, complete, held"
 
 
@@ -151,6 +167,20 @@ class SegmentIndex:
             await self._db.commit()
             return int(cursor.lastrowid or 0), int(cursor.rowcount)
 
+    async def _transaction(self, statements: list[tuple[str, tuple[Any, ...]]]) -> int:
+        """Several statements in one transaction; the last one's rowcount."""
+        async with self._lock:
+            count = 0
+            try:
+                for sql, params in statements:
+                    cursor = await self._db.execute(sql, params)
+                    count = int(cursor.rowcount)
+            except BaseException:
+                await self._db.rollback()
+                raise
+            await self._db.commit()
+            return count
+
     async def _rows(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         async with self._db.execute(sql, params) as cursor:
             return list(await cursor.fetchall())
@@ -175,12 +205,26 @@ class SegmentIndex:
         if end_us < start_us:
             raise IndexValueError("a segment cannot end before it starts")
         row_id, _ = await self._write(
-            "INSERT INTO segments (camera, path, start_us, end_us, duration_s, bytes, complete) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (camera, path, start_us, end_us, float(duration_s), int(bytes), int(complete)),
+            "INSERT INTO segments (camera, path, start_us, end_us, duration_s, bytes, complete, held) "
+            "SELECT ?, ?, ?, ?, ?, ?, ?, EXISTS (SELECT 1 FROM holds h WHERE h.camera = ? "
+            "AND h.start_us < MAX(?, ? + 1) AND h.end_us > ?)",
+            (
+                camera,
+                path,
+                start_us,
+                end_us,
+                float(duration_s),
+                int(bytes),
+                int(complete),
+                camera,
+                end_us,
+                start_us,
+                start_us,
+            ),
         )
+        held = bool((await self._rows("SELECT held FROM segments WHERE id = ?", (row_id,)))[0][0])
         return Segment(
-            row_id, camera, path, from_us(start_us), from_us(end_us), float(duration_s), bytes, complete, False
+            row_id, camera, path, from_us(start_us), from_us(end_us), float(duration_s), bytes, complete, held
         )
 
     async def finish_segment(
@@ -196,17 +240,29 @@ class SegmentIndex:
         """Record a segment's end, media duration and size (complete: its file is closed), and its start if it
         was refined. False if there is no such segment."""
         if start is None:
-            _, count = await self._write(
-                "UPDATE segments SET end_us = MAX(start_us, ?), duration_s = ?, bytes = ?, complete = ? WHERE id = ?",
-                (to_us(end), float(duration_s), int(bytes), int(complete), segment_id),
+            count = await self._transaction(
+                [
+                    (
+                        "UPDATE segments SET end_us = MAX(start_us, ?), duration_s = ?, bytes = ?, complete = ? "
+                        "WHERE id = ?",
+                        (to_us(end), float(duration_s), int(bytes), int(complete), segment_id),
+                    ),
+                    (f"UPDATE segments SET held = MAX(held, {_HELD}) WHERE id = ?", (segment_id,)),  # noqa: S608
+                ]
             )
         else:
             start_us, end_us = to_us(start), to_us(end)
             if end_us < start_us:
                 raise IndexValueError("a segment cannot end before it starts")
-            _, count = await self._write(
-                "UPDATE segments SET start_us = ?, end_us = ?, duration_s = ?, bytes = ?, complete = ? WHERE id = ?",
-                (start_us, end_us, float(duration_s), int(bytes), int(complete), segment_id),
+            count = await self._transaction(
+                [
+                    (
+                        "UPDATE segments SET start_us = ?, end_us = ?, duration_s = ?, bytes = ?, complete = ? "
+                        "WHERE id = ?",
+                        (start_us, end_us, float(duration_s), int(bytes), int(complete), segment_id),
+                    ),
+                    (f"UPDATE segments SET held = MAX(held, {_HELD}) WHERE id = ?", (segment_id,)),  # noqa: S608
+                ]
             )
         return count > 0
 
@@ -257,12 +313,45 @@ class SegmentIndex:
         return count > 0
 
     async def set_hold(self, camera: str, start: datetime, end: datetime, held: bool) -> int:
-        """Hold (or release) the camera's segments overlapping [start, end); how many rows changed."""
-        _, count = await self._write(
-            "UPDATE segments SET held = ? WHERE camera = ? AND start_us < ? AND end_us > ? AND held != ?",
-            (int(held), camera, to_us(end), to_us(start), int(held)),
+        """Hold [start, end) of the camera (its segments there now, and those recorded into it later), or release
+        it (what remains held is what other hold ranges still cover); how many segment rows changed."""
+        start_us, end_us = to_us(start), to_us(end)
+        if end_us <= start_us:
+            raise IndexValueError("a hold must end after it starts")
+        statements: list[tuple[str, tuple[Any, ...]]] = []
+        if held:
+            statements.append(
+                ("INSERT INTO holds (camera, start_us, end_us) VALUES (?, ?, ?)", (camera, start_us, end_us))
+            )
+        else:
+            # Cut [start, end) out of every overlapping range: keep its parts before and after (those no longer
+            # overlap the range, so the later statements leave them alone).
+            overlap = "camera = ? AND start_us < ? AND end_us > ?"
+            where = (camera, end_us, start_us)
+            statements += [
+                (
+                    f"INSERT INTO holds (camera, start_us, end_us) SELECT camera, start_us, ? FROM holds WHERE {overlap} AND start_us < ?",  # noqa: S608, E501
+                    (start_us, *where, start_us),
+                ),
+                (
+                    f"INSERT INTO holds (camera, start_us, end_us) SELECT camera, ?, end_us FROM holds WHERE {overlap} AND end_us > ?",  # noqa: S608, E501
+                    (end_us, *where, end_us),
+                ),
+                (f"DELETE FROM holds WHERE {overlap}", where),  # noqa: S608
+            ]
+        statements.append(
+            (
+                f"UPDATE segments SET held = {_HELD} WHERE camera = ? AND start_us < ? "  # noqa: S608
+                f"AND MAX(end_us, start_us + 1) > ? AND held != {_HELD}",
+                (camera, end_us, start_us),
+            )
         )
-        return count
+        return await self._transaction(statements)
+
+    async def holds(self, camera: str) -> list[tuple[datetime, datetime]]:
+        """The camera's hold ranges, by start."""
+        rows = await self._rows("SELECT start_us, end_us FROM holds WHERE camera = ? ORDER BY start_us, id", (camera,))
+        return [(from_us(int(a)), from_us(int(b))) for a, b in rows]
 
     async def total_bytes(self, camera: str | None = None) -> int:
         if camera is None:

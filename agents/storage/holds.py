@@ -1,8 +1,10 @@
 """Holds: a technician keeps the recordings of a camera between two times out of retention's reach.
 
-The hold itself is a flag on the index's segments (`SegmentIndex.set_hold`); retention never deletes a held
-segment, not even to keep the free-space floor. `HoldRequest` validates what an API route receives; `place`
-and `release` apply it. Segments written later inside a held range are not held by an earlier request.
+A hold is a time range of one camera kept in the index (`SegmentIndex.set_hold`), and the index marks every
+segment that overlaps a hold range as held: those recorded already, and those recorded into the range later
+(a hold placed for an incident still going on, or a camera's open segment growing into it). Retention never
+deletes a held segment, not even to keep the free-space floor. `HoldRequest` validates what an API route
+receives; `place` and `release` apply it. Releasing part of a range keeps the rest of it.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@
     DELETE /api/cameras/{camera}/holds   {"start": ..., "end": ...}                   release them
 
 Times are ISO 8601 with a UTC offset. The answer says how many segments changed. Held segments are never
-deleted by retention (see retention.py); segments recorded later inside the range are not held by it.
+deleted by retention (see retention.py); segments recorded later inside a held range are held as they are
+written (see holds.py).
 """
 
 from __future__ import annotations
