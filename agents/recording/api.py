@@ -3,7 +3,9 @@
     GET /api/cameras/{camera}/segments?start=&end=   segments overlapping the range (JSON)
     GET /api/cameras/{camera}/gaps?start=&end=       gaps overlapping the range (JSON)
     GET /api/segments/{id}                           one segment's file (video/mp4)
-    GET /api/cameras/{camera}/export?start=&end=     one MP4 clip remuxed across segments
+    GET /api/cameras/{camera}/export?start=&end=     one MP4 clip remuxed across finished segments (headers
+                                                     X-Clip-Start, X-Clip-End; X-Clip-Unfinished when the
+                                                     segment being recorded was left out)
 
 `start` and `end` are ISO 8601 with a UTC offset; `end` after `start`; the range is bounded. Every failure is
 a 4xx whose JSON says what is wrong. Files are found by index id only (paths.py refuses anything that leaves
@@ -179,7 +181,13 @@ class RecordingApi:
             finally:
                 await asyncio.to_thread(out.unlink, missing_ok=True)  # the open descriptor keeps the data
         filename = f"{camera}-{clip.start:%Y%m%dT%H%M%SZ}.mp4"
-        return await _stream_fd(request, handle, filename, {"X-Clip-Start": clip.start.isoformat()})
+        headers = {"X-Clip-Start": clip.start.isoformat(), "X-Clip-End": clip.end.isoformat()}
+        if clip.unfinished:
+            headers["X-Clip-Unfinished"] = (
+                f"{clip.unfinished} segment(s) in the range are still being recorded and are not in this clip; "
+                "ask again once they are finished"
+            )
+        return await _stream_fd(request, handle, filename, headers)
 
 
 def _open_segment(root: Path, relative: str) -> int:

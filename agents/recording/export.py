@@ -6,6 +6,11 @@ its offset in the segment, minus the clip's start, so a gap between segments sta
 last frame) and segments never overlap. Segments whose codec or picture size differ from the first one's (a
 camera reconfigured between them) end the clip there. The output is a regular MP4 with its index up front
 (`faststart`), written to a temporary file that the caller streams and removes.
+
+Only finished segments are exported: the segment being recorded is still growing and its last fragment may be
+half written, so it is left out, and the clip says so (`Clip.unfinished`, and the API's `X-Clip-Unfinished`
+header and error text): asked again once that segment is finished (at most a segment length later), the clip
+covers it.
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ from agents.recording.paths import PathRefused, resolve_segment
 logger = logging.getLogger(__name__)
 
 
+UNFINISHED_SLACK = timedelta(seconds=2)
+
+
 class ExportError(Exception):
     """Nothing to export (no recording in the range), or a segment could not be read."""
 
@@ -38,12 +46,25 @@ class Clip:
     duration_s: float
     packets: int
     segments: int
+    unfinished: int = 0
+    """Segments in the range that were left out because they are still being recorded."""
+
+    @property
+    def end(self) -> datetime:
+        return self.start + timedelta(seconds=self.duration_s)
 
 
 def export_clip(root: Path, segments: Sequence[Segment], start: datetime, end: datetime, out: Path) -> Clip:
     """Write the clip for [start, end) of `segments` (one camera's, by start time) into `out`. Blocking."""
     chosen = [s for s in segments if s.complete and s.end > start and s.start < end]
+    # The open segment's row trails its file by up to a second (the recorder updates it once a second).
+    unfinished = [s for s in segments if not s.complete and s.end + UNFINISHED_SLACK > start and s.start < end]
     if not chosen:
+        if unfinished:
+            raise ExportError(
+                f"no finished recording in this range yet: the segment being recorded (from "
+                f"{unfinished[0].start.isoformat()}) is exported once it is finished"
+            )
         raise ExportError("no recording in this range")
     output: Any = None
     out_stream: Any = None
@@ -118,4 +139,4 @@ def export_clip(root: Path, segments: Sequence[Segment], start: datetime, end: d
         out.unlink(missing_ok=True)
         raise ExportError("no recording in this range")
     duration = float((last_dts + last_duration) * time_base)
-    return Clip(out, clip_start, duration, packets, used)
+    return Clip(out, clip_start, duration, packets, used, len(unfinished))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -179,3 +179,32 @@ async def test_export_of_a_range_without_recording(
     response = await client.get(f"/api/cameras/{recorded.camera}/export", params=query, headers=AUTH)
     assert response.status == 404
     assert "no recording" in (await response.json())["error"]
+
+
+async def test_export_leaves_out_the_segment_being_recorded_and_says_so(
+    client: TestClient[web.Request, web.Application], recorded: Recorded, state: Path, tmp_path: Path
+) -> None:
+    *finished, last = recorded.segments
+    async with await SegmentIndex.open(state / DB_FILE) as index:  # the last one is still being recorded
+        await index.finish_segment(last.id, last.end, last.duration_s, last.bytes, complete=False, start=last.start)
+    query = {"start": iso(finished[-1].start), "end": iso(last.end)}
+    response = await client.get(f"/api/cameras/{recorded.camera}/export", params=query, headers=AUTH)
+    assert response.status == 200, await response.text()
+    assert "1 segment(s) in the range are still being recorded" in response.headers["X-Clip-Unfinished"]
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(await response.read())
+    duration = float(ffprobe(clip)["format"]["duration"])
+    assert abs(duration - finished[-1].duration_s) < 0.05  # the finished segment only
+    assert abs((finished[-1].end - datetime.fromisoformat(response.headers["X-Clip-End"])).total_seconds()) < 0.05
+
+    # A range that only the open segment covers: nothing yet, and the answer says why.
+    query = {"start": iso(last.start), "end": iso(last.end)}
+    response = await client.get(f"/api/cameras/{recorded.camera}/export", params=query, headers=AUTH)
+    assert response.status == 404
+    assert "exported once it is finished" in (await response.json())["error"]
+
+    # Finished, the same range exports.
+    async with await SegmentIndex.open(state / DB_FILE) as index:
+        await index.finish_segment(last.id, last.end, last.duration_s, last.bytes, complete=True, start=last.start)
+    response = await client.get(f"/api/cameras/{recorded.camera}/export", params=query, headers=AUTH)
+    assert response.status == 200 and "X-Clip-Unfinished" not in response.headers
