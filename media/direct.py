@@ -162,7 +162,7 @@ class DirectOutput:
         timestamp = (self._ts_origin + pts) & 0xFFFFFFFF
         header = self._header
         pack = _HEADER.pack_into
-        last = len(payloads) - 1
+        last = len(payloads) - 1 if self._codec != "opus" else -1  # audio: the marker means a talkspurt start
         seq = self._seq
         pt = self._pt
         ssrc = sender.ssrc

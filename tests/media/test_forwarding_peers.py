@@ -13,6 +13,9 @@ from aiortc.rtp import RtpPacket
 from common.clock import SystemClock
 from media.forwarding import Sink, Source
 from media.peers import add_direct_sink, add_sink, source_from_track
+from rtc import aiortc_adapter as adapter
+from rtc.aiortc_adapter import VideoCodec
+from rtc.packet_track import PacketTrack
 from tests.rtc.peers import Counter, Publisher, closing, h264_loop, loopback_only, negotiate, peer
 from tests.waiting import eventually
 
@@ -170,3 +173,46 @@ async def test_a_packet_lost_to_a_subscriber_is_retransmitted_from_the_senders_h
             assert viewer.gaps == 0
         finally:
             await node.close()
+
+
+@PATHS
+async def test_audio_is_forwarded_packet_for_packet(path: str) -> None:
+    """Opus: every packet is a frame, released at once and never gated; the payloads arrive as sent."""
+    publisher_pc = peer()
+    track = PacketTrack("audio")
+    adapter.force_codecs(publisher_pc.addTransceiver(track, direction="sendonly"), VideoCodec.H264)
+    node_pc = peer()
+    sources: list[Source] = []
+    clock = SystemClock()
+
+    @node_pc.on("track")
+    def on_track(remote: MediaStreamTrack) -> None:
+        sources.append(source_from_track(node_pc, remote, name="mic", clock=clock)[0])
+
+    listener = Counter()
+    viewer_pc = peer()
+    async with closing(publisher_pc, node_pc, listener.pc, viewer_pc):
+        await negotiate(publisher_pc, node_pc)
+        await eventually(lambda: bool(sources) and node_pc.connectionState == "connected")
+        source = sources[0]
+        assert (source.kind, source.codec, source.clock_rate) == ("audio", "opus", 48_000)
+        listener.pc.addTransceiver("audio", direction="recvonly")
+        await listener.pc.setLocalDescription(await listener.pc.createOffer())
+        await viewer_pc.setRemoteDescription(listener.pc.localDescription)
+        if path == "direct":
+            sink = add_direct_sink(viewer_pc, lambda out: Sink("ear", "audio", clock=clock, output=out), kind="audio")
+        else:
+            sink = Sink("ear", "audio", clock=clock)
+            add_sink(viewer_pc, sink)
+        sink.point(source)
+        await viewer_pc.setLocalDescription(await viewer_pc.createAnswer())
+        await listener.pc.setRemoteDescription(viewer_pc.localDescription)
+        await eventually(lambda: listener.pc.connectionState == "connected")
+        sent = [bytes([0xFC, i]) + bytes(range(i % 50 + 10)) for i in range(20)]
+        for i, payload in enumerate(sent):
+            track.push(payload, i * 960)
+            await eventually(lambda i=i: len(listener.frames) == i + 1, timeout=5)  # type: ignore[misc]
+        assert [f.data for f in listener.frames] == sent
+        assert {f.codec for f in listener.frames} == {"opus"}
+        assert [f.timestamp for f in listener.frames] == [i * 960 for i in range(20)]
+        await source.close()
