@@ -51,6 +51,8 @@ TRACK_PACKETS = 512
 FRAME_TICKS = 3600
 """One frame at 25 fps in 90 kHz ticks: the step between the last packet of a stream and the first of its reopening."""
 DELETE_TIMEOUT_S = 5.0
+STABLE_S = 30.0
+"""A camera stream that ran this long before it ended gets its `reconnects` afresh."""
 
 
 class PublishFailed(Exception):
@@ -276,15 +278,18 @@ class Publication:
         """Camera packets into the track until the camera stream ends for good (reopened `reconnects` times)."""
         backoff = Backoff(base=0.5, cap=10.0)
         attempts = 0
+        opened = self._clock.monotonic()
         for packet in source.backlog():
             self._push(packet)
         while True:
             item = await source.get()
             if isinstance(item, EncodedPacket):
-                attempts = 0 if item.keyframe else attempts
                 self._push(item)
                 continue
             self.source_bytes += source.bytes_read
+            if self._clock.monotonic() - opened >= STABLE_S:
+                attempts = 0  # it ran well for a while: this end is a new incident, not the same one again
+                backoff.reset()
             if item.reason in ("unsupported", "stopped") or attempts >= self._config.reconnects:
                 return
             attempts += 1
@@ -297,6 +302,7 @@ class Publication:
             if self._reader is not None:
                 await asyncio.gather(self._reader, return_exceptions=True)  # it has ended: its end was queued
             source = self._open_source()
+            opened = self._clock.monotonic()
 
     def _push(self, packet: EncodedPacket) -> None:
         track = self._track

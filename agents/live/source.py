@@ -135,7 +135,16 @@ class RtspSource:
             return SourceEnd("error", redact(str(exc)), self.packets_read)
 
     def _read_stream(self) -> SourceEnd:
-        options = {"rtsp_transport": self._transport, "timeout": str(int(self._stall_timeout_s * 1_000_000))}
+        options = {
+            "rtsp_transport": self._transport,
+            "timeout": str(int(self._stall_timeout_s * 1_000_000)),
+            # No stream analysis: the codec and clock come from the SDP, and FFmpeg's default probing held the
+            # first packets back for 1.1-1.7 s (measured with the simulator), all of it added to a first viewer's
+            # wait. Probed packets are not lost either way; they only come late.
+            "probesize": "32",
+            "analyzeduration": "0",
+            "fpsprobesize": "0",
+        }
         with av.open(self._url, "r", options=options, timeout=(self._open_timeout_s, None)) as container:
             if not container.streams.video:
                 return SourceEnd("unsupported", "the stream has no video")
@@ -146,17 +155,13 @@ class RtspSource:
             fixer = ParameterSets(bytes(stream.codec_context.extradata or b""))
             time_base: Fraction = stream.time_base or Fraction(1, CLOCK_RATE)
             first: int | None = None
+            pending: tuple[bytes, bool] | None = None
+            step = max(1, round(Fraction(1, 25) / time_base))  # one frame at 25 fps, in the stream's time base
             for packet in container.demux(stream):
                 if self._stop.is_set():
                     return SourceEnd("stopped", packets=self.packets_read)
                 if packet.size == 0:
                     continue
-                stamp = packet.pts if packet.pts is not None else packet.dts
-                if stamp is None:
-                    continue  # no time to send it at (the first packet after PLAY can lack one)
-                if first is None:
-                    first = int(stamp)
-                pts = max(0, round((int(stamp) - first) * time_base * CLOCK_RATE))
                 key = bool(packet.is_keyframe)
                 try:
                     data = fixer.fix(bytes(packet), key)
@@ -165,6 +170,19 @@ class RtspSource:
                     continue
                 self.packets_read += 1
                 self.bytes_read += packet.size
+                stamp = packet.pts if packet.pts is not None else packet.dts
+                if stamp is None:
+                    # The first packet after PLAY (often the keyframe itself) can come without a time: it takes
+                    # the next packet's, one frame earlier. Dropping it would make a first viewer wait a GOP.
+                    pending = (data, key)
+                    continue
+                if first is None:
+                    first = int(stamp) - (step if pending is not None else 0)
+                pts = max(0, round((int(stamp) - first) * time_base * CLOCK_RATE))
+                if pending is not None:
+                    earlier = max(0, pts - round(step * time_base * CLOCK_RATE))
+                    self._hand_over(EncodedPacket(pending[0], earlier, pending[1]))
+                    pending = None
                 self._hand_over(EncodedPacket(data, pts, key))
             if self._stop.is_set():
                 return SourceEnd("stopped", packets=self.packets_read)
