@@ -130,6 +130,7 @@ class NativeSession:
         self._segments = 0
         self._paused = False
         self._failed = False
+        self._error: str | None = None
         self._rate_at = 0.0
         self._rate_frames = 0
         self._rate_bytes = 0
@@ -163,7 +164,6 @@ class NativeSession:
             detail = "no answer in time" if isinstance(exc, TimeoutError) else redact(str(exc))
             return await self._end("open_failed", detail)
         connection = self._connection
-        ctx.timeline.connect(_TIME_BASE, ctx.clock.now(), time.monotonic())
         keepalive_at = time.monotonic() + connection.session_timeout_s / 2
         quiet_since = time.monotonic()
         while True:
@@ -173,6 +173,8 @@ class NativeSession:
                     self._paused = False
                     connection.resume_reading()
             if connection.closed.done():
+                if self._error is not None:
+                    return await self._end("error", self._error)
                 return await self._end("drop", "the camera ended the stream")
             now = time.monotonic()
             last = ctx.stats.last_packet_monotonic if self._frames else None
@@ -360,7 +362,10 @@ class NativeSession:
     # The frame path: called from the connection's data_received, synchronously
 
     def _sink(self, track: Track) -> Callable[[bytes, int, int], None]:
+        """Called before PLAY: the first frames may come in the same read as PLAY's reply."""
+        ctx = self.ctx
         depacketizer = for_codec(track.encoding, self._frame)
+        ctx.timeline.connect(_TIME_BASE, ctx.clock.now(), time.monotonic())
         for nal in track.params:
             if depacketizer.codec == H264 and nal and nal[0] & 0x1F in (H264_SPS, H264_PPS):
                 depacketizer.params[nal[0] & 0x1F] = nal
@@ -372,6 +377,16 @@ class NativeSession:
     def _frame(self, frame: Frame) -> None:
         if self._failed:
             return
+        try:
+            self._take(frame)
+        except Exception:  # a bug here must end this session (logged), not leave it reading without recording
+            logger.exception("%s: a frame could not be recorded; ending the session", self.ctx.camera)
+            self._failed = True
+            self._error = "a frame could not be recorded (logged)"
+            if self._connection is not None:
+                self._connection.close()
+
+    def _take(self, frame: Frame) -> None:
         now = time.monotonic()
         size = len(frame.data)
         stats = self.ctx.stats
