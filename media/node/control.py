@@ -45,8 +45,12 @@ class ControlRoutes:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "body"
             raise error(400, f"bad close request: {where}: {first['msg']}") from None
-        async with asyncio.timeout(CLOSE_TIMEOUT_S):
-            counts = await asyncio.gather(*(ext.close(wanted) for ext in self._extensions))
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                counts = await asyncio.gather(*(ext.close(wanted) for ext in self._extensions))
+        except TimeoutError:
+            logger.warning("control: closing took longer than %.0f s; the controller will ask again", CLOSE_TIMEOUT_S)
+            raise error(503, "closing took too long; ask again (what was closed stays closed)") from None
         closed = sum(counts)
         node.metrics.control_closed.inc(closed)
         logger.info(

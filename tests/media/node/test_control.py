@@ -89,3 +89,22 @@ async def test_a_malformed_close_request_is_a_400_that_says_what_is_wrong(
         status, answer = await close(node, body)
         assert status == 400
         assert where in answer["error"] or "bad close request" in answer["error"]
+
+
+async def test_many_view_sessions_close_together_within_5_s(tmp_path: Path) -> None:
+    async with running_node(tmp_path) as node:
+        publisher = LoopPublisher(await h264_loop())
+        viewers = [DecodingViewer() for _ in range(12)]
+        try:
+            assert await publisher.publish(node, ROOM, node.token(TokenKind.PUBLISH, ROOM)) == 201
+            for index, viewer in enumerate(viewers):
+                assert (await viewer.view(node, ROOM, node.view_token(ROOM, session=f"live-{index}")))[0] == 201
+            await eventually(lambda: all(v.decoded > 0 for v in viewers), timeout=20)
+            sessions = [f"live-{index}" for index in range(10)]
+            assert await close(node, {"view_sessions": sessions, "reason": "window ended"}) == (200, {"closed": 10})
+            await eventually(lambda: all(v.ended.is_set() for v in viewers[:10]), timeout=5)
+            assert sorted(node.live.load().view_sessions) == ["live-10", "live-11"]
+        finally:
+            for viewer in viewers:
+                await viewer.close()
+            await publisher.close()
