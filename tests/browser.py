@@ -41,6 +41,13 @@ FLAGS = (
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 )
 LOCAL = ("http://127.0.0.1:", "http://127.0.0.1/")
+MEDIA_FLAGS = (
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--autoplay-policy=no-user-gesture-required",
+)
+"""For WebRTC pages: fake camera and microphone granted without asking, host candidates without mDNS names."""
 
 
 class BrowserError(Exception):
@@ -177,15 +184,35 @@ class Page:
 
 
 class Browser:
-    def __init__(self, process: asyncio.subprocess.Process, http: aiohttp.ClientSession, page: Page) -> None:
+    def __init__(
+        self, process: asyncio.subprocess.Process, http: aiohttp.ClientSession, page: Page, port: int = 0
+    ) -> None:
         self.process = process
         self.page = page
         self._http = http
+        self._port = port
+        self._pages: list[Page] = []
+
+    async def new_page(self) -> Page:
+        """Another tab in the same browser (lighter than another browser: one process for several users)."""
+        async with self._http.put(f"http://127.0.0.1:{self._port}/json/new?about:blank") as response:
+            target = await response.json()
+        page = Page(await self._http.ws_connect(target["webSocketDebuggerUrl"], max_msg_size=64 * 1024 * 1024))
+        self._pages.append(page)
+        await page.send("Page.enable")
+        await page.send("Runtime.enable")
+        return page
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def launch(cls, workdir: Path, timeout: float = 30.0) -> AsyncIterator[Self]:  # noqa: ASYNC109
-        """Start Chromium with a fresh profile under `workdir`; close it (and wait for it) at the end."""
+    async def launch(
+        cls,
+        workdir: Path,
+        timeout: float = 30.0,  # noqa: ASYNC109
+        extra_flags: tuple[str, ...] = (),
+    ) -> AsyncIterator[Self]:
+        """Start Chromium with a fresh profile under `workdir`; close it (and wait for it) at the end.
+        `extra_flags`: e.g. MEDIA_FLAGS for pages that use the camera and microphone."""
         binary = chromium_path()
         if binary is None:
             # Not a skip: the test command installs it (scripts/setup.sh --tests), so its absence is a set-up bug.
@@ -195,6 +222,7 @@ class Browser:
         process = await asyncio.create_subprocess_exec(
             binary,
             *FLAGS,
+            *extra_flags,
             f"--user-data-dir={profile}",
             "--remote-debugging-port=0",
             "--remote-allow-origins=http://127.0.0.1",
@@ -212,7 +240,12 @@ class Browser:
             page = Page(await http.ws_connect(url, max_msg_size=64 * 1024 * 1024))
             await page.send("Page.enable")
             await page.send("Runtime.enable")
-            yield cls(process, http, page)
+            browser = cls(process, http, page, port)
+            try:
+                yield browser
+            finally:
+                for extra in browser._pages:
+                    await extra.close()
         finally:
             if page is not None:
                 await page.close()

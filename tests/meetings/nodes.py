@@ -59,19 +59,23 @@ class Node:
 
 @contextlib.asynccontextmanager
 async def meeting_node(
-    settings: MeetingSettings | None = None, clock: Clock | None = None, port: int | None = None
+    settings: MeetingSettings | None = None,
+    clock: Clock | None = None,
+    port: int | None = None,
+    secret: bytes = SECRET,
+    node_id: str = NODE_ID,
 ) -> AsyncIterator[Node]:
     clock = clock or SystemClock()
     port = port or free_port()
-    config = NodeConfig(node_id=NODE_ID, host="127.0.0.1", port=port, loopback_candidates=True)
+    config = NodeConfig(node_id=node_id, host="127.0.0.1", port=port, loopback_candidates=True)
     meetings = Meetings(settings)
-    app = build_app(config, SECRET, clock=clock, extensions=[meetings])
+    app = build_app(config, secret, clock=clock, extensions=[meetings])
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port, reuse_address=True)
     await site.start()
     try:
-        yield Node(port, meetings, MediaTokens(SECRET, clock), app[NODE])
+        yield Node(port, meetings, MediaTokens(secret, clock), app[NODE])
     finally:
         await runner.cleanup()
         adapter.set_loopback_candidates(LoopbackCandidates.DEFAULT)
