@@ -40,8 +40,9 @@ logger = logging.getLogger(__name__)
 DEVICE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 START_GRACE = timedelta(seconds=30)
 """A view the node has never listed as playing after this long is ended (`never_played`)."""
-NODE_LOST_GRACE = timedelta(seconds=10)
-"""A view on a node that stopped reporting is ended after this long (`media_node_lost`)."""
+NODE_LOST_GRACE_S = 10.0
+"""A view on a node that has not reported for this long (or, after a controller restart, has not reported since
+the restart) is ended (`media_node_lost`)."""
 SYSTEM = "system:live"
 
 
@@ -106,6 +107,7 @@ class LiveService:
         self._seen: dict[str, datetime] = {}
         self._idle_since: dict[int, float] = {}
         self._user_gates: dict[int, _Gate] = {}
+        self._started_mono = clock.monotonic()
         self._last_open: list[LiveSession] = []
         """The views open at the last successful pass: what `fail_closed` closes when the database is gone."""
 
@@ -311,7 +313,9 @@ class LiveService:
             return exc.reason.value
         node = self.nodes.registry.get(row.node_id)
         if node is None:
-            return "media_node_lost" if now - row.started_at > NODE_LOST_GRACE else None
+            known = self.nodes.registry.known(row.node_id)
+            last = known.received_mono if known is not None else self._started_mono
+            return "media_node_lost" if self._clock.monotonic() - last > NODE_LOST_GRACE_S else None
         if row.key in node.report.view_sessions:
             self._seen[row.key] = node.received_at
             if row.seen_at is None:

@@ -14,10 +14,13 @@ from sqlalchemy import select, text
 
 from common.clock import ManualClock
 from controller import state
+from controller.app import build_app
 from controller.live.models import LiveSession
+from controller.live.watcher import WATCHER
 from controller.medianodes import MEDIA_NODES
+from controller.security.passwords import Passwords, cheap_hasher
 from protocol.media import MediaTokens, TokenKind, camera_room
-from tests.controller.conftest import Client, sign_in
+from tests.controller.conftest import AiohttpClient, Client, sign_in
 from tests.controller.live.conftest import DEVICE_A, Live, audits, call
 from tests.waiting import eventually, eventually_true
 
@@ -177,3 +180,34 @@ async def test_views_close_when_rights_cannot_be_checked(
     finally:
         async with papp[state.ENGINE].begin() as conn:
             await conn.execute(text("ALTER TABLE live_sessions_away RENAME TO live_sessions"))
+
+
+async def test_open_views_survive_a_controller_restart(
+    pclient: Client, papp: web.Application, live: Live, clock: ManualClock, aiohttp_client: AiohttpClient
+) -> None:
+    session_id, key = await _watching(pclient, papp, live, clock)
+    await eventually_true(lambda: _played(papp, session_id), timeout=5, interval=0.02)
+    for _ in range(5):  # watched for 15 s
+        await clock.advance(3)
+        await live.node.send_report(pclient)
+    await pclient.close()  # the controller stops; the node goes on playing
+    again = build_app(
+        papp[state.CONFIG], clock=clock, passwords=Passwords(cheap_hasher()), secret_key=papp[state.SECRET_KEY]
+    )
+    client = await aiohttp_client(again)
+    watcher = again[WATCHER]
+    passes = watcher.passes
+    await clock.advance(1)  # a pass before the node's first report to this controller: nothing ends
+    await eventually(lambda: watcher.passes > passes, timeout=5)
+    assert (await _row(again, session_id)).ended_at is None
+    for _ in range(4):
+        await live.node.send_report(client)
+        await clock.advance(3)
+    assert (await _row(again, session_id)).ended_at is None and key not in live.node.closed_sessions()
+    # Without reports the view ends once the node is lost.
+    await clock.advance(11)
+    await eventually_true(lambda: _ended(again, session_id, "media_node_lost"), timeout=5, interval=0.02)
+
+
+async def _ended(app: web.Application, session_id: int, reason: str) -> bool:
+    return (await _row(app, session_id)).end_reason == reason
