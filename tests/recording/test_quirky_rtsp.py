@@ -8,12 +8,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import re
 import struct
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 from agents.recording.cameras import camera_id
 from protocol.camera import CameraReport, CameraState, StreamProfile
@@ -57,6 +60,8 @@ def stap_a(*nals: bytes) -> bytes:
 class Quirky:
     loop: EncodedLoop
     port: int
+    jumps: tuple[tuple[int, int], ...] = ()
+    """(frame index, ticks): the camera's RTP clock steps by `ticks` at that frame (a clock jump)."""
     qop_seen: bool = False
     plays: int = 0
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -145,14 +150,14 @@ class Quirky:
             await writer.drain()
             seq += count
             index += 1
-            ts += 3600
+            ts += 3600 + sum(step for at, step in self.jumps if at == index)
             await asyncio.sleep(0.04)  # 25 fps pacing of the stream (not a test wait)
 
 
 @contextlib.asynccontextmanager
-async def quirky_camera() -> AsyncIterator[Quirky]:
+async def quirky_camera(jumps: tuple[tuple[int, int], ...] = ()) -> AsyncIterator[Quirky]:
     loop = await asyncio.to_thread(encode_loop, "quirky", PROFILE)
-    camera = Quirky(loop, free_port())
+    camera = Quirky(loop, free_port(), jumps)
     server = await asyncio.start_server(camera.serve, "127.0.0.1", camera.port)
     try:
         yield camera
@@ -164,8 +169,16 @@ async def quirky_camera() -> AsyncIterator[Quirky]:
         await server.wait_closed()
 
 
-async def test_a_quirky_camera_is_recorded(tmp_path: Path) -> None:
-    async with quirky_camera() as camera, supervising(tmp_path) as supervisor:
+@pytest.mark.parametrize(
+    "jumps",
+    [(), ((40, 3600 * 90_000), (90, -7200 * 90_000), (130, 2**31 + 12345))],
+    ids=["steady", "clock-jumps"],
+)
+async def test_a_quirky_camera_is_recorded(tmp_path: Path, jumps: tuple[tuple[int, int], ...]) -> None:
+    """With `clock-jumps` the camera's RTP clock steps an hour ahead, two hours back, then half its range (a
+    wrap): segment times still follow the agent's clock, never overlap, and each file is continuous."""
+    started = datetime.now(UTC)
+    async with quirky_camera(jumps) as camera, supervising(tmp_path) as supervisor:
         now = datetime.now(UTC)
         url = f"rtsp://127.0.0.1:{camera.port}/cam"
         profile = StreamProfile(
@@ -175,10 +188,15 @@ async def test_a_quirky_camera_is_recorded(tmp_path: Path) -> None:
                               profiles=[profile], first_seen=now, last_seen=now, changed_at=now)  # fmt: skip
         supervisor.update(report)
         camera_ref = camera_id(REF)
-        await wait_segments(supervisor, camera_ref, 3)
+        await wait_segments(supervisor, camera_ref, 4)
         rows = await complete_segments(supervisor.index, camera_ref)
         stats = supervisor.stats()[camera_ref]
+    finished = datetime.now(UTC)
     assert camera.qop_seen and camera.plays == 1
-    assert stats.frames_total >= 3 * 25 * 2 and stats.reconnects_total == 0
+    assert stats.frames_total >= 4 * 25 * 2 and stats.reconnects_total == 0
+    for before, after in itertools.pairwise(rows):
+        assert before.start < before.end <= after.start
+    assert started <= rows[0].start and rows[-1].end <= finished + timedelta(seconds=0.5)
     for row in rows:
-        check_segment(tmp_path / "recordings", row)
+        duration = check_segment(tmp_path / "recordings", row)
+        assert duration < 2.5  # 2 s segments of a 1 s GOP: a jump inside a file would make it hours long
