@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from controller import state
 from controller.bookings.availability import Hours
@@ -34,6 +34,7 @@ from controller.bookings.schemas import (
 )
 from controller.bookings.service import BookingService
 from controller.security.access import Kind, Policy, Routes, Scope, principal_of
+from controller.web import jsonbody
 from controller.web.errors import error
 
 logger = logging.getLogger(__name__)
@@ -49,33 +50,12 @@ class BadRequest(Exception):
         self.status = status
 
 
-def explain(exc: ValidationError) -> str:
-    """A pydantic error as one line naming each field and what is wrong with it."""
-    parts = []
-    for item in exc.errors(include_url=False):
-        where = ".".join(str(part) for part in item["loc"])
-        message = str(item["msg"]).removeprefix("Value error, ")
-        parts.append(f"{where}: {message}" if where else message)
-    return "; ".join(parts)
-
-
 async def _body(request: web.Request, model: type[M]) -> M:
-    raw = await request.read()
-    if not raw:
-        raise BadRequest(400, "send a JSON object in the request body")
-    try:
-        return model.model_validate_json(raw)
-    except ValidationError as exc:
-        if any(item["type"] == "json_invalid" for item in exc.errors()):
-            raise BadRequest(400, "the request body is not valid JSON") from exc
-        raise BadRequest(422, explain(exc)) from exc
+    return await jsonbody.parse_json(request, model)
 
 
 def _query(model: type[M], values: Mapping[str, Any]) -> M:
-    try:
-        return model.model_validate(values)
-    except ValidationError as exc:
-        raise BadRequest(422, explain(exc)) from exc
+    return jsonbody.parse_query(model, values)
 
 
 def _restore_plus(value: str) -> str:
@@ -216,6 +196,8 @@ async def _answer(request: web.Request, work: Callable[[], Awaitable[Any]], stat
         return web.json_response(await work(), status=status)
     except BadRequest as exc:
         return error(exc.status, str(exc))
+    except jsonbody.BodyError as exc:
+        return error(exc.status, exc.message)
     except BookingError as exc:
         return error(exc.status, str(exc))
 

@@ -13,7 +13,7 @@ from datetime import date, datetime
 from typing import Any, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from controller import state
 from controller.db.models import Role
@@ -24,7 +24,9 @@ from controller.people.roster import RosterError
 from controller.people.tabular import TableError, read_table
 from controller.people.users import Actor, UserAdminError
 from controller.security.access import ADMINS, TECHNICIANS, Kind, Policy, Routes, Scope, principal_of
+from controller.web import jsonbody
 from controller.web.errors import error
+from controller.web.jsonbody import BodyError, parse_json
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +35,7 @@ SCHOOL_READ = frozenset({Role.ADMIN, Role.DISTRICT_TECHNICIAN, Role.SCHOOL_STAFF
 SCHOOL_WRITE = frozenset({Role.ADMIN, Role.DISTRICT_TECHNICIAN, Role.SCHOOL_STAFF})
 CHILD_READ = SCHOOL_READ | {Role.PARENT}
 CONSENT_WRITE = SCHOOL_WRITE | {Role.PARENT}
-MAX_JSON_BYTES = 64 * 1024
+MAX_JSON_BYTES = jsonbody.MAX_JSON_BYTES
 
 Body = TypeVar("Body", bound=BaseModel)
 
@@ -88,22 +90,12 @@ class StaffBody(_Strict):
     user_id: int
 
 
-class BadBody(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+BadBody = BodyError
+"""The people routes' name for `jsonbody.BodyError` (one rule for bodies and queries: see controller.web.jsonbody)."""
 
 
 async def parse(request: web.Request, model: type[Body]) -> Body:
-    if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
-        raise BadBody("the body is too large")
-    raw = await request.read()
-    try:
-        return model.model_validate_json(raw or b"{}")
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "body"
-        raise BadBody(f"{where}: {first['msg']}") from None
+    return await parse_json(request, model, MAX_JSON_BYTES)
 
 
 def actor_of(request: web.Request) -> Actor:
@@ -129,7 +121,7 @@ async def create_token(request: web.Request) -> web.StreamResponse:
     try:
         body = await parse(request, NewTokenBody)
     except BadBody as exc:
-        return error(400, exc.message)
+        return error(exc.status, exc.message)
     async with request.app[state.DB].begin() as session:
         try:
             made = await tokens.create(session, actor.principal.user_id, name=body.name, days=body.days, now=actor.now)
@@ -155,7 +147,7 @@ async def revoke_token(request: web.Request) -> web.StreamResponse:
 async def list_users(request: web.Request) -> web.StreamResponse:
     offset = request.query.get("offset", "0")
     if not offset.isdigit():
-        return error(400, "offset must be a whole number")
+        return error(422, "offset must be a whole number")
     async with request.app[state.DB]() as session:
         found = await users.visible_users(
             session, principal_of(request), search=request.query.get("q", "")[:64], offset=int(offset)
@@ -167,7 +159,7 @@ async def create_user(request: web.Request) -> web.StreamResponse:
     try:
         body = await parse(request, NewUserBody)
     except BadBody as exc:
-        return error(400, exc.message)
+        return error(exc.status, exc.message)
     async with request.app[state.DB].begin() as session:
         try:
             user, password = await users.create(
@@ -193,7 +185,7 @@ async def change_role(request: web.Request) -> web.StreamResponse:
     try:
         body = await parse(request, RoleBody)
     except BadBody as exc:
-        return error(400, exc.message)
+        return error(exc.status, exc.message)
     async with request.app[state.DB].begin() as session:
         try:
             user = await users.change_role(
@@ -239,9 +231,9 @@ def _when(value: str, what: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise BadBody(f"{what} is an ISO 8601 time with a zone (2026-01-31T08:00:00+07:00)") from None
+        raise BadBody(f"{what} is an ISO 8601 time with a zone (2026-01-31T08:00:00+07:00)", 422) from None
     if parsed.tzinfo is None:
-        raise BadBody(f"{what} needs a time zone (2026-01-31T08:00:00+07:00)")
+        raise BadBody(f"{what} needs a time zone (2026-01-31T08:00:00+07:00)", 422)
     return parsed
 
 
@@ -249,7 +241,7 @@ def audit_filter(query: Any) -> audit_view.AuditFilter:
     """The filter from a query string (shared by the API and the page); BadBody when a value is wrong."""
     before, limit = query.get("before_id", ""), query.get("limit", str(audit_view.PAGE_SIZE))
     if (before and not before.isdigit()) or not limit.isdigit():
-        raise BadBody("before_id and limit are whole numbers")
+        raise BadBody("before_id and limit are whole numbers", 422)
     return audit_view.AuditFilter(
         actor=query.get("actor", "")[:100].strip(),
         action=query.get("action", "")[:64].strip(),
@@ -264,7 +256,7 @@ async def list_audit(request: web.Request) -> web.StreamResponse:
     try:
         wanted = audit_filter(request.query)
     except BadBody as exc:
-        return error(400, exc.message)
+        return error(exc.status, exc.message)
     async with request.app[state.DB]() as session:
         found = await audit_view.page(session, wanted)
     return web.json_response(
@@ -287,7 +279,7 @@ async def create_class(request: web.Request) -> web.StreamResponse:
     try:
         body = await parse(request, NewClassBody)
     except BadBody as exc:
-        return error(400, exc.message)
+        return error(exc.status, exc.message)
     async with request.app[state.DB].begin() as session:
         try:
             klass = await roster.create_class(
@@ -315,7 +307,7 @@ async def assign_staff(request: web.Request) -> web.StreamResponse:
     try:
         body = await parse(request, StaffBody)
     except BadBody as exc:
-        return error(400, exc.message)
+        return error(exc.status, exc.message)
     async with request.app[state.DB].begin() as session:
         try:
             await roster.assign_staff(session, actor_of(request), _id(request, "class_id"), body.user_id)
@@ -328,7 +320,7 @@ async def create_child(request: web.Request) -> web.StreamResponse:
     try:
         body = await parse(request, NewChildBody)
     except BadBody as exc:
-        return error(400, exc.message)
+        return error(exc.status, exc.message)
     async with request.app[state.DB].begin() as session:
         try:
             child = await roster.create_child(
@@ -367,7 +359,7 @@ async def move_child(request: web.Request) -> web.StreamResponse:
     try:
         body = await parse(request, MoveBody)
     except BadBody as exc:
-        return error(400, exc.message)
+        return error(exc.status, exc.message)
     async with request.app[state.DB].begin() as session:
         try:
             child = await roster.move_child(session, actor_of(request), _id(request, "child_id"), body.class_id)
@@ -380,7 +372,7 @@ async def link_guardian(request: web.Request) -> web.StreamResponse:
     try:
         body = await parse(request, GuardianBody)
     except BadBody as exc:
-        return error(400, exc.message)
+        return error(exc.status, exc.message)
     async with request.app[state.DB].begin() as session:
         try:
             await roster.link_guardian(
@@ -407,7 +399,7 @@ async def record_consent(request: web.Request) -> web.StreamResponse:
     try:
         body = await parse(request, ConsentBody)
     except BadBody as exc:
-        return error(400, exc.message)
+        return error(exc.status, exc.message)
     actor = actor_of(request)
     given_by = actor.principal.actor if actor.principal.role is Role.PARENT else body.given_by
     async with request.app[state.DB].begin() as session:
@@ -440,13 +432,13 @@ async def read_limited(request: web.Request, limit: int | None = None) -> bytes:
     """The request body, refused past `limit` bytes (default: the import's file limit) without reading on."""
     limit = limit or tabular.MAX_FILE_BYTES
     if request.content_length is not None and request.content_length > limit:
-        raise BadBody(f"the file is larger than {limit // (1024 * 1024)} MiB: split it")
+        raise BadBody(f"the file is larger than {limit // (1024 * 1024)} MiB: split it", 413)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.content.iter_chunked(64 * 1024):
         size += len(chunk)
         if size > limit:
-            raise BadBody(f"the file is larger than {limit // (1024 * 1024)} MiB: split it")
+            raise BadBody(f"the file is larger than {limit // (1024 * 1024)} MiB: split it", 413)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -472,7 +464,7 @@ def import_kind(value: str) -> ImportKind | None:
     try:
         return ImportKind(value)
     except ValueError:
-        raise BadBody(f"kind is one of {', '.join(k.value for k in ImportKind)}") from None
+        raise BadBody(f"kind is one of {', '.join(k.value for k in ImportKind)}", 422) from None
 
 
 async def import_roster(request: web.Request) -> web.StreamResponse:
@@ -480,7 +472,7 @@ async def import_roster(request: web.Request) -> web.StreamResponse:
         kind = import_kind(request.query.get("kind", ""))
         data = await read_limited(request)
     except BadBody as exc:
-        return error(413 if "larger" in exc.message else 400, exc.message)
+        return error(exc.status, exc.message)
     dry_run = request.query.get("dry_run", "false").lower() in ("1", "true", "yes")
     try:
         report = await run_import(

@@ -24,8 +24,9 @@ from controller.bookings.schemas import RoomIn
 from controller.db.models import DEFAULT_TIME_ZONE, SchoolLevel, Unit, UnitKind
 from controller.security.access import TECHNICIANS, Kind, Policy, Routes, Scope, principal_of
 from controller.web import views
-from controller.web.bookings_api import BOOKINGS, explain
+from controller.web.bookings_api import BOOKINGS
 from controller.web.i18n import language, translate
+from controller.web.jsonbody import explain
 
 
 @dataclass(frozen=True)
