@@ -30,6 +30,7 @@ import aiohttp
 
 from demo.live import LiveSeedFailed, seed_live
 from demo.media import start_media_nodes
+from demo.meetings import seed_meeting
 from demo.processes import Child, ChildFailed, run_once
 
 SETTLED_STATES = {"ready", "auth_failed", "unreachable", "pending_approval"}
@@ -462,6 +463,9 @@ async def run(plan: Plan) -> int:
         for node in media_nodes:
             print(f"  Máy chủ media / media node:   {node.url}/ ({node.node_id}; {node.url}/metrics)", flush=True)
         print("\n".join(live_lines), flush=True)
+        if plan.media_nodes:
+            meeting_lines = await seed_meeting(plan.url, admin["password"], check=plan.check, timeout=plan.timeout)
+            print("\n".join(meeting_lines), flush=True)
         if plan.check:
             print("demo check: ok", flush=True)
             return 0
