@@ -68,6 +68,10 @@ class NodeConfig(BaseModel):
         default=120, ge=1, description="WHIP/WHEP requests per client address per minute before 429"
     )
     max_viewers_per_relay: int = Field(default=1000, ge=1, description="viewers one camera relay accepts")
+    fast_send_path: bool = Field(
+        default=True,
+        description="send to camera viewers on the shared-payload path (media.direct); false: aiortc's own sender",
+    )
     cors_origins: list[str] = Field(
         default_factory=list,
         max_length=32,

@@ -22,7 +22,7 @@ from media.forwarding import Source
 from media.node.context import NODE, NodeContext
 from media.node.guard import SDP_TYPE, authorize, error, rate_limit, read_sdp
 from media.node.liveview import LiveView, Publication, Viewer, close_pc, new_session_id
-from media.peers import add_sink, source_from_track
+from media.peers import source_from_track
 from media.relay import RelayClosed
 from protocol.media import TokenKind
 from rtc.aiortc_adapter import AdapterError, VideoCodec, force_codecs, transceiver_of_track
@@ -125,19 +125,18 @@ class LiveRoutes:
         self._check_capacity(node)
         entry = live.relay_for(room)
         viewer_id = new_session_id()
-        try:
-            sink = live.attach_viewer(entry, viewer_id, claims)
-        except RelayClosed as exc:
-            node.metrics.full.inc()
-            raise error(503, f"this camera cannot take more viewers now: {exc}") from None
         pc = live.peer_connection()
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
             if not any(t.kind == "video" for t in pc.getTransceivers()):
                 raise error(400, "the offer has no video to receive")
-            add_sink(pc, sink)
+            try:
+                sink = live.attach_viewer(entry, viewer_id, pc)
+            except RelayClosed as exc:
+                node.metrics.full.inc()
+                raise error(503, f"this camera cannot take more viewers now: {exc}") from None
             for transceiver in pc.getTransceivers():
-                if transceiver.sender.track is not sink.track:
+                if getattr(transceiver.sender, "track", None) is None:  # aiortc types it as never None
                     transceiver.direction = "inactive"  # no audio on camera relays
             await pc.setLocalDescription(await pc.createAnswer())
         except web.HTTPException:

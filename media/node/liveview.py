@@ -35,8 +35,9 @@ from media.forwarding import Sink, Source
 from media.node.config import NodeConfig
 from media.node.context import NodeContext
 from media.node.extension import ExtensionLoad
+from media.peers import add_direct_sink, add_sink
 from media.relay import Relay, RelayClosed
-from protocol.media import CloseRequest, MediaClaims
+from protocol.media import CloseRequest
 
 logger = logging.getLogger(__name__)
 
@@ -237,9 +238,15 @@ class LiveView:
         await self._end_publication(publication)
         return True
 
-    def attach_viewer(self, entry: RelayEntry, viewer_id: str, claims: MediaClaims) -> Sink:
-        """A sink for a new viewer (`RelayClosed` when the relay is full or closing)."""
-        return entry.relay.add_viewer(viewer_id)
+    def attach_viewer(self, entry: RelayEntry, viewer_id: str, pc: RTCPeerConnection) -> Sink:
+        """A new viewer's sink, sending on `pc` (after its offer was applied); `RelayClosed` when the relay is full
+        or closing. The fast send path (payloads made once per frame for every viewer) unless configured off."""
+        relay = entry.relay
+        if self._config.fast_send_path:
+            return add_direct_sink(pc, lambda output: relay.add_viewer(viewer_id, output=output))
+        sink = relay.add_viewer(viewer_id)
+        add_sink(pc, sink)
+        return sink
 
     def register_viewer(self, entry: RelayEntry, viewer: Viewer) -> None:
         entry.viewers[viewer.id] = viewer

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from common.clock import ManualClock
 from protocol.media import TokenKind
@@ -14,8 +15,9 @@ from tests.waiting import eventually
 ROOM = "cam-1"
 
 
-async def test_a_viewer_decodes_what_the_publisher_sends(tmp_path: Path) -> None:
-    async with running_node(tmp_path) as node:
+@pytest.mark.parametrize("fast", [True, False], ids=["direct-send-path", "aiortc-sender"])
+async def test_a_viewer_decodes_what_the_publisher_sends(tmp_path: Path, fast: bool) -> None:
+    async with running_node(tmp_path, fast_send_path=fast) as node:
         publisher = LoopPublisher(await h264_loop())
         viewer = DecodingViewer()
         try:
