@@ -30,7 +30,7 @@ from media.node.config import NodeConfig
 from media.node.context import NODE, NodeContext
 from media.node.liveview import LiveView
 from protocol.media import MediaTokens, TokenKind
-from rtc.aiortc_adapter import VideoCodec, force_codecs
+from rtc.aiortc_adapter import LoopbackCandidates, VideoCodec, force_codecs, set_loopback_candidates
 from rtc.packet_track import PacketTrack
 from simulator.video import SUB, EncodedLoop, get_loop
 from tests.ports import free_port
@@ -102,6 +102,8 @@ async def running_node(tmp_path: Path, *, clock: Clock | None = None, **settings
         yield RunningNode(f"http://127.0.0.1:{port}", app, secret, MediaTokens(secret, clock), clock)
     finally:
         await runner.cleanup()
+        # build_app switched aioice to loopback-only candidates for this process; later tests start clean.
+        set_loopback_candidates(LoopbackCandidates.DEFAULT)
 
 
 async def h264_loop() -> EncodedLoop:
