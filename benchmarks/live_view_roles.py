@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import random
 import signal
 import statistics
 import struct
@@ -294,6 +295,8 @@ async def run_ttff(args: argparse.Namespace) -> None:
     waiters: list[asyncio.Future[None]] = []
     async with aiohttp.ClientSession() as session:
         for _ in range(args.count):
+            # Start at a random point of the 2 s GOP (back-to-back samples would lock to the keyframe's phase).
+            await asyncio.sleep(random.uniform(0, 2.0))
             pc = peer()
             first: asyncio.Future[float] = asyncio.get_running_loop().create_future()
 

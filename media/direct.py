@@ -140,9 +140,8 @@ class DirectOutput:
         try:
             while self._queue and not self._ended:
                 if not self._sender.ready():
-                    if self._sender.closed():
-                        break
-                    await asyncio.sleep(0.01)  # the connection is being set up: nothing to send to yet
+                    if not await self._sender.wait_ready():
+                        break  # the connection closed (or never came up)
                     continue
                 now = loop.time()
                 if self._release_at > now:

@@ -553,6 +553,28 @@ class DirectSender:
     def closed(self) -> bool:
         return self._dtls.state in ("closed", "failed")
 
+    async def wait_ready(self, timeout: float = 30.0) -> bool:  # noqa: ASYNC109
+        """Wait until `ready()` (True) or the transport closed or `timeout` passed (False), on the DTLS
+        transport's state changes rather than by polling."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not self.ready():
+            if self.closed() or loop.time() >= deadline:
+                return False
+            changed: asyncio.Future[None] = loop.create_future()
+
+            def on_change(*_: object, changed: asyncio.Future[None] = changed) -> None:
+                if not changed.done():
+                    changed.set_result(None)
+
+            self._dtls.on("statechange", on_change)
+            try:
+                # A short bound too: ICE nomination can follow the DTLS state change without an event of its own.
+                await asyncio.wait([changed], timeout=min(0.25, max(0.0, deadline - loop.time())))
+            finally:
+                self._dtls.remove_listener("statechange", on_change)
+        return True
+
     def write_buffer_size(self) -> int:
         """Bytes waiting in the socket's asyncio transport (the kernel would not take them yet)."""
         pair = self._dtls.transport._connection._nominated.get(1)
