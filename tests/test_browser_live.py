@@ -62,6 +62,9 @@ async def test_a_parent_watches_the_class_camera_and_a_revocation_stops_it(demo:
         first = int(await page.evaluate(FRAMES))
         await page.wait_until(f"{FRAMES} > {first + 25}", timeout=20)  # a second of the camera's 25 fps, decoded
         assert await _node_viewers(demo) == 1
+        shot = await page.screenshot(tmp_path / "live-phone.png")  # a phone's width: nothing scrolls sideways
+        assert shot.stat().st_size > 5000
+        assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
         staff = await signed_in(demo, "nhatruong")
         try:

@@ -16,6 +16,8 @@
   var video = document.getElementById("video");
   var statusLine = document.getElementById("status");
   var stopButton = document.getElementById("stop");
+  var playing = document.getElementById("playing");
+  var devices = document.getElementById("devices");
   var current = null;
 
   function text(key) {
@@ -91,13 +93,22 @@
       entry.player.stop();
     }
     if (tellController) {
-      api("POST", "/api/live/end", { session: entry.session }).catch(function () {});
+      api("POST", "/api/live/end", { session: entry.session }).then(refreshDevices, function () {});
     }
+  }
+
+  function refreshDevices() {
+    fetch("/api/live/cameras", { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (overview) {
+        if (overview && devices) { devices.textContent = String(overview.devices_in_use); }
+      }, function () {});
   }
 
   function watch(button) {
     stopCurrent(true);
     box.hidden = false;
+    playing.textContent = button.getAttribute("data-label") || "";
     show("connecting");
     api("POST", "/api/live/watch", {
       camera: Number(button.getAttribute("data-camera")),
@@ -112,6 +123,7 @@
       var started = answer.body;
       var entry = { session: started.session, player: null };
       current = entry;
+      refreshDevices();
       entry.player = KetnoiWhep.play({
         video: video,
         nodeUrl: started.node_url,
@@ -125,6 +137,7 @@
           }
           whyStopped(entry.session, status.reason).then(function (reason) {
             if (current === entry || current === null) { show("stopped", reason); }
+            refreshDevices();
           });
           if (current === entry) { current = null; }
         }
