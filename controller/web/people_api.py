@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import date, datetime
+from datetime import date
 from typing import Any, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from controller import state
 from controller.db.models import Role
@@ -23,10 +23,10 @@ from controller.people.importer import RosterImportError
 from controller.people.roster import RosterError
 from controller.people.tabular import TableError, read_table
 from controller.people.users import Actor, UserAdminError
-from controller.security.access import ADMINS, TECHNICIANS, Kind, Policy, Routes, Scope, principal_of
+from controller.security.access import ADMINS, MAX_ID, TECHNICIANS, Kind, Policy, Routes, Scope, principal_of
 from controller.web import jsonbody
 from controller.web.errors import error
-from controller.web.jsonbody import BodyError, parse_json
+from controller.web.jsonbody import BodyError, parse_json, parse_query
 
 logger = logging.getLogger(__name__)
 
@@ -145,13 +145,12 @@ async def revoke_token(request: web.Request) -> web.StreamResponse:
 
 # -- users ----------------------------------------------------------------------------------------------------
 async def list_users(request: web.Request) -> web.StreamResponse:
-    offset = request.query.get("offset", "0")
-    if not offset.isdigit():
-        return error(422, "offset must be a whole number")
+    try:
+        wanted = parse_query(UsersQuery, dict(request.query))
+    except BadBody as exc:
+        return error(exc.status, exc.message)
     async with request.app[state.DB]() as session:
-        found = await users.visible_users(
-            session, principal_of(request), search=request.query.get("q", "")[:64], offset=int(offset)
-        )
+        found = await users.visible_users(session, principal_of(request), search=wanted.q, offset=wanted.offset)
     return web.json_response({"users": [users.user_dict(user) for user in found]})
 
 
@@ -225,30 +224,48 @@ async def reset_password(request: web.Request) -> web.StreamResponse:
 
 
 # -- audit log ------------------------------------------------------------------------------------------------
-def _when(value: str, what: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise BadBody(f"{what} is an ISO 8601 time with a zone (2026-01-31T08:00:00+07:00)", 422) from None
-    if parsed.tzinfo is None:
-        raise BadBody(f"{what} needs a time zone (2026-01-31T08:00:00+07:00)", 422)
-    return parsed
+class UsersQuery(BaseModel):
+    """GET /api/users: a search and a page."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    q: str = Field(default="", max_length=64, description="part of a username or a name")
+    offset: int = Field(default=0, ge=0, le=MAX_ID, description="users to skip (pages of 200)")
+
+
+class AuditQuery(BaseModel):
+    """GET /api/audit: filters, newest first, paged by `before_id`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    actor: str = Field(default="", max_length=100, description="exactly, e.g. user:admin")
+    action: str = Field(default="", max_length=64, description="exactly, or a prefix ending in .* (user.*)")
+    since: AwareDatetime | None = Field(default=None, description="ISO 8601 with a zone")
+    until: AwareDatetime | None = Field(default=None, description="ISO 8601 with a zone")
+    before_id: int | None = Field(default=None, ge=0, le=MAX_ID, description="next_before_id of the previous page")
+    limit: int = Field(default=audit_view.PAGE_SIZE, ge=1, le=audit_view.MAX_PAGE_SIZE)
+
+
+class ImportQuery(BaseModel):
+    """POST /api/import (the file is the body)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: ImportKind | None = Field(default=None, description="guessed from the columns when left out")
+    dry_run: bool = Field(default=False, description="check and report only (1, true, yes)")
+    filename: str = Field(default="", max_length=255, description="the file's name: .xlsx is read as XLSX")
 
 
 def audit_filter(query: Any) -> audit_view.AuditFilter:
-    """The filter from a query string (shared by the API and the page); BadBody when a value is wrong."""
-    before, limit = query.get("before_id", ""), query.get("limit", str(audit_view.PAGE_SIZE))
-    if (before and not before.isdigit()) or not limit.isdigit():
-        raise BadBody("before_id and limit are whole numbers", 422)
+    """The filter from a query string; BadBody (422) naming what is wrong."""
+    wanted = parse_query(AuditQuery, dict(query))
     return audit_view.AuditFilter(
-        actor=query.get("actor", "")[:100].strip(),
-        action=query.get("action", "")[:64].strip(),
-        since=_when(query.get("since", ""), "since"),
-        until=_when(query.get("until", ""), "until"),
-        before_id=int(before) if before else None,
-        limit=int(limit),
+        actor=wanted.actor.strip(),
+        action=wanted.action.strip(),
+        since=wanted.since,
+        until=wanted.until,
+        before_id=wanted.before_id,
+        limit=wanted.limit,
     )
 
 
@@ -491,7 +508,7 @@ def add_routes(routes: Routes) -> None:
     routes.add("POST", "/api/tokens", create_token, Policy(EVERYONE), body=NewTokenBody)
     routes.add("POST", "/api/tokens/{token_id:\\d+}/revoke", revoke_token, Policy(EVERYONE))
 
-    routes.add("GET", "/api/users", list_users, Policy(TECHNICIANS))
+    routes.add("GET", "/api/users", list_users, Policy(TECHNICIANS), query=UsersQuery)
     routes.add("POST", "/api/users", create_user, Policy(TECHNICIANS), body=NewUserBody)
     routes.add("GET", "/api/users/{user_id:\\d+}", get_user, Policy(TECHNICIANS, api, Scope.USER))
     routes.add(
@@ -500,7 +517,7 @@ def add_routes(routes: Routes) -> None:
     routes.add("POST", "/api/users/{user_id:\\d+}/disable", disable_user, Policy(TECHNICIANS, api, Scope.USER))
     routes.add("POST", "/api/users/{user_id:\\d+}/enable", enable_user, Policy(TECHNICIANS, api, Scope.USER))
     routes.add("POST", "/api/users/{user_id:\\d+}/reset-password", reset_password, Policy(TECHNICIANS, api, Scope.USER))
-    routes.add("GET", "/api/audit", list_audit, Policy(ADMINS))
+    routes.add("GET", "/api/audit", list_audit, Policy(ADMINS), query=AuditQuery)
 
     routes.add("GET", "/api/units/{unit_id:\\d+}/classes", list_classes, Policy(SCHOOL_READ, api, Scope.UNIT))
     routes.add(
@@ -556,4 +573,4 @@ def add_routes(routes: Routes) -> None:
         Policy(CONSENT_WRITE, api, Scope.CHILD),
     )
     routes.add("GET", "/api/my/children", my_children, Policy(frozenset({Role.PARENT})))
-    routes.add("POST", "/api/import", import_roster, Policy(ADMINS), body="application/octet-stream")
+    routes.add("POST", "/api/import", import_roster, Policy(ADMINS), body="application/octet-stream", query=ImportQuery)
