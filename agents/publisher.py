@@ -380,6 +380,17 @@ class Publisher:
         self.started = asyncio.Event()
         self.finished: list[Publication] = []
         """Ended publications, latest last (the most recent 100), for tests and /healthz."""
+        self.states: dict[str, int] = {"publishing": 0, "failed": 0, "stopped": 0}
+        """States sent up the uplink since the agent started (for /metrics)."""
+        self._ended_payload_bytes = 0
+
+    def payload_bytes(self) -> int:
+        """H.264 bytes handed to senders since the agent started, ended publications included."""
+        return self._ended_payload_bytes + sum(pub.payload_bytes for pub, _ in self._active.values())
+
+    def _emit(self, message: PublishState) -> None:
+        self.states[message.state] = self.states.get(message.state, 0) + 1
+        self._send_state(message)
 
     def active(self) -> dict[str, Publication]:
         return {ref: pub for ref, (pub, _) in self._active.items()}
@@ -437,7 +448,7 @@ class Publisher:
         except PublishFailed as exc:
             self._refuse(command, str(exc))
             return
-        publication = Publication(command, target, self._config, self._send_state, http, clock=self._clock)
+        publication = Publication(command, target, self._config, self._emit, http, clock=self._clock)
         task = asyncio.current_task()
         assert task is not None
         self._active[command.endpoint_ref] = (publication, task)
@@ -451,6 +462,7 @@ class Publisher:
         if entry is not None and entry[0] is publication:
             del self._active[publication.endpoint_ref]
         self.finished = [*self.finished[-99:], publication]
+        self._ended_payload_bytes += publication.payload_bytes
 
     def _target(self, command: PublishCamera) -> Target:
         report = next((r for r in self._snapshot() if r.endpoint_ref == command.endpoint_ref), None)
@@ -466,7 +478,7 @@ class Publisher:
 
     def _refuse(self, command: PublishCamera, reason: str) -> None:
         logger.warning("live publication of %s refused: %s", command.endpoint_ref, reason)
-        self._send_state(
+        self._emit(
             PublishState(
                 request_id=command.request_id, endpoint_ref=command.endpoint_ref, state="failed", reason=reason
             )

@@ -19,6 +19,7 @@ from agents.discovery.scanner import Scanner, ScanResult
 from agents.health.monitor import ImageHealth
 from agents.health.routes import SnapshotRoutes
 from agents.inventory import Inventory
+from agents.live.metrics import LiveCollector
 from agents.metrics import AgentMetrics
 from agents.publisher import Publisher
 from agents.recording.runtime import Recording
@@ -87,6 +88,7 @@ class Agent:
         self.publisher = Publisher(
             config.live, inventory.snapshot, credentials.for_device, self._send_live_state, clock=self._clock
         )
+        self.metrics.registry.register(LiveCollector(self.publisher))
         self.started = asyncio.Event()
 
     def stop(self) -> None:

@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from agents.live.config import LiveConfig
+from agents.live.metrics import LiveCollector
 from agents.publisher import Publisher, choose_profile
 from protocol.camera import CameraReport, CameraState
 from protocol.media import TokenKind
@@ -105,6 +107,12 @@ async def test_a_camera_is_published_and_watched_then_stopped(tmp_path: Path, ca
             assert stopped is not None and stopped.bytes_sent > publication.payload_bytes > 0
             assert stopped.request_id == "req-1"
             await eventually(lambda: node.live.load().publishers == 0, timeout=5)  # the agent DELETEd its session
+            registry = CollectorRegistry()
+            registry.register(LiveCollector(site.publisher))
+            assert registry.get_sample_value("ketnoi_agent_live_publications") == 0
+            assert registry.get_sample_value("ketnoi_agent_live_states_total", {"state": "publishing"}) == 1
+            assert registry.get_sample_value("ketnoi_agent_live_states_total", {"state": "stopped"}) == 1
+            assert registry.get_sample_value("ketnoi_agent_live_payload_bytes_total") == publication.payload_bytes
         finally:
             await viewer.close()
     logged = caplog.text
