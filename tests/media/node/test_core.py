@@ -16,6 +16,7 @@ from media.node.config import load_media_secret, load_node_config
 from media.node.metrics import REFUSAL_REASONS
 from protocol.media import TokenKind
 from tests.media.node.helpers import offer_of, peer, post_sdp, running_node
+from tests.test_agent_metrics import promtool_check_metrics
 
 ROOM = "cam-3"
 ORIGIN = "https://ketnoi.example.vn"
@@ -67,6 +68,7 @@ async def test_health_and_metrics(tmp_path: Path) -> None:
         for reason in REFUSAL_REASONS:
             assert f'ketnoi_media_token_refusals_total{{endpoint="whep",reason="{reason}"}} 0.0' in text
         assert node.secret.hex() not in text
+        assert promtool_check_metrics(text) == ""
 
 
 async def test_bodies_are_checked_before_tokens_are_spent(tmp_path: Path) -> None:
