@@ -90,6 +90,8 @@ class RouteDoc:
     """The pydantic model the handler parses from a JSON body, or the media type of a raw body (a file)."""
     query: type[BaseModel] | None = None
     """A model whose fields are the query parameters."""
+    response: type[BaseModel] | None = None
+    """A model describing the JSON of a successful answer (documentation: the handler builds the JSON)."""
 
 
 RoutePolicies = dict[AbstractRoute, Policy]
@@ -121,10 +123,11 @@ class Routes:
         summary: str = "",
         body: type[BaseModel] | str | None = None,
         query: type[BaseModel] | None = None,
+        response: type[BaseModel] | None = None,
     ) -> None:
         route = self._app.router.add_route(method, path, handler)
         self._policies[route] = policy
-        self._docs[route] = RouteDoc(summary or (handler.__doc__ or "").strip().split("\n")[0], body, query)
+        self._docs[route] = RouteDoc(summary or (handler.__doc__ or "").strip().split("\n")[0], body, query, response)
 
     def static(self, prefix: str, directory: str) -> None:
         resource = self._app.router.add_static(prefix, directory, follow_symlinks=False)

@@ -3,7 +3,8 @@
 Every route under /api is described: method, path with its integer path parameters, the pydantic request model
 (or raw media type) and query model recorded with the route, the security its policy asks for (a cookie session,
 plus X-CSRF-Token for state-changing calls, or an `Authorization: Bearer` API token; nothing for public routes)
-and the `{"error": "..."}` answers. The document holds no secrets: served to anyone at /api/openapi.json.
+the JSON of a successful answer where the route names a model for it (`Routes.add(..., response=Model)`), and the
+`{"error": "..."}` answers. The document holds no secrets: served to anyone at /api/openapi.json.
 """
 
 from __future__ import annotations
@@ -107,6 +108,8 @@ def _operation(method: str, path: str, policy: Policy, doc: RouteDoc, components
     if method not in SAFE_METHODS:
         statuses.add("409")
     responses: dict[str, Any] = {"2XX": {"description": "done"}}
+    if doc.response is not None:
+        responses["2XX"]["content"] = {"application/json": {"schema": _schema(doc.response, components)}}
     for status in sorted(statuses):
         responses[status] = {
             "description": _ERROR_TEXT[status],
