@@ -18,6 +18,14 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from controller import state
+from controller.bookings.answers import (
+    AvailabilityOut,
+    BookingOut,
+    ListingOut,
+    PolicyOut,
+    RoomOut,
+    RoomsOut,
+)
 from controller.bookings.availability import Hours
 from controller.bookings.drafts import BookingDetail, BookingDraft, BookingError, Listed, RoomDraft
 from controller.bookings.models import Occurrence, Room
@@ -391,9 +399,16 @@ def setup(app: web.Application, routes: Routes) -> None:
     room = Policy(BOOKERS, Kind.API, Scope.ROOM)
     manage_room = Policy(ROOM_MANAGERS, Kind.API, Scope.ROOM)
     booking = Policy(BOOKERS, Kind.API, Scope.BOOKING)
-    routes.add("GET", "/api/units/{unit_id:\\d+}/rooms", list_rooms, Policy(BOOKERS, Kind.API, Scope.UNIT))
     routes.add(
-        "POST", "/api/units/{unit_id:\\d+}/rooms", create_room, Policy(ROOM_MANAGERS, Kind.API, Scope.UNIT), body=RoomIn
+        "GET", "/api/units/{unit_id:\\d+}/rooms", list_rooms, Policy(BOOKERS, Kind.API, Scope.UNIT), response=RoomsOut
+    )
+    routes.add(
+        "POST",
+        "/api/units/{unit_id:\\d+}/rooms",
+        create_room,
+        Policy(ROOM_MANAGERS, Kind.API, Scope.UNIT),
+        body=RoomIn,
+        response=RoomOut,
     )
     routes.add(
         "GET",
@@ -401,24 +416,36 @@ def setup(app: web.Application, routes: Routes) -> None:
         unit_bookings,
         Policy(BOOKERS, Kind.API, Scope.UNIT),
         query=RangeQuery,
+        response=ListingOut,
     )
-    routes.add("GET", "/api/rooms/{room_id:\\d+}", get_room, room)
-    routes.add("PATCH", "/api/rooms/{room_id:\\d+}", update_room, manage_room, body=RoomPatch)
-    routes.add("GET", "/api/rooms/{room_id:\\d+}/policy", get_policy, room)
-    routes.add("PUT", "/api/rooms/{room_id:\\d+}/policy", put_policy, manage_room, body=RoomPolicyIn)
-    routes.add("GET", "/api/rooms/{room_id:\\d+}/bookings", room_bookings, room, query=RangeQuery)
-    routes.add("POST", "/api/bookings", create_booking, Policy(BOOKERS), body=BookingIn)
-    routes.add("GET", "/api/bookings/{booking_id:\\d+}", get_booking, booking)
-    routes.add("PATCH", "/api/bookings/{booking_id:\\d+}", update_booking, booking, body=BookingPatch)
-    routes.add("POST", "/api/bookings/{booking_id:\\d+}/cancel", cancel_booking, booking)
+    routes.add("GET", "/api/rooms/{room_id:\\d+}", get_room, room, response=RoomOut)
+    routes.add("PATCH", "/api/rooms/{room_id:\\d+}", update_room, manage_room, body=RoomPatch, response=RoomOut)
+    routes.add("GET", "/api/rooms/{room_id:\\d+}/policy", get_policy, room, response=PolicyOut)
+    routes.add(
+        "PUT", "/api/rooms/{room_id:\\d+}/policy", put_policy, manage_room, body=RoomPolicyIn, response=PolicyOut
+    )
+    routes.add("GET", "/api/rooms/{room_id:\\d+}/bookings", room_bookings, room, query=RangeQuery, response=ListingOut)
+    routes.add("POST", "/api/bookings", create_booking, Policy(BOOKERS), body=BookingIn, response=BookingOut)
+    routes.add("GET", "/api/bookings/{booking_id:\\d+}", get_booking, booking, response=BookingOut)
+    routes.add(
+        "PATCH", "/api/bookings/{booking_id:\\d+}", update_booking, booking, body=BookingPatch, response=BookingOut
+    )
+    routes.add("POST", "/api/bookings/{booking_id:\\d+}/cancel", cancel_booking, booking, response=BookingOut)
     routes.add(
         "PATCH",
         "/api/bookings/{booking_id:\\d+}/occurrences/{occurrence_id:\\d+}",
         move_occurrence,
         booking,
         body=OccurrencePatch,
+        response=BookingOut,
     )
     routes.add(
-        "POST", "/api/bookings/{booking_id:\\d+}/occurrences/{occurrence_id:\\d+}/cancel", cancel_occurrence, booking
+        "POST",
+        "/api/bookings/{booking_id:\\d+}/occurrences/{occurrence_id:\\d+}/cancel",
+        cancel_occurrence,
+        booking,
+        response=BookingOut,
     )
-    routes.add("GET", "/api/availability", availability, Policy(BOOKERS), query=AvailabilityQuery)
+    routes.add(
+        "GET", "/api/availability", availability, Policy(BOOKERS), query=AvailabilityQuery, response=AvailabilityOut
+    )
