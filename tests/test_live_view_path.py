@@ -86,7 +86,8 @@ async def test_an_aiortc_viewer_decodes_the_camera_through_the_agent_and_a_node_
     async with live_path(tmp_path, "127.0.9.40") as path:
         viewer = DecodingViewer()
         try:
-            status, _ = await viewer.view(path.node, ROOM, path.node.token(TokenKind.VIEW, ROOM, session="s1"))
+            token = path.node.token(TokenKind.VIEW, ROOM, session="s1", device="d1")
+            status, _ = await viewer.view(path.node, ROOM, token)
             assert status == 201
             await eventually(lambda: viewer.decoded >= 50, timeout=20)  # two seconds of the camera's 25 fps
             health = await path.node.healthz()
@@ -183,7 +184,7 @@ async def test_the_player_says_why_a_token_was_refused(tmp_path: Path) -> None:
         Browser.launch(tmp_path) as b,
     ):
         page = b.page
-        token = path.node.token(TokenKind.VIEW, ROOM, ttl_s=-1, session="s-old")
+        token = path.node.token(TokenKind.VIEW, ROOM, ttl_s=-1, session="s-old", device="d1")
         config = json.dumps({"node": path.node.url, "room": ROOM, "token": token})
         await page.navigate(f"{origin}/#{config}")
         await page.wait_for("#status", timeout=10, text="stopped")
@@ -231,7 +232,7 @@ async def test_upstream_once_the_agent_sends_the_same_bytes_for_1_and_for_50_vie
 async def _join(node: NodeProcess, viewers: list[Counter]) -> None:
     for index, viewer in enumerate(viewers):
         viewer.pc.addTransceiver("video", direction="recvonly")
-        token = node.token(TokenKind.VIEW, ROOM, session=f"s-{id(viewer)}-{index}")
+        token = node.token(TokenKind.VIEW, ROOM, session=f"s-{index}", device=f"d-{index}")
         status, body, _ = await post_sdp(f"{node.url}/whep/{ROOM}", token, await offer_of(viewer.pc))
         assert status == 201, body
         await viewer.pc.setRemoteDescription(RTCSessionDescription(sdp=body, type="answer"))

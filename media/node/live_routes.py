@@ -121,6 +121,10 @@ class LiveRoutes:
         room = _room(request)
         offer = await read_sdp(request, node)
         claims = authorize(request, node, "whep", TokenKind.VIEW, room, single_use=True)
+        if not claims.session or not claims.device:
+            # A view the controller could not revoke or audit by its session must not start.
+            node.metrics.refused("whep", "incomplete")
+            raise error(403, "the view token names no live-view session or device", "incomplete")
         live = self._live
         self._check_capacity(node)
         entry = live.relay_for(room)

@@ -3,8 +3,8 @@
 Relays, viewers, publishers and the byte, frame and keyframe-request totals come from the extensions' `load()`
 when Prometheus scrapes, so nothing is counted twice. What only the node core sees (token refusals, sessions
 refused for capacity, control requests) are counters kept here. Labels come from fixed sets: `endpoint` (whip,
-whep, meeting) and `reason` (the `TokenRefused` reasons plus missing and rate_limited). Never a room, a token
-or an address.
+whep, meeting) and `reason` (the `TokenRefused` reasons plus missing, incomplete and rate_limited). Never a
+room, a token or an address.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ REFUSAL_REASONS = (
     "wrong_kind",
     "wrong_room",
     "replayed",
+    "incomplete",
     "rate_limited",
 )
 

@@ -144,3 +144,22 @@ async def test_a_publish_token_does_not_open_a_view_and_the_refusal_does_not_bur
         finally:
             await viewer.close()
             await publisher.close()
+
+
+async def test_a_view_token_without_session_or_device_is_refused(tmp_path: Path) -> None:
+    async with running_node(tmp_path) as node:
+        pc = peer()
+        pc.addTransceiver("video", direction="recvonly")
+        try:
+            offer = await offer_of(pc)
+            tokens = [
+                node.token(TokenKind.VIEW, ROOM, device="phone-1"),
+                node.token(TokenKind.VIEW, ROOM, session="live-1"),
+                node.token(TokenKind.VIEW, ROOM),
+            ]
+            for token in tokens:
+                status, body, _ = await post_sdp(f"{node.url}/whep/{ROOM}", token, offer)
+                assert (status, json.loads(body)["reason"]) == (403, "incomplete")
+            assert node.context.metrics.refusal_count("whep", "incomplete") == 3
+        finally:
+            await pc.close()
