@@ -6,7 +6,7 @@ One simulator process serves N cameras (720p25 H.264 at 2 Mbit/s, 2 s GOP) on 12
 authentication (so that no password appears in the ffmpeg processes' arguments). The same N streams are then
 recorded at the same time by
   - the agent's recorder, in a process of its own (`--inner`), remuxing without decoding to fragmented MP4
-    segments, and
+    segments (over TCP: its own RTSP client and MP4 fragments on the event loop, fdatasync once per fragment), and
   - N `ffmpeg -rtsp_transport tcp -i URL -c copy -f segment` processes, one per stream.
 After a warm-up (connections made, every recorder writing), the CPU time (user + system, from /proc/<pid>/stat)
 of the agent's process and of the ffmpeg processes is sampled over --seconds. The simulator's CPU is reported
@@ -323,6 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  measured {figures['window_s']:.1f} s; {platform.python_implementation()} {platform.python_version()},")
     print(f"  {cpu} CPU(s), {platform.machine()}, {platform.platform()}; {version}")
     print(f"  agent recorder: {figures['agent_recorder']} (one process, all streams); ffmpeg: one process per stream")
+    print("  the agent fdatasyncs each segment file once per fragment (1 s) for power-loss safety; ffmpeg does not")
     print(
         f"agent:  {figures['agent_cpu_s']:.2f} CPU-s = {agent_rate:.3f} CPU-s per stream-minute, "
         f"{figures['agent_mbit_s']:.1f} Mbit/s written, {figures['agent_switches_per_s']:.0f} context switches/s"
