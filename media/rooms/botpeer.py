@@ -67,8 +67,10 @@ def vp8_loop(
     codec.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0", "g": str(int(fps * seconds))}
     frames: list[bytes] = []
     count = int(fps * seconds)
+    noise = np.random.default_rng(7).integers(0, 255, size=(count, height // 8, width // 8, 3), dtype=np.uint8)
     for index in range(count):
-        image = np.zeros((height, width, 3), dtype=np.uint8)
+        # Coarse noise that changes every frame makes the encoder spend its bit rate, as a real camera does.
+        image = np.repeat(np.repeat(noise[index], 8, axis=0), 8, axis=1) // 2
         x = (index * 7) % width
         image[:, x : x + 20, 1] = 255
         image[(index * 3) % height : (index * 3) % height + 10, :, 0] = 200

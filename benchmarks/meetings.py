@@ -1,0 +1,606 @@
+"""Meetings benchmark: forwarded video streams per core on the media node, a 1-to-N broadcast, the naive path
+(decode, then one encode per subscriber) as the reference, and the latency the node adds.
+
+    .venv/bin/python -m benchmarks.meetings [--quick] [--seconds 6] [--viewers 100] [--max-meetings 3]
+
+The media node runs as its own process (`python -m media serve`, meeting extension, loopback ICE candidates), so
+its CPU time is read alone from /proc. This process is the load: aiortc participants (`media.rooms.botpeer`)
+that publish a pre-encoded VP8 loop (640x360, 25 fps, about 1 Mbit/s; nothing is encoded at run time) and
+receive without decoding (frames are taken before aiortc's decoder and counted). Audio is off: the figures are
+video streams.
+
+1. Meetings (n participants each receive the n-1 others: n(n-1) forwarded streams), growing from one meeting of
+   4 to one of 10 (90 streams), then 2, 3, 4 meetings of 10 at once, until the frame rate or the lag degrades
+   (delivered frames under 95% of those sent, or p95 lag over 200 ms), or `--max-meetings`.
+2. Broadcast: one presenter and `--viewers` receive-only participants in one room.
+3. Added latency: every frame carries its send time (time.monotonic, one clock for all processes here) after
+   the VP8 data, read back by the receivers; the same pair of aiortc endpoints connected directly (no node) is
+   the baseline, measured in the same run; "added" is the difference of the percentiles, at about half the
+   highest load that did not degrade.
+4. Naive reference: a minimal relay (`--naive-node`, its own process) that lets aiortc decode each publisher's
+   video and encode it again for every subscriber (aiortc's MediaRelay), with a 3-party meeting (6 encodes):
+   the CPU per delivered stream of what forwarding avoids.
+
+"Streams per core" = forwarded streams delivered at full rate divided by the node's CPU (cores busy over the
+measurement). The machine is shared (2 cores): `machine_busy_cores` and `other_busy_cores` say how busy it was.
+Prints conditions and a table, then a JSON last line with `forwarded_streams_per_core`,
+`broadcast_streams_per_core`, `naive_streams_per_core`, `added_latency_ms_p50`, `added_latency_ms_p99`, `path`
+("forward": encoded frames forwarded as they are) and the details.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.contrib.media import MediaRelay
+
+from common.clock import SystemClock
+from media.rooms.botpeer import STAMP, BotPeer, vp8_loop
+from protocol.media import MEETING_WS_PATH, MediaTokens, MeetingRole, TokenKind
+from protocol.meeting import Source
+from rtc import aiortc_adapter as adapter
+from rtc.aiortc_adapter import LoopbackCandidates, ReceivedFrame, VideoCodec
+from rtc.packet_track import PacketTrack
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+FPS = 25
+KBPS = 900
+WIDTH, HEIGHT = 640, 360
+PARTIES = 10
+NODE_ID = "bench-node"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def _machine_busy() -> tuple[float, float]:
+    """(busy seconds, total seconds) over all cores since boot."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]
+    return (sum(values) - idle) / TICKS, sum(values) / TICKS
+
+
+@dataclass
+class Window:
+    """CPU of the node, this process and the machine over one measurement."""
+
+    node_pid: int
+    start: float = 0.0
+    node0: float = 0.0
+    self0: float = 0.0
+    busy0: float = 0.0
+    seconds: float = 0.0
+    node_cores: float = 0.0
+    self_cores: float = 0.0
+    machine_cores: float = 0.0
+
+    def begin(self) -> None:
+        self.start = time.monotonic()
+        self.node0 = _cpu_seconds(self.node_pid)
+        self.self0 = time.process_time()
+        self.busy0 = _machine_busy()[0]
+
+    def end(self) -> None:
+        self.seconds = time.monotonic() - self.start
+        self.node_cores = (_cpu_seconds(self.node_pid) - self.node0) / self.seconds
+        self.self_cores = (time.process_time() - self.self0) / self.seconds
+        self.machine_cores = (_machine_busy()[0] - self.busy0) / self.seconds
+
+
+@dataclass
+class Step:
+    name: str
+    streams: int
+    window: Window
+    frames_expected: float
+    frames_received: int
+    latencies: list[float] = field(default_factory=list)
+
+    @property
+    def delivered(self) -> float:
+        return self.frames_received / self.frames_expected if self.frames_expected else 0.0
+
+    def latency_ms(self, q: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+    @property
+    def degraded(self) -> bool:
+        return self.delivered < 0.95 or self.latency_ms(0.95) > 200
+
+    @property
+    def per_core(self) -> float:
+        return self.streams * min(1.0, self.delivered) / self.window.node_cores if self.window.node_cores else 0.0
+
+    def row(self) -> dict[str, Any]:
+        w = self.window
+        return {
+            "step": self.name, "streams": self.streams, "delivered": round(self.delivered, 3),
+            "node_cores": round(w.node_cores, 3), "streams_per_core": round(self.per_core, 1),
+            "lag_p50_ms": round(self.latency_ms(0.5), 2), "lag_p99_ms": round(self.latency_ms(0.99), 2),
+            "load_cores": round(w.self_cores, 3), "machine_busy_cores": round(w.machine_cores, 3),
+            "other_busy_cores": round(max(0.0, w.machine_cores - w.node_cores - w.self_cores), 3),
+        }  # fmt: skip
+
+
+# ----- the node under test -----
+
+
+@contextlib.asynccontextmanager
+async def media_node(workdir: Path, secret: bytes) -> AsyncIterator[tuple[int, int]]:
+    """`python -m media serve` on a free port: (port, pid)."""
+    port = _free_port()
+    secret_file = workdir / "media-secret.key"
+    secret_file.write_text(secret.hex())
+    secret_file.chmod(0o600)
+    config = workdir / "node.toml"
+    config.write_text(
+        f'node_id = "{NODE_ID}"\nhost = "127.0.0.1"\nport = {port}\nmedia_secret_file = "{secret_file}"\n'
+        'loopback_candidates = true\ncapacity_streams = 100000\nlog_level = "WARNING"\n'
+    )
+    log = (workdir / "node.log").open("w")
+    process = subprocess.Popen(  # noqa: ASYNC220 (a child for the whole run)
+        [PYTHON, "-m", "media", "serve", "--config", str(config)], cwd=REPO, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        await _wait_http(f"http://127.0.0.1:{port}/healthz", process)
+        yield port, process.pid
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.to_thread(process.wait, 15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+async def _wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:  # noqa: ASYNC109
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as http:
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"{url}: the process exited with {process.returncode}")
+            with contextlib.suppress(aiohttp.ClientError):
+                async with http.get(url) as response:
+                    if response.status == 200:
+                        return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{url} did not answer within {timeout} s")
+            await asyncio.sleep(0.2)
+
+
+class Meetings:
+    def __init__(self, port: int, tokens: MediaTokens) -> None:
+        self.port = port
+        self.tokens = tokens
+
+    def peer(self, room: str, name: str, *, publish: bool) -> BotPeer:
+        token = self.tokens.issue(
+            kind=TokenKind.MEETING, node=NODE_ID, room=room, subject=f"bench:{name}", ttl=timedelta(minutes=5),
+            name=name, role=MeetingRole.PARTICIPANT,
+        )  # fmt: skip
+        url = f"ws://127.0.0.1:{self.port}{MEETING_WS_PATH.format(room=room)}"
+        return BotPeer(url, token, audio=False, video=publish, fps=FPS, video_frames=_loop(), stamp=True)
+
+
+def _loop() -> tuple[bytes, ...]:
+    return vp8_loop(WIDTH, HEIGHT, FPS, 2.0, KBPS)
+
+
+async def _join_all(peers: Sequence[BotPeer], batch: int = 10) -> None:
+    for i in range(0, len(peers), batch):
+        await asyncio.gather(*(peer.join(timeout=60) for peer in peers[i : i + batch]))
+
+
+async def _wait_flowing(receivers: Sequence[BotPeer], publishers: Sequence[BotPeer], timeout: float) -> None:  # noqa: ASYNC109
+    deadline = time.monotonic() + timeout
+    while True:
+        ok = all(r.frames_from(p.id, Source.CAMERA) > 0 for r in receivers for p in publishers if p is not r)
+        if ok:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError("not every stream started")
+        await asyncio.sleep(0.2)
+
+
+def _received(receivers: Sequence[BotPeer]) -> int:
+    return sum(entry.frames for r in receivers for entry in r.received.values())
+
+
+def _clear_latencies(receivers: Sequence[BotPeer]) -> None:
+    for r in receivers:
+        for entry in r.received.values():
+            entry.latencies.clear()
+
+
+def _latencies(receivers: Sequence[BotPeer]) -> list[float]:
+    return [lat for r in receivers for entry in r.received.values() for lat in entry.latencies]
+
+
+async def measure(
+    name: str,
+    node_pid: int,
+    receivers: Sequence[BotPeer],
+    publishers: Sequence[BotPeer],
+    streams: int,
+    seconds: float,
+    direct: list[float] | None = None,
+    receivers_for_count: Sequence[BotPeer] = (),
+) -> Step:
+    """One measurement window; with `direct`, a direct pair (no node) runs in this process meanwhile, under the
+    same load, and its latencies are appended there. `receivers_for_count`: count these (flow already checked)."""
+    await _wait_flowing(receivers, publishers, timeout=60)
+    receivers = receivers_for_count or receivers
+    await asyncio.sleep(1.0)  # past the start (GOP caches, first keyframes): a steady state
+    pair = asyncio.create_task(direct_latency(seconds)) if direct is not None else None
+    if pair is not None:
+        await asyncio.sleep(2.0)  # the pair's own start
+    _clear_latencies(receivers)
+    window = Window(node_pid)
+    before = _received(receivers)
+    window.begin()
+    await asyncio.sleep(seconds)
+    window.end()
+    received = _received(receivers) - before
+    if pair is not None and direct is not None:
+        direct.extend(await pair)
+    return Step(name, streams, window, streams * FPS * window.seconds, received, _latencies(receivers))
+
+
+RAMP = ((1, 4), (1, 6), (1, 8), (1, 10), (2, 10), (3, 10), (4, 10))
+"""(meetings, parties each): 12, 30, 56, 90, 180, 270, 360 forwarded streams."""
+
+
+async def meeting_step(meetings: Meetings, node_pid: int, count: int, parties: int, seconds: float) -> Step:
+    peers = [
+        meetings.peer(f"meet-{count}x{parties}-{m}", f"p{m}-{i}", publish=True)
+        for m in range(count)
+        for i in range(parties)
+    ]
+    try:
+        await _join_all(peers)
+        rooms = [peers[m * parties : (m + 1) * parties] for m in range(count)]
+        for room in rooms:
+            await _wait_flowing(room, room, timeout=60)
+        return await measure(f"{count} x {parties}-party", node_pid, [], [], count * parties * (parties - 1),
+                             seconds, receivers_for_count=peers)  # fmt: skip
+    finally:
+        await asyncio.gather(*(peer.close() for peer in peers), return_exceptions=True)
+
+
+async def broadcast_step(meetings: Meetings, node_pid: int, viewers: int, seconds: float) -> Step:
+    presenter = meetings.peer("meet-bcast-1", "presenter", publish=True)
+    audience = [meetings.peer("meet-bcast-1", f"v{i}", publish=False) for i in range(viewers)]
+    try:
+        await _join_all([presenter])
+        await _join_all(audience)
+        return await measure(f"1 -> {viewers}", node_pid, audience, [presenter], viewers, seconds)
+    finally:
+        await asyncio.gather(presenter.close(), *(peer.close() for peer in audience), return_exceptions=True)
+
+
+# ----- the baseline: the same endpoints, directly connected -----
+
+
+async def direct_latency(seconds: float) -> list[float]:
+    """A publisher and a receiver like the meeting's, with no node between them."""
+    sender = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    receiver = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    track = PacketTrack("video")
+    adapter.force_codecs(sender.addTransceiver(track, direction="sendonly"), VideoCodec.VP8)
+    latencies: list[float] = []
+
+    def on_frame(frame: ReceivedFrame) -> None:
+        (sent,) = STAMP.unpack(frame.data[-STAMP.size :])
+        latencies.append(time.monotonic() - sent)
+
+    @receiver.on("track")
+    def on_track(remote: MediaStreamTrack) -> None:
+        adapter.tap_receiver(receiver, remote, on_frame)
+
+    await sender.setLocalDescription(await sender.createOffer())
+    await receiver.setRemoteDescription(sender.localDescription)
+    await receiver.setLocalDescription(await receiver.createAnswer())
+    await sender.setRemoteDescription(receiver.localDescription)
+    frames = _loop()
+    try:
+        start = time.monotonic()
+        index = 0
+        while time.monotonic() - start < seconds + 2:
+            if index == 2 * FPS:
+                latencies.clear()  # past the start
+            track.push(frames[index % len(frames)] + STAMP.pack(time.monotonic()), index * (90_000 // FPS))
+            index += 1
+            await asyncio.sleep(max(0.0, start + index / FPS - time.monotonic()))
+    finally:
+        await sender.close()
+        await receiver.close()
+    return latencies
+
+
+# ----- the naive reference: decode, then one encode per subscriber -----
+
+
+async def serve_naive(port: int) -> None:
+    """A relay that receives decoded frames (aiortc decodes) and encodes per subscriber (aiortc's MediaRelay)."""
+    adapter.set_loopback_candidates(LoopbackCandidates.ONLY)
+    relay = MediaRelay()
+    published: dict[str, MediaStreamTrack] = {}
+    peers: list[RTCPeerConnection] = []
+
+    async def publish(request: web.Request) -> web.Response:
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        peers.append(pc)
+        name = request.match_info["name"]
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            published[name] = track
+
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=await request.text(), type="offer"))
+        await pc.setLocalDescription(await pc.createAnswer())
+        return web.Response(text=pc.localDescription.sdp)
+
+    async def subscribe(request: web.Request) -> web.Response:
+        names = request.query["from"].split(",")
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        peers.append(pc)
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=await request.text(), type="offer"))
+        for transceiver, name in zip(pc.getTransceivers(), names, strict=True):
+            transceiver.sender.replaceTrack(relay.subscribe(published[name], buffered=False))
+            transceiver.direction = "sendonly"
+            adapter.force_codecs(transceiver, VideoCodec.VP8)
+        await pc.setLocalDescription(await pc.createAnswer())
+        return web.Response(text=pc.localDescription.sdp)
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/publish/{name}", publish)
+    app.router.add_post("/subscribe", subscribe)
+    app.router.add_get("/healthz", healthz)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    for pc in peers:
+        await pc.close()
+    await runner.cleanup()
+
+
+async def naive_step(workdir: Path, parties: int, seconds: float) -> Step:
+    port = _free_port()
+    log = (workdir / "naive.log").open("w")
+    process = subprocess.Popen(  # noqa: ASYNC220
+        [PYTHON, "-m", "benchmarks.meetings", "--naive-node", str(port)], cwd=REPO, stdout=log,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    pcs: list[RTCPeerConnection] = []
+    tasks: list[asyncio.Task[None]] = []
+    counts: list[int] = []
+    try:
+        await _wait_http(f"http://127.0.0.1:{port}/healthz", process)
+        base = f"http://127.0.0.1:{port}"
+        names = [f"p{i}" for i in range(parties)]
+        async with aiohttp.ClientSession() as http:
+            for name in names:
+                pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+                pcs.append(pc)
+                track = PacketTrack("video")
+                adapter.force_codecs(pc.addTransceiver(track, direction="sendonly"), VideoCodec.VP8)
+                await pc.setLocalDescription(await pc.createOffer())
+                async with http.post(f"{base}/publish/{name}", data=pc.localDescription.sdp) as response:
+                    answer = await response.text()
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+                tasks.append(asyncio.create_task(_pace(track)))
+            await asyncio.sleep(1.0)  # the relay has every publisher's track
+            for name in names:
+                others = [n for n in names if n != name]
+                pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+                pcs.append(pc)
+                index = len(counts)
+                counts.extend([0] * len(others))
+
+                def counter(slot: int) -> Any:
+                    def on_frame(frame: ReceivedFrame) -> None:
+                        counts[slot] += 1
+
+                    return on_frame
+
+                @pc.on("track")
+                def on_track(track: MediaStreamTrack, pc: RTCPeerConnection = pc, index: int = index) -> None:
+                    slot = index + [t.receiver.track for t in pc.getTransceivers()].index(track)
+                    adapter.tap_receiver(pc, track, counter(slot))
+
+                for _ in others:
+                    pc.addTransceiver("video", direction="recvonly")
+                await pc.setLocalDescription(await pc.createOffer())
+                async with http.post(f"{base}/subscribe", params={"from": ",".join(others)},
+                                     data=pc.localDescription.sdp) as response:  # fmt: skip
+                    answer = await response.text()
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        streams = parties * (parties - 1)
+        deadline = time.monotonic() + 60
+        while not all(c > 0 for c in counts) and time.monotonic() < deadline:  # noqa: ASYNC110 (polling counters)
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(2.0)  # the encoders' start
+        window = Window(process.pid)
+        before = sum(counts)
+        window.begin()
+        await asyncio.sleep(seconds)
+        window.end()
+        return Step(f"naive {parties}-party", streams, window, streams * FPS * window.seconds, sum(counts) - before)
+    finally:
+        for task in tasks:
+            task.cancel()
+        for pc in pcs:
+            await pc.close()
+        process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.to_thread(process.wait, 15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+async def _pace(track: PacketTrack) -> None:
+    frames = _loop()
+    start = time.monotonic()
+    index = 0
+    while True:
+        track.push(frames[index % len(frames)], index * (90_000 // FPS))
+        index += 1
+        await asyncio.sleep(max(0.0, start + index / FPS - time.monotonic()))
+
+
+# ----- the run -----
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    adapter.set_loopback_candidates(LoopbackCandidates.ONLY)
+    secret = os.urandom(32)
+    tokens = MediaTokens(secret, SystemClock())
+    loop = _loop()
+    kbps = sum(len(f) for f in loop) * 8 / (len(loop) / FPS) / 1000
+    print(f"conditions: {platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; VP8 "
+          f"{WIDTH}x{HEIGHT} {FPS} fps pre-encoded at {kbps:.0f} kbit/s; node in its own process; "
+          f"{args.seconds:.0f} s per measurement", flush=True)  # fmt: skip
+    steps: list[Step] = []
+    with tempfile.TemporaryDirectory(prefix="bench-meetings-") as tmp:
+        workdir = Path(tmp)
+        async with media_node(workdir, secret) as (port, pid):
+            meetings = Meetings(port, tokens)
+            forwarded: list[Step] = []
+            for count, parties in RAMP:
+                if count > args.max_meetings:
+                    break
+                step = await meeting_step(meetings, pid, count, parties, args.seconds)
+                forwarded.append(step)
+                _print(step)
+                if step.degraded:
+                    break
+            broadcast = await broadcast_step(meetings, pid, args.viewers, args.seconds)
+            _print(broadcast)
+            ok = [s for s in forwarded if not s.degraded] or forwarded[:1]
+            best = max(ok, key=lambda s: s.per_core)
+            top = max(s.streams for s in ok)
+            # Latency at about half the highest load that did not degrade: n parties send n(n-1) streams.
+            parties = max(2, min(PARTIES, int((1 + (1 + 2 * top) ** 0.5) / 2)))
+            under_load: list[float] = []
+            half_step = await _latency_meeting(meetings, pid, parties, args.seconds, under_load)
+            _print(half_step)
+        idle = await direct_latency(args.seconds)
+        naive = await naive_step(workdir, 3, args.seconds)
+        _print(naive)
+    steps = [*forwarded, broadcast, half_step, naive]
+    direct_p50, direct_p99 = _quantile(under_load, 0.5), _quantile(under_load, 0.99)
+    added_p50 = max(0.0, half_step.latency_ms(0.5) - direct_p50)
+    added_p99 = max(0.0, half_step.latency_ms(0.99) - direct_p99)
+    through = f"p50 {half_step.latency_ms(0.5):.2f} ms, p99 {half_step.latency_ms(0.99):.2f} ms"
+    print(f"lag without the node: idle pair p50 {_quantile(idle, 0.5):.2f} ms, p99 {_quantile(idle, 0.99):.2f} ms; "
+          f"a pair beside the load p50 {direct_p50:.2f} ms, p99 {direct_p99:.2f} ms; through the node at "
+          f"{half_step.streams} streams: {through}", flush=True)  # fmt: skip
+    ratio = best.per_core / naive.per_core if naive.per_core else float("inf")
+    print(f"forwarded {best.per_core:.0f} streams/core vs naive {naive.per_core:.1f}: {ratio:.0f}x; broadcast "
+          f"{broadcast.per_core:.0f} streams/core; added latency p50 {added_p50:.2f} ms, p99 {added_p99:.2f} ms",
+          flush=True)  # fmt: skip
+    return {
+        "path": "forward",
+        "forwarded_streams_per_core": round(best.per_core, 1),
+        "broadcast_streams_per_core": round(broadcast.per_core, 1),
+        "naive_streams_per_core": round(naive.per_core, 2),
+        "forward_vs_naive": round(ratio, 1),
+        "added_latency_ms_p50": round(added_p50, 2),
+        "added_latency_ms_p99": round(added_p99, 2),
+        "latency_load_streams": half_step.streams,
+        "highest_forwarded_streams_without_degrading": top,
+        "through_node_latency_ms_p50": round(half_step.latency_ms(0.5), 2),
+        "through_node_latency_ms_p99": round(half_step.latency_ms(0.99), 2),
+        "direct_latency_ms_p50": round(direct_p50, 2),
+        "direct_latency_ms_p99": round(direct_p99, 2),
+        "idle_direct_latency_ms_p99": round(_quantile(idle, 0.99), 2),
+        "video": {"codec": "VP8", "width": WIDTH, "height": HEIGHT, "fps": FPS, "kbps": round(kbps)},
+        "steps": [s.row() for s in steps],
+    }
+
+
+async def _latency_meeting(
+    meetings: Meetings, node_pid: int, parties: int, seconds: float, direct: list[float]
+) -> Step:
+    peers = [meetings.peer("meet-half-1", f"h{i}", publish=True) for i in range(parties)]
+    try:
+        await _join_all(peers)
+        return await measure(
+            f"1 x {parties}-party (latency)", node_pid, peers, peers, parties * (parties - 1), seconds, direct
+        )
+    finally:
+        await asyncio.gather(*(peer.close() for peer in peers), return_exceptions=True)
+
+
+def _quantile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def _print(step: Step) -> None:
+    row = step.row()
+    print("  " + ", ".join(f"{k} {v}" for k, v in row.items()) + (" DEGRADED" if step.degraded else ""), flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.meetings", description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=6.0, help="length of each measurement (default 6)")
+    parser.add_argument("--viewers", type=int, default=100, help="broadcast audience (default 100)")
+    parser.add_argument("--max-meetings", type=int, default=3, help="most 10-party meetings at once (default 3)")
+    parser.add_argument("--quick", action="store_true", help="short: 3 s a step, 30 viewers, at most 1 meeting")
+    parser.add_argument("--naive-node", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.naive_node:
+        asyncio.run(serve_naive(args.naive_node))
+        return 0
+    if args.quick:
+        args.seconds, args.viewers, args.max_meetings = 3.0, 30, 1
+    result = asyncio.run(run(args))
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
