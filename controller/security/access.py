@@ -239,10 +239,13 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
     token = request.cookies.get(sessions.cookie_name(config))
     if not token:
         return _refuse(policy, request, 401)
-    async with request.app[state.DB].begin() as session:
-        # Decide inside the transaction, answer after it: an expired session's deletion must commit.
+    async with request.app[state.DB]() as session:
+        # Autocommit: each statement stands alone (a lookup, maybe the throttled last_seen write or an expired
+        # session's deletion), so no BEGIN/COMMIT round trips on every request. Decide first, answer after.
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         principal = await sessions.resolve(session, token, request.app[state.CLOCK].now(), config)
         status = None if principal is None else await _decide(session, policy, principal, request)
+        await session.commit()
     if principal is None:
         return _refuse(policy, request, 401)
     if status == 404:
