@@ -8,16 +8,18 @@ import base64
 import hashlib
 import hmac
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from aiohttp import web
 
 from common.clock import ManualClock
-from controller.medianodes import MEDIA_NODES, NodeRegistry, NoMediaNode
+from common.config import ConfigError
+from controller.medianodes import MEDIA_NODES, MediaNodes, NodeRegistry, NoMediaNode
 from controller.medianodes.control import ControlError, NodeControl
 from controller.medianodes.ice import IceServers
 from protocol.media import NODE_REPORT_PATH, CloseRequest, NodeLoad, NodeReport, node_bearer
-from tests.controller.conftest import Client
+from tests.controller.conftest import Client, make_config
 from tests.controller.live.fakes import FakeNode
 
 
@@ -125,3 +127,23 @@ async def test_the_control_client_reaches_the_node_with_the_bearer() -> None:
         await control.stop()
         await wrong.stop()
         await node.stop()
+
+
+async def test_media_nodes_from_the_configuration(tmp_path: Path, clock: ManualClock) -> None:
+    secret_file = tmp_path / "turn.secret"
+    secret_file.write_text("a-static-auth-secret-of-coturn\n", encoding="utf-8")
+    config = make_config(
+        tmp_path, turn_urls=["turn:turn.test:3478?transport=udp"], turn_secret_file=secret_file, turn_ttl_s=600
+    )
+    nodes = MediaNodes.from_config(config, clock)
+    media_secret = tmp_path / "media-secret.key"
+    assert media_secret.stat().st_mode & 0o777 == 0o600 and nodes.secret.hex() == media_secret.read_text().strip()
+    assert MediaNodes.from_config(config, clock).secret == nodes.secret  # read back, not made anew
+    (turn,) = nodes.ice_servers("agent:3")
+    assert turn.username is not None and turn.username.endswith(":agent:3")
+    assert int(turn.username.split(":")[0]) == int(clock.now().timestamp()) + 600
+    secret_file.write_text("short\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="too short"):
+        MediaNodes.from_config(config, clock)
+    with pytest.raises(ValueError, match="turn_urls"):
+        make_config(tmp_path, turn_urls=["http://turn.test"])
