@@ -259,17 +259,7 @@ class LiveService:
         by_node: dict[str, list[str]] = defaultdict(list)
         for row in rows:
             by_node[row.node_id].append(row.key)
-        for node_id, keys in by_node.items():
-            node = self.nodes.registry.known(node_id)  # a late node is told too: it may still be playing
-            if node is None:
-                logger.info("media node %s is unknown here: %s views end there by themselves", node_id, len(keys))
-                continue
-            try:
-                await self.nodes.control.close(
-                    node_id, node.report.control_url, CloseRequest(view_sessions=keys, reason=reason[:200])
-                )
-            except ControlError as exc:
-                logger.warning("media node %s: could not close %s views: %s", node_id, len(keys), exc)
+        await self._close_keys(by_node, reason[:200])  # a late node is told too: it may still be playing
 
     # -- the revocation watcher's pass ---------------------------------------------------------------------------
     async def recheck(self) -> int:
@@ -285,13 +275,49 @@ class LiveService:
                 if reason is not None:
                     self._end_row(session, row, reason, now, SYSTEM)
                     ended.append(row)
+            strays = await self._strays(session, {row.key for row in rows if row not in ended})
         if ended:
             logger.info("live view: %s views ended by the watcher", len(ended))
             await self._close_at_nodes(ended, "no longer allowed or no longer playing")
+        if strays:
+            logger.warning("live view: %s ended or unknown views still playing at a node; closing", len(strays))
+            await self._close_keys(strays, "this view has ended")
         self._last_open = [row for row in rows if row not in ended]
         self._measure()
         await self._stop_idle({row.camera_id for row in self._last_open})
         return len(ended)
+
+    async def _strays(self, session: AsyncSession, open_keys: set[str]) -> dict[str, list[str]]:
+        """Views a node plays that are not open here: ended ones (a token issued before a revocation and used
+        after it) or ones this controller never issued. node id -> session keys. A key that became open after
+        this pass read the open views is left alone."""
+        listed = {
+            key: node.node_id
+            for node in self.nodes.registry.fresh()
+            for key in node.report.view_sessions
+            if key not in open_keys
+        }
+        if not listed:
+            return {}
+        query = select(LiveSession.key).where(LiveSession.key.in_(list(listed)), LiveSession.ended_at.is_(None))
+        opened_since = set((await session.execute(query)).scalars())
+        strays: dict[str, list[str]] = defaultdict(list)
+        for key, node_id in listed.items():
+            if key not in opened_since:
+                strays[node_id].append(key)
+        return strays
+
+    async def _close_keys(self, by_node: dict[str, list[str]], reason: str) -> None:
+        for node_id, keys in by_node.items():
+            node = self.nodes.registry.known(node_id)
+            if node is None:
+                continue
+            try:
+                await self.nodes.control.close(
+                    node_id, node.report.control_url, CloseRequest(view_sessions=keys, reason=reason)
+                )
+            except ControlError as exc:
+                logger.warning("media node %s: could not close %s views: %s", node_id, len(keys), exc)
 
     async def fail_closed(self) -> int:
         """The rights of open views cannot be checked (the database fails): close them at their nodes rather

@@ -211,3 +211,23 @@ async def test_open_views_survive_a_controller_restart(
 
 async def _ended(app: web.Application, session_id: int, reason: str) -> bool:
     return (await _row(app, session_id)).end_reason == reason
+
+
+async def test_a_view_token_used_after_its_view_ended_is_closed_again(
+    pclient: Client, papp: web.Application, live: Live, clock: ManualClock
+) -> None:
+    status, started = await call(pclient, "POST", "/api/live/watch", {"camera": live.cameras[1], "device": DEVICE_A})
+    assert status == 200
+    claims = MediaTokens(papp[MEDIA_NODES].secret, clock).verify(
+        started["token"], node="node-1", kind=TokenKind.VIEW, room=camera_room(live.cameras[1])
+    )
+    await _revoke(pclient, live, clock)  # before the browser used its token
+    await eventually(lambda: claims.session in live.node.closed_sessions(), timeout=5)
+    closes = len(live.node.closes)
+    assert claims.session is not None
+    live.node.view_sessions.append(claims.session)  # the token is used within its minute: the node plays it
+    live.node.view_sessions.append("f" * 32)  # and a session this controller never issued
+    await live.node.send_report(pclient)
+    await eventually(lambda: len(live.node.closes) > closes, timeout=5)
+    assert set(live.node.closes[-1].view_sessions) == {claims.session, "f" * 32}
+    assert live.node.view_sessions == []
