@@ -28,8 +28,10 @@ from aiortc import (
 )
 
 from common.clock import Clock
+from media.forwarding import Output
 from media.forwarding import Sink as CoreSink
 from media.forwarding import Source as CoreSource
+from media.peers import add_direct_sink
 from media.rooms.plane import LevelCallback
 from media.rooms.slots import Feed
 from protocol.media import IceServer
@@ -38,7 +40,6 @@ from rtc.aiortc_adapter import (
     ReceivedFrame,
     VideoCodec,
     force_codecs,
-    intercept_keyframe_requests,
     tap_receiver,
 )
 
@@ -62,11 +63,6 @@ class RoomSink:
         self._plane = plane
         self.core = core
         self._feed: Feed | None = None
-
-    @property
-    def track(self) -> MediaStreamTrack:
-        assert self.core.track is not None
-        return self.core.track
 
     @property
     def feed(self) -> Feed | None:
@@ -169,11 +165,17 @@ class ForwardingPlane:
         task.add_done_callback(self._closing.discard)
 
     def add_sink(self, pc: RTCPeerConnection, kind: str) -> tuple[RTCRtpTransceiver, RoomSink]:
-        core = CoreSink(f"{self.room}/sink", kind, clock=self._clock)
-        sink = RoomSink(self, core)
-        transceiver = pc.addTransceiver(sink.track, direction="sendonly")
-        force_codecs(transceiver, self.video_codec)
-        intercept_keyframe_requests(transceiver.sender, core.keyframe_requested)
+        """On the core's fast send path (`media.peers.add_direct_sink`): the frame's RTP payloads are made once
+        for every subscriber of a source; per subscriber only the header and SRTP differ."""
+        made: list[CoreSink] = []
+
+        def make(output: Output) -> CoreSink:
+            made.append(CoreSink(f"{self.room}/sink", kind, clock=self._clock, output=output))
+            return made[0]
+
+        add_direct_sink(pc, make, kind=kind, video_codec=self.video_codec)
+        transceiver = pc.getTransceivers()[-1]
+        sink = RoomSink(self, made[0])
         self.sinks.add(sink)
         return transceiver, sink
 

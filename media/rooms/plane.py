@@ -19,10 +19,7 @@ LevelCallback = Callable[[str, int], None]
 
 
 class Sink(Protocol):
-    """One outgoing m-line of a subscriber: a track aiortc sends, fed from whichever feed it points at."""
-
-    @property
-    def track(self) -> MediaStreamTrack: ...
+    """One outgoing m-line of a subscriber, fed from whichever feed it points at."""
 
     @property
     def feed(self) -> Feed | None: ...

@@ -214,7 +214,8 @@ class Connection:
 
             self._sources = sources
             try:
-                await self._publish.setRemoteDescription(RTCSessionDescription(sdp=offer.sdp, type="offer"))
+                sdp = without_mdns_candidates(offer.sdp)
+                await self._publish.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
                 self.live.plane.prepare_publish(self._publish)
                 answer = await self._publish.createAnswer()
                 await self._publish.setLocalDescription(answer)
@@ -300,7 +301,8 @@ class Connection:
         if self._subscribe is None or not self._offer_pending or answer.version != self._offer_version:
             raise Refused("stale_answer", "no subscribe offer with this version is waiting")
         try:
-            await self._subscribe.setRemoteDescription(RTCSessionDescription(sdp=answer.sdp, type="answer"))
+            sdp = without_mdns_candidates(answer.sdp)
+            await self._subscribe.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
         except (ValueError, KeyError, TypeError) as exc:
             raise Refused("bad_sdp", f"the answer could not be applied: {exc}") from exc
         self._offer_pending = False
@@ -311,6 +313,14 @@ class Connection:
     @property
     def streams_out(self) -> int:
         return sum(1 for slots in self._slots.values() for slot in slots if slot.sink.feed is not None)
+
+
+def without_mdns_candidates(sdp: str) -> str:
+    """Browsers hide their addresses behind mDNS names (`<uuid>.local`) that the node cannot resolve (and aioice's
+    attempt to resolve them ties a lock to one event loop); without those lines the browser's own connectivity
+    checks reach the node's candidates and the pair forms from its peer-reflexive address."""
+    lines = [line for line in sdp.splitlines() if not (line.startswith("a=candidate:") and ".local " in line)]
+    return "\r\n".join(lines) + "\r\n"
 
 
 def _brief(exc: ValidationError) -> str:
