@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiortc import RTCSessionDescription
 
 from agents.live.config import LiveConfig
 from agents.publisher import Publication, Publisher
-from protocol.media import TokenKind
+from protocol.media import CONTROL_CLOSE_PATH, CloseRequest, TokenKind, node_bearer
 from protocol.uplink import PublishCamera, PublishState
 from rtc.aiortc_adapter import LoopbackCandidates, set_loopback_candidates
 from simulator.spec import CameraSpec
@@ -236,3 +237,25 @@ async def _join(node: NodeProcess, viewers: list[Counter]) -> None:
         status, body, _ = await post_sdp(f"{node.url}/whep/{ROOM}", token, await offer_of(viewer.pc))
         assert status == 201, body
         await viewer.pc.setRemoteDescription(RTCSessionDescription(sdp=body, type="answer"))
+
+
+async def test_the_player_stops_within_5_s_when_the_controller_closes_the_view(tmp_path: Path) -> None:
+    async with (
+        parent_page() as origin,
+        live_path(tmp_path, "127.0.9.44", cors_origins=[origin]) as path,
+        Browser.launch(tmp_path) as b,
+    ):
+        page = b.page
+        token = path.node.token(TokenKind.VIEW, ROOM, session="s-revoked", device="phone-1")
+        await page.navigate(f"{origin}/#{json.dumps({'node': path.node.url, 'room': ROOM, 'token': token})}")
+        await page.wait_for("#status", timeout=10, text="live")
+        request = CloseRequest(view_sessions=["s-revoked"], reason="guardianship revoked")
+        headers = {"Authorization": f"Bearer {node_bearer(path.node.secret)}", "Content-Type": "application/json"}
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(f"{path.node.url}{CONTROL_CLOSE_PATH}", data=request.model_dump_json(), headers=headers) as r,
+        ):
+            assert (r.status, await r.json()) == (200, {"closed": 1})
+        await page.wait_for("#status", timeout=5, text="stopped")
+        last = await page.evaluate("window.statuses[window.statuses.length - 1]")
+        assert last["reason"] == "ended"  # the node closed DTLS; the page then asks the controller why

@@ -21,8 +21,9 @@
  *   left           the viewer left (stop() or the page was closed)
  *   refused        the node refused the token (detail: expired, replayed, wrong_room, ... or the HTTP status)
  *   unreachable    the node could not be reached
- *   failed         the connection failed or was lost (network, or the node ended the session)
- *   ended          the node ended the stream (the camera stopped, the viewing window closed, access revoked)
+ *   failed         the connection failed or was lost (network; the node gone: after 4 s disconnected)
+ *   ended          the node closed the session (access revoked, the viewing window closed, the relay ended):
+ *                  seen at once from the DTLS transport closing; the page asks the controller why
  *   unsupported    this browser has no WebRTC
  * A status event is also dispatched on the video element: "whep-status" with the status as `detail`.
  *
@@ -34,6 +35,7 @@
 
   var GATHER_TIMEOUT_MS = 2000;
   var CONNECT_TIMEOUT_MS = 15000;
+  var DISCONNECTED_GRACE_MS = 4000;
 
   function preferH264(transceiver) {
     if (!transceiver.setCodecPreferences || !global.RTCRtpReceiver || !RTCRtpReceiver.getCapabilities) {
@@ -96,6 +98,7 @@
     var state = null;
     var connectTimer = null;
     var liveTimer = null;
+    var disconnectTimer = null;
 
     function emit(next, reason, detail) {
       if (state === "stopped") {
@@ -115,6 +118,7 @@
 
     function release(sendDelete) {
       clearTimeout(connectTimer);
+      clearTimeout(disconnectTimer);
       clearInterval(liveTimer);
       global.removeEventListener("pagehide", onPageHide);
       if (sendDelete && resource) {
@@ -197,11 +201,33 @@
       }
     });
     pc.addEventListener("iceconnectionstatechange", function () {
-      if (pc && pc.iceConnectionState === "disconnected" && state === "live") {
-        // Disconnected can heal by itself; failed follows if it does not.
-        if (global.console) { console.warn("whep: connection interrupted"); }
+      if (!pc) {
+        return;
+      }
+      var s = pc.iceConnectionState;
+      if (s === "disconnected") {
+        // A short network hiccup heals by itself; a node that closed the session (or went away) does not, and
+        // the browser would take about 30 s to call it failed.
+        clearTimeout(disconnectTimer);
+        disconnectTimer = setTimeout(function () { stop("failed", "connection lost", true); }, DISCONNECTED_GRACE_MS);
+      } else if (s === "connected" || s === "completed") {
+        clearTimeout(disconnectTimer);
+      } else if (s === "failed") {
+        stop("failed", "connection failed", true);
       }
     });
+    function watchTransport(transport) {
+      // The node closing the session (a revoked view, the end of the viewing window) closes DTLS at once.
+      if (transport && transport.addEventListener) {
+        transport.addEventListener("statechange", function () {
+          if (transport.state === "closed") {
+            stop("ended", "", false);
+          } else if (transport.state === "failed") {
+            stop("failed", "connection failed", true);
+          }
+        });
+      }
+    }
     global.addEventListener("pagehide", onPageHide);
     connectTimer = setTimeout(function () { stop("failed", "no picture within 15 s", true); }, CONNECT_TIMEOUT_MS);
 
@@ -239,6 +265,11 @@
       .then(function (answer) {
         if (!pc) { throw new Error("stopped"); }
         return pc.setRemoteDescription({ type: "answer", sdp: answer });
+      })
+      .then(function () {
+        if (pc && transceiver.receiver) {
+          watchTransport(transceiver.receiver.transport);
+        }
       })
       .then(watchFrames)
       .catch(function (err) {
