@@ -9,13 +9,14 @@ insert: the answer is made from the values written and the ids the inserts retur
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from controller.bookings import records
@@ -119,6 +120,101 @@ async def insert_booking(
             "address": address,
         },
     )
+    logger.info("audit: %s booking.create booking:%s", actor, booking_id)
+    booking = Booking(id=booking_id, **values)
+    return BookingDetail(booking, list(rooms), occurrences, {unit: zone.key for unit, zone in zones.items()})
+
+
+_INSERT_ALL_PG = text(
+    """
+WITH b AS (
+    INSERT INTO bookings (title, agenda, mode, organizer_id, host_room_id, starts_at, ends_at, time_zone, rrule,
+                          exdates, attendees, cancelled_at, created_at, updated_at)
+    VALUES (:title, :agenda, :mode, :organizer_id, :host_room_id, :starts_at, :ends_at, :time_zone, :rrule,
+            CAST(:exdates AS json), :attendees, NULL, :now, :now)
+    RETURNING id
+), r AS (
+    INSERT INTO booking_rooms (booking_id, room_id, is_host)
+    SELECT b.id, x.room_id, x.ordinal = 1
+    FROM b, unnest(CAST(:room_ids AS integer[])) WITH ORDINALITY AS x(room_id, ordinal)
+), o AS (
+    INSERT INTO occurrences (booking_id, recurrence_id, starts_at, ends_at, cancelled, detached)
+    SELECT b.id, x.recurrence_id, x.starts_at, x.ends_at, false, false
+    FROM b, unnest(CAST(:recurrence_ids AS timestamptz[]), CAST(:starts AS timestamptz[]),
+                   CAST(:ends AS timestamptz[])) AS x(recurrence_id, starts_at, ends_at)
+    RETURNING id, booking_id, recurrence_id, starts_at, ends_at
+), occ AS (
+    INSERT INTO room_occupancy (room_id, occurrence_id, booking_id, starts_at, ends_at)
+    SELECT room_id, o.id, o.booking_id, o.starts_at, o.ends_at
+    FROM o, unnest(CAST(:room_ids AS integer[])) AS room_id
+), a AS (
+    INSERT INTO audit_log (at, actor, action, target, details, address)
+    SELECT :now, :actor, 'booking.create', 'booking:' || b.id, CAST(:details AS json), :address FROM b
+)
+SELECT o.booking_id, o.id, o.recurrence_id FROM o
+"""
+)
+"""PostgreSQL: the whole booking in one statement (one round trip instead of five); it is atomic on its own, and
+the exclusion constraint on room_occupancy refuses it whole when a room is taken (23P01)."""
+
+
+async def insert_booking_pg(
+    session: AsyncSession,
+    *,
+    organizer_id: int,
+    actor: str,
+    draft: BookingDraft,
+    rooms: Sequence[Room],
+    zones: dict[int, ZoneInfo],
+    slots: Sequence[Slot],
+    now: datetime,
+    address: str | None,
+) -> BookingDetail:
+    """As `insert_booking`, on PostgreSQL, in one statement."""
+    values: dict[str, Any] = {
+        "title": draft.title,
+        "agenda": draft.agenda,
+        "mode": draft.mode,
+        "organizer_id": organizer_id,
+        "host_room_id": draft.host_room_id,
+        "starts_at": draft.starts_at,
+        "ends_at": draft.ends_at,
+        "time_zone": zones[rooms[0].unit_id].key,
+        "rrule": records.normalised_rule(draft.rule),
+        "exdates": sorted(day.isoformat() for day in draft.exdates),
+        "attendees": draft.attendees,
+        "cancelled_at": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+    parameters = {
+        **{key: value for key, value in values.items() if key not in ("cancelled_at", "created_at", "updated_at")},
+        "mode": draft.mode.value,
+        "exdates": json.dumps(values["exdates"]),
+        "now": now,
+        "room_ids": [room.id for room in rooms],
+        "recurrence_ids": [slot.recurrence_id for slot in slots],
+        "starts": [slot.starts_at for slot in slots],
+        "ends": [slot.ends_at for slot in slots],
+        "actor": actor,
+        "details": json.dumps(records.summary(draft, len(slots))),
+        "address": address,
+    }
+    rows = (await session.execute(_INSERT_ALL_PG, parameters)).all()
+    booking_id = int(rows[0][0])
+    ids = {recurrence_id: occurrence_id for _, occurrence_id, recurrence_id in rows}
+    occurrences = [
+        Occurrence(
+            id=ids[slot.recurrence_id],
+            booking_id=booking_id,
+            recurrence_id=slot.recurrence_id,
+            starts_at=slot.starts_at,
+            ends_at=slot.ends_at,
+            cancelled=False,
+            detached=False,
+        )
+        for slot in slots
+    ]
     logger.info("audit: %s booking.create booking:%s", actor, booking_id)
     booking = Booking(id=booking_id, **values)
     return BookingDetail(booking, list(rooms), occurrences, {unit: zone.key for unit, zone in zones.items()})

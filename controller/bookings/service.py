@@ -87,6 +87,19 @@ class BookingService:
             await session.execute(_TAKE_WRITE_LOCK)
             yield session
 
+    @asynccontextmanager
+    async def _creating(self) -> AsyncIterator[AsyncSession]:
+        """A create's session. PostgreSQL: autocommit, since the booking is one statement (atomic by itself) and
+        a clash is the exclusion constraint's to refuse: no BEGIN and COMMIT round trips, no check before it.
+        SQLite: the serialised write transaction, with the check before the inserts."""
+        if self._sqlite:
+            async with self._writing() as session:
+                yield session
+            return
+        async with self._db() as session:
+            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            yield session
+
     # ----- rooms -----
 
     async def create_room(
@@ -180,12 +193,16 @@ class BookingService:
 
         async def attempt() -> BookingDetail:
             nonlocal slots
-            async with self._writing() as session:
+            async with self._creating() as session:
                 rooms, zones = await self._bookable_rooms(session, principal, draft.room_ids, ())
                 slots = records.expand_draft(draft, zones[rooms[0].unit_id])
                 records.check_policies(rooms, slots, now, draft.attendees, zones)
-                await records.refuse_clash(session, draft.room_ids, slots)
-                return await inserts.insert_booking(
+                write = inserts.insert_booking
+                if self._sqlite:
+                    await records.refuse_clash(session, draft.room_ids, slots)
+                else:
+                    write = inserts.insert_booking_pg  # the exclusion constraint checks (23P01: see _raced)
+                return await write(
                     session,
                     organizer_id=principal.user_id,
                     actor=principal.actor,
