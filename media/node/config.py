@@ -65,7 +65,10 @@ class NodeConfig(BaseModel):
     )
     max_sdp_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024, description="largest SDP offer accepted")
     token_requests_per_minute: int = Field(
-        default=120, ge=1, description="WHIP/WHEP requests per client address per minute before 429"
+        default=600,
+        ge=1,
+        description="WHIP/WHEP requests per client address per minute before 429 (generous: mobile carriers put "
+        "many parents behind one address, and a request without a valid token costs the node only an HMAC)",
     )
     max_viewers_per_relay: int = Field(default=1000, ge=1, description="viewers one camera relay accepts")
     fast_send_path: bool = Field(
