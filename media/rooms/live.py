@@ -21,11 +21,13 @@ from media.rooms.selection import wanted_audio, wanted_video
 from media.rooms.session import Connection
 from media.rooms.slots import Feed
 from media.rooms.speakers import SpeakerTracker
+from protocol.media import MeetingRole
 from protocol.meeting import CloseReason, Speakers
 
 logger = logging.getLogger(__name__)
 
 TICK_S = 0.25
+ROSTER_DELAY_S = 0.05
 
 
 class LiveRoom:
@@ -51,6 +53,8 @@ class LiveRoom:
         self._last_speaking: list[str] = []
         self._last_order: list[str] = []
         self._closed = False
+        self._roster_pending: asyncio.TimerHandle | None = None
+        self._refresh_pending: asyncio.Handle | None = None
 
     @property
     def name(self) -> str:
@@ -117,11 +121,32 @@ class LiveRoom:
         self.refresh()
 
     def broadcast_roster(self) -> None:
+        """Soon, once: joins and hand-raises come in bursts (a hundred schools joining a broadcast), and a roster
+        per change per participant would be quadratic. Everyone but hosts and observers sees the same list, so it
+        is serialized once for them."""
+        if self._roster_pending is None:
+            self._roster_pending = asyncio.get_running_loop().call_later(ROSTER_DELAY_S, self._send_rosters)
+
+    def _send_rosters(self) -> None:
+        self._roster_pending = None
+        shared: str | None = None
         for connection in list(self.connections.values()):
-            connection.send(self.room.roster_for(connection.member))
+            member = connection.member
+            if member.is_host or member.role is MeetingRole.OBSERVER:
+                connection.send(self.room.roster_for(member))
+                continue
+            if shared is None:
+                shared = self.room.roster_for(member).model_dump_json()
+            connection.send_text(shared)
 
     def refresh(self) -> None:
-        """Every subscriber's slots, recomputed from who is present, heard and speaking."""
+        """Every subscriber's slots, recomputed from who is present, heard and speaking: once per turn of the event
+        loop however many changes came in it (a burst of joins costs one pass, not one per join)."""
+        if self._refresh_pending is None and not self._closed:
+            self._refresh_pending = asyncio.get_running_loop().call_soon(self._refresh_now)
+
+    def _refresh_now(self) -> None:
+        self._refresh_pending = None
         for connection in list(self.connections.values()):
             if connection.closed:
                 continue
@@ -147,6 +172,9 @@ class LiveRoom:
         if self._closed:
             return
         self._closed = True
+        for pending in (self._roster_pending, self._refresh_pending):
+            if pending is not None:
+                pending.cancel()
         for connection in list(self.connections.values()):
             await connection.shutdown(reason)
         if self._ticker is not None:

@@ -72,7 +72,7 @@ class Connection:
         self.ws = ws
         self._bucket = TokenBucket(live.clock, MESSAGES_PER_SECOND, MESSAGE_BURST)
         self._strikes = 0
-        self._outbox: asyncio.Queue[ServerMessage | None] = asyncio.Queue(OUTBOX)
+        self._outbox: asyncio.Queue[str | None] = asyncio.Queue(OUTBOX)
         self._writer: asyncio.Task[None] | None = None
         self._publish: RTCPeerConnection | None = None
         self._publish_lock = asyncio.Lock()
@@ -91,10 +91,14 @@ class Connection:
     # ----- sending -----
 
     def send(self, message: ServerMessage) -> None:
+        self.send_text(message.model_dump_json())
+
+    def send_text(self, text: str) -> None:
+        """A message already serialized (one roster for many participants)."""
         if self.closed:
             return
         try:
-            self._outbox.put_nowait(message)
+            self._outbox.put_nowait(text)
         except asyncio.QueueFull:
             logger.info("%s %s: signalling queue full, disconnecting", self.live.name, self.member.id)
             self.closed = True
@@ -107,7 +111,7 @@ class Connection:
             if message is None:
                 return
             try:
-                await self.ws.send_str(message.model_dump_json())
+                await self.ws.send_str(message)
             except (ConnectionError, RuntimeError):
                 return
 
@@ -177,7 +181,7 @@ class Connection:
         self.closed = True
         with contextlib.suppress(asyncio.QueueFull):
             if reason is not CloseReason.LEFT:
-                self._outbox.put_nowait(Closed(reason=reason, message=message))
+                self._outbox.put_nowait(Closed(reason=reason, message=message).model_dump_json())
             self._outbox.put_nowait(None)
         if self._writer is not None:
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
