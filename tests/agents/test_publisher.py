@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,8 @@ from prometheus_client import CollectorRegistry
 
 from agents.live.config import LiveConfig
 from agents.live.metrics import LiveCollector
-from agents.publisher import Publisher, choose_profile
+from agents.publisher import STABLE_S, Publisher, choose_profile
+from common.clock import Clock, ManualClock
 from protocol.camera import CameraReport, CameraState
 from protocol.media import TokenKind
 from protocol.uplink import PublishCamera, PublishState
@@ -29,7 +30,7 @@ from tests.agents.cameras import PASSWORD, running, spec
 from tests.media.node.helpers import DecodingViewer, RunningNode, running_node
 from tests.ports import free_port
 from tests.recording.helpers import login_for, ready_report
-from tests.waiting import eventually
+from tests.waiting import eventually, eventually_true
 
 ROOM = "cam-31"
 
@@ -57,7 +58,7 @@ class Agent:
 
 
 @contextlib.asynccontextmanager
-async def agent(host: str, **live: Any) -> AsyncIterator[Agent]:
+async def agent(host: str, clock: Clock | None = None, **live: Any) -> AsyncIterator[Agent]:
     quirks = live.pop("quirks", {})
     settings: dict[str, Any] = {"loopback_candidates": True, "stall_timeout_s": 2.0, "open_timeout_s": 5.0}
     settings.update(live)
@@ -78,6 +79,7 @@ async def agent(host: str, **live: Any) -> AsyncIterator[Agent]:
             lambda: reports,
             login_for,
             lambda state: holder[0].states.append(state),
+            clock=clock,
         )
         result = Agent(publisher, camera, reports=reports)
         holder.append(result)
@@ -208,3 +210,29 @@ def test_the_sub_stream_is_chosen_unless_a_profile_is_named() -> None:
     assert choose_profile(report, "main").token == "main"
     main_only = report.model_copy(update={"profiles": [p for p in report.profiles if p.role == "main"]})
     assert choose_profile(main_only, None).token == "main"
+
+
+async def test_a_stream_that_ran_a_while_gets_its_reconnects_afresh(tmp_path: Path) -> None:
+    """reconnects = 1 and a camera that drops every second: the first drop is reopened once, and a second drop
+    ends the publication, unless the reopened stream had run STABLE_S (the injected clock says how long)."""
+    clock = ManualClock()
+
+    async def advancing(until: Callable[[], bool]) -> None:
+        async def check() -> bool:
+            await clock.advance(1)  # wakes the publisher's backoff sleep; each step is one second of its time
+            return until()
+
+        await eventually_true(check, timeout=20, interval=0.2)
+
+    async with (
+        running_node(tmp_path) as node,
+        agent("127.0.9.7", clock=clock, reconnects=1, quirks={"drop_after_s": 1.0}) as site,
+    ):
+        rtsp = site.camera.rtsp
+        await site.publisher.publish(site.command(node))
+        await eventually(lambda: site.last("publishing") is not None, timeout=15)
+        await advancing(lambda: rtsp.sessions_opened == 2)
+        await clock.advance(STABLE_S + 1)  # the reopened stream has now run "long enough"
+        await advancing(lambda: rtsp.sessions_opened == 3)
+        await advancing(lambda: site.last("failed") is not None)
+        assert rtsp.sessions_opened == 3
