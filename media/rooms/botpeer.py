@@ -26,6 +26,7 @@ from aiortc import MediaStreamTrack, RTCBundlePolicy, RTCConfiguration, RTCPeerC
 from protocol.meeting import (
     SERVER_MESSAGE,
     Closed,
+    Codec,
     Hello,
     Muted,
     PublishAnswer,
@@ -84,6 +85,34 @@ def vp8_loop(
 
 
 @functools.lru_cache(maxsize=2)
+def h264_loop(
+    width: int = 320, height: int = 240, fps: int = 25, seconds: float = 2.0, kbps: int = 300
+) -> tuple[bytes, ...]:
+    """An H.264 loop (constrained baseline, Annex-B, SPS and PPS before the one IDR frame), encoded once."""
+    codec = av.CodecContext.create("libx264", "w")
+    codec.width, codec.height, codec.pix_fmt = width, height, "yuv420p"
+    codec.time_base = fractions.Fraction(1, fps)
+    codec.bit_rate = kbps * 1000
+    codec.options = {
+        "preset": "ultrafast",
+        "tune": "zerolatency",
+        "profile": "baseline",
+        "g": str(int(fps * seconds)),
+        "bf": "0",
+    }
+    rng = np.random.default_rng(11)
+    frames: list[bytes] = []
+    for index in range(int(fps * seconds)):
+        image = rng.integers(0, 255, size=(height // 8, width // 8, 3), dtype=np.uint8)
+        image = np.repeat(np.repeat(image, 8, axis=0), 8, axis=1) // 2
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
+        frame.pts = index
+        frames += [bytes(p) for p in codec.encode(frame)]
+    frames += [bytes(p) for p in codec.encode(None)]
+    return tuple(frames)
+
+
+@functools.lru_cache(maxsize=2)
 def opus_loop(seconds: float = 1.0, tone_hz: float = 440.0) -> tuple[bytes, ...]:
     """Opus packets (20 ms, 48 kHz mono) of a tone (silence with `tone_hz=0`), encoded once per process."""
     codec = av.CodecContext.create("libopus", "w")
@@ -122,6 +151,7 @@ class BotPeer:
         video_frames: tuple[bytes, ...] | None = None,
         stamp: bool = False,
         tone: bool = True,
+        codec: Codec = Codec.VP8,
     ) -> None:
         self.ws_url = ws_url
         self.token = token
@@ -130,6 +160,7 @@ class BotPeer:
         self.fps = fps
         self.stamp = stamp
         self.tone = tone
+        self.codec = codec
         """False: the microphone sends Opus silence (3-byte packets), so the node does not count it as speech."""
         self._video_frames = video_frames
         self._session: aiohttp.ClientSession | None = None
@@ -224,7 +255,7 @@ class BotPeer:
         if self.video:
             track = PacketTrack("video")
             transceiver = pc.addTransceiver(track, direction="sendonly")
-            force_codecs(transceiver, VideoCodec.VP8)
+            force_codecs(transceiver, VideoCodec(self.codec.value))
             intercept_keyframe_requests(transceiver.sender, self._on_pli)
             self._tracks.append(track)
             infos.append((transceiver, Source.CAMERA))
@@ -240,7 +271,7 @@ class BotPeer:
         self.plis_received += 1
 
     async def _pace_video(self, track: PacketTrack) -> None:
-        frames = self._video_frames or vp8_loop()
+        frames = self._video_frames or (h264_loop() if self.codec is Codec.H264 else vp8_loop())
         interval = 1.0 / self.fps
         step = 90_000 // self.fps
         start = time.monotonic()

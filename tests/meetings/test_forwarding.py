@@ -3,12 +3,16 @@ without decoding, and a subscriber's keyframe request reaches the publisher."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+import pytest
+
 from media.rooms.botpeer import BotPeer
+from media.rooms.extension import MeetingSettings
 from protocol.media import MeetingRole
-from protocol.meeting import Source
+from protocol.meeting import Codec, Source
 from tests.meetings.nodes import Node, meeting_node
 from tests.waiting import eventually
 
@@ -46,6 +50,25 @@ async def test_three_participants_receive_each_others_audio_and_video() -> None:
         assert not any(peer.errors for peer in peers)
 
 
+async def test_an_h264_session_forwards_h264() -> None:
+    settings = MeetingSettings(codec=Codec.H264)
+    async with meeting_node(settings) as node:
+        peers = [BotPeer(node.ws_url(ROOM), node.token(ROOM, name=n), codec=Codec.H264) for n in ("an", "binh")]
+        try:
+            for peer in peers:
+                await peer.join()
+            a, b = peers
+            await eventually(
+                lambda: a.frames_from(b.id, Source.CAMERA) > 10 and b.frames_from(a.id, Source.CAMERA) > 10
+            )
+            sources = node.meetings.rooms[ROOM].plane.sources  # type: ignore[attr-defined]
+            assert {s.codec for (pid, src), s in sources.items() if src is Source.CAMERA} == {"H264"}
+            assert all(s.stats.keyframes_in >= 1 for (pid, src), s in sources.items() if src is Source.CAMERA)
+        finally:
+            for peer in peers:
+                await peer.close()
+
+
 async def test_a_subscribers_keyframe_request_reaches_the_publisher() -> None:
     async with meeting_node() as node, bots(node, "an", "binh") as (publisher, subscriber):
         await eventually(lambda: subscriber.frames_from(publisher.id, Source.CAMERA) > 5, timeout=20)
@@ -55,3 +78,24 @@ async def test_a_subscribers_keyframe_request_reaches_the_publisher() -> None:
             await eventually(lambda before=before: publisher.plis_received > before, timeout=5)  # type: ignore[misc]
         live = node.meetings.rooms[ROOM]
         assert live.connections[publisher.id].member.role is MeetingRole.PARTICIPANT
+
+
+@pytest.mark.slow
+async def test_a_broadcast_reaches_every_school() -> None:
+    """One presenter and a hundred schools watching as observers of a class."""
+    async with meeting_node() as node:
+        room = "meet-9-90"
+        presenter = BotPeer(node.ws_url(room), node.token(room, MeetingRole.HOST, name="so", class_mode=True))
+        schools = [
+            BotPeer(node.ws_url(room), node.token(room, MeetingRole.OBSERVER, name=f"s{i}", class_mode=True))
+            for i in range(100)
+        ]
+        try:
+            await presenter.join()
+            await asyncio.gather(*(school.join() for school in schools))
+            await eventually(lambda: all(s.frames_from(presenter.id, Source.CAMERA) > 10 for s in schools), timeout=60)
+            await eventually(lambda: all(s.frames_from(presenter.id, Source.MICROPHONE) > 20 for s in schools))
+            await eventually(lambda: presenter.roster is not None and len(presenter.roster.participants) == 101)
+            assert node.meetings.load().streams_out == 200 and node.meetings.load().publishers == 2
+        finally:
+            await asyncio.gather(presenter.close(), *(school.close() for school in schools))
