@@ -54,6 +54,7 @@ from agents.recording.session import (
 )
 from agents.recording.stats import RecorderState
 from agents.recording.timeline import Continuity
+from agents.recording.writers import MAX_QUEUED, FileWriter
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +76,8 @@ class _Segment:
     row: int | None = None
     relative: str = ""
     file: FragmentFile | None = None
+    writer: FileWriter | None = None
+    """Its fragments' queue on a writer thread (None: written through the default executor, awaited)."""
     progress_at: float = field(default_factory=time.monotonic)
 
     @property
@@ -199,6 +202,19 @@ class NativeSession:
                 waiter.cancel()
 
     async def _handle(self, event: _Event) -> None:
+        """Apply one event; a cancellation (the recorder stopping) waits for it to complete first, so that a
+        segment is never left half closed (a file closed but its row not finished)."""
+        if isinstance(event, _Fragment) and event.segment.writer is not None:
+            await self._write(event)  # queued at once; being cancelled while waiting for the disk loses nothing
+            return
+        task = asyncio.ensure_future(self._apply(event))
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            await task
+            raise
+
+    async def _apply(self, event: _Event) -> None:
         if isinstance(event, _Fragment):
             await self._write(event)
         elif isinstance(event, _Open):
@@ -228,6 +244,8 @@ class NativeSession:
             await ctx.index.delete(row.id)
             segment.row = None
             raise WriteFailed(exc) from exc
+        if ctx.writers is not None:
+            segment.writer = ctx.writers.open(segment.file)
         self._current = segment
         logger.debug("%s: segment %d started at %s", ctx.camera, row.id, segment.start.isoformat())
 
@@ -236,10 +254,19 @@ class NativeSession:
         file = segment.file
         if file is None:
             return
-        try:
-            await asyncio.get_running_loop().run_in_executor(None, file.write, event.parts)
-        except OSError as exc:
-            raise WriteFailed(exc) from exc
+        writer = segment.writer
+        if writer is not None:
+            if writer.error is None:
+                writer.write(event.parts)
+                if writer.waiting > MAX_QUEUED:  # the disk is slow: wait for it rather than queue without end
+                    await writer.barrier()
+            if writer.error is not None:
+                raise WriteFailed(writer.error)
+        else:
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, file.write, event.parts)
+            except OSError as exc:
+                raise WriteFailed(exc) from exc
         now = time.monotonic()
         if now - segment.progress_at >= PROGRESS_S and segment.row is not None:
             # The row follows the file (start as now estimated, end, size): listings show it growing, and after a
@@ -258,9 +285,15 @@ class NativeSession:
         if file is None or segment.row is None:
             return
         try:
-            size = await asyncio.get_running_loop().run_in_executor(None, file.close)
+            if segment.writer is not None:
+                size = await segment.writer.barrier(file.close)  # after its queued fragments
+                if segment.writer.error is not None:
+                    raise WriteFailed(segment.writer.error)
+            else:
+                size = await asyncio.get_running_loop().run_in_executor(None, file.close)
         except OSError as exc:
             raise WriteFailed(exc) from exc
+        assert isinstance(size, int)
         self._current = None
         await ctx.index.finish_segment(
             segment.row, event.end, segment.duration_s, size, complete=True, start=event.start
@@ -324,7 +357,10 @@ class NativeSession:
         ctx.stats.write_errors_total += 1
         current, self._current = self._current, None
         if current is not None and current.file is not None and current.row is not None:
-            current.file.abandon()
+            if current.writer is not None:
+                await current.writer.barrier(current.file.abandon)  # nothing queued is written after this
+            else:
+                current.file.abandon()
             await self._salvage(current, current.row)
         if ctx.timeline.last_end is not None and ctx.pending_gap is None:
             ctx.pending_gap = PendingGap(ctx.timeline.last_end, "write_error")

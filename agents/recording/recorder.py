@@ -32,6 +32,7 @@ from agents.recording.session import (
 )
 from agents.recording.stats import RecorderState, RecorderStats
 from agents.recording.timeline import Timeline
+from agents.recording.writers import DiskWriters
 from common.backoff import Backoff
 from common.clock import Clock
 
@@ -54,6 +55,7 @@ class Recorder:
         on_keyframe: KeyframeHook | None = None,
         before_segment: BeforeSegmentHook | None = None,
         on_write_error: WriteErrorHook | None = None,
+        writers: DiskWriters | None = None,
     ) -> None:
         self.target = target
         self.camera = target.camera
@@ -71,6 +73,7 @@ class Recorder:
         self._backoff = backoff
         self._max_drift_s = max_drift_s
         self._hooks = (on_keyframe, before_segment, on_write_error)
+        self._writers = writers
         self._stop = threading.Event()
 
     async def run(self) -> None:
@@ -95,6 +98,7 @@ class Recorder:
                     on_keyframe=self._hooks[0],
                     before_segment=self._hooks[1],
                     on_write_error=self._hooks[2],
+                    writers=self._writers,
                 )
                 end = await self._session(ctx)
                 pending = ctx.pending_gap

@@ -32,6 +32,7 @@ from agents.recording.index import SegmentIndex
 from agents.recording.segment import SegmentWriter
 from agents.recording.stats import RecorderState, RecorderStats
 from agents.recording.timeline import Continuity, Timeline
+from agents.recording.writers import DiskWriters
 from common.clock import Clock
 from common.logs import SECRETS
 from common.redact import scrub_urls
@@ -132,6 +133,8 @@ class SessionContext:
     on_keyframe: KeyframeHook | None = None
     before_segment: BeforeSegmentHook | None = None
     on_write_error: WriteErrorHook | None = None
+    writers: DiskWriters | None = None
+    """The supervisor's segment-writer threads (RTSP over TCP); None: the default executor."""
 
 
 def segment_path(camera: str, start: datetime) -> str:

@@ -22,12 +22,15 @@ from agents.recording.reconcile import ReconcileReport, reconcile
 from agents.recording.recorder import Recorder
 from agents.recording.session import SessionSettings
 from agents.recording.stats import RecorderStats
+from agents.recording.writers import DiskWriters
 from common.backoff import Backoff
 from common.clock import Clock, SystemClock
 from protocol.camera import CameraReport, CameraState
 
 logger = logging.getLogger(__name__)
 
+WRITER_THREADS = 4
+"""Threads writing segment files (fsync blocks a thread, not a core)."""
 LoginFor = Callable[[str, str], Login]
 """(endpoint_ref, address) -> the login to use (CredentialBook.for_device)."""
 
@@ -58,6 +61,7 @@ class RecordingSupervisor:
         self._recorders: dict[str, tuple[Recorder, asyncio.Task[None]]] = {}
         self._stats: dict[str, RecorderStats] = {}
         self._tasks: asyncio.TaskGroup | None = None
+        self._writers: DiskWriters | None = None
         self._stop = asyncio.Event()
         self.started = asyncio.Event()
         self.reconciled: ReconcileReport | None = None
@@ -125,6 +129,7 @@ class RecordingSupervisor:
         """Reconcile the index with the disk, then run the recorders until `stop()` (or cancellation)."""
         await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
         self.reconciled = await reconcile(self.index, self.root)
+        self._writers = DiskWriters(WRITER_THREADS)
         try:
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
@@ -136,6 +141,8 @@ class RecordingSupervisor:
         finally:
             self._tasks = None
             self._recorders.clear()
+            writers, self._writers = self._writers, None
+            await asyncio.to_thread(writers.stop)  # the recorders are done: their files are closed
 
     def _apply(self) -> None:
         tasks = self._tasks
@@ -183,6 +190,7 @@ class RecordingSupervisor:
             on_keyframe=self._hooks[0],
             before_segment=self._hooks[1],
             on_write_error=self._hooks[2],
+            writers=self._writers,
         )
         previous = self._stats.get(target.camera)
         if previous is not None:
