@@ -24,6 +24,7 @@ from media.node.guard import SDP_TYPE, authorize, error, rate_limit, read_sdp
 from media.node.liveview import LiveView, Publication, Viewer, close_pc, new_session_id
 from media.peers import source_from_track
 from media.relay import RelayClosed
+from media.rooms.session import without_mdns_candidates
 from protocol.media import TokenKind
 from rtc.aiortc_adapter import AdapterError, VideoCodec, force_codecs, transceiver_of_track
 
@@ -131,7 +132,9 @@ class LiveRoutes:
         viewer_id = new_session_id()
         pc = live.peer_connection()
         try:
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+            # Phones' browsers name their host candidates `<uuid>.local`: aioice would spend up to a second on
+            # multicast DNS for each before answering, and never resolve them from a data centre.
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=without_mdns_candidates(offer), type="offer"))
             if not any(t.kind == "video" for t in pc.getTransceivers()):
                 raise error(400, "the offer has no video to receive")
             try:

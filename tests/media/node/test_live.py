@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import aiohttp
 import pytest
+from aiortc import RTCSessionDescription
 
 from common.clock import ManualClock
 from protocol.media import TokenKind
-from tests.media.node.helpers import DecodingViewer, LoopPublisher, h264_loop, running_node
+from tests.media.node.helpers import DecodingViewer, LoopPublisher, h264_loop, offer_of, post_sdp, running_node
 from tests.waiting import eventually
 
 ROOM = "cam-1"
@@ -133,6 +135,34 @@ async def test_audio_offered_with_a_camera_is_answered_inactive(tmp_path: Path) 
                 in publisher.pc.remoteDescription.sdp[publisher.pc.remoteDescription.sdp.index("m=audio") :]
             )
             await eventually(lambda: viewer.decoded >= 5, timeout=15)
+        finally:
+            await viewer.close()
+            await publisher.close()
+
+
+async def test_a_browser_s_mdns_candidates_are_left_out(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A phone's offer names its host candidates `<uuid>.local`; the node drops them instead of waiting on
+    multicast DNS (aioice would log its attempt), and the viewer still connects (from the candidates it gives)."""
+    caplog.set_level(logging.INFO, logger="aioice")
+    async with running_node(tmp_path) as node:
+        publisher = LoopPublisher(await h264_loop())
+        viewer = DecodingViewer()
+        try:
+            assert await publisher.publish(node, ROOM, node.token(TokenKind.PUBLISH, ROOM)) == 201
+            offer = await offer_of(viewer.pc)
+            mdns = "a=candidate:9 1 udp 2122260223 0f3b6c1e-5d2a-4e8b-9c7d-1a2b3c4d5e6f.local 54321 typ host\r\n"
+            at = offer.index("a=candidate:")
+            status, answer, _ = await post_sdp(
+                f"{node.url}/whep/{ROOM}", node.view_token(ROOM), offer[:at] + mdns + offer[at:]
+            )
+            assert status == 201
+            await viewer.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+            await eventually(lambda: viewer.decoded >= 5, timeout=15)
+            (entry,) = node.live.relays().values()
+            (watching,) = entry.viewers.values()
+            remote = watching.pc.getTransceivers()[0].receiver.transport.transport.getRemoteCandidates()
+            assert remote and not any(c.ip.endswith(".local") for c in remote)
+            assert ".local" not in caplog.text  # no resolution was even tried
         finally:
             await viewer.close()
             await publisher.close()
