@@ -1,7 +1,8 @@
 """Three headless Chromium participants (tabs of one browser, fake camera and microphone) join one session through
 the pages: each decodes the others' video and hears their audio (framesDecoded and audio energy from getStats keep
 growing), through a real controller and a real media node on 127.0.0.1. Then the host removes one of them with the
-page's button. Bounded: one browser, three tabs, about 20 s."""
+page's button. Before that, one shares a screen and the others decode it, and the host mutes one: its audio stops
+reaching the others while the host's keeps coming. Bounded: one browser, three tabs, about 10 s."""
 
 from __future__ import annotations
 
@@ -118,6 +119,38 @@ async def test_three_browsers_see_and_hear_each_other(aiohttp_client: ServerClie
                         return v > {later[other]["frames"]} + 10 && e > {later[other]["energy"]}; }})()"""
                     await page.wait_until(grows, timeout=20, interval=0.5)
                     assert later[other]["frames"] >= before[other]["frames"]
+            # The second participant shares its screen (a click with a user gesture, as getDisplayMedia requires):
+            # the others get it as a wide tile, decoded.
+            click = "document.getElementById('share-btn').click()"
+            await pages[1].send("Runtime.evaluate", {"expression": click, "userGesture": True})
+            for page in (pages[0], pages[2]):
+                await page.wait_until(
+                    f"""(async () => {{ const s = await {STATS};
+                    return s.inbound.some(x => x.participant === '{ids[1]}' && x.source === 'screen'
+                        && x.framesDecoded > 5); }})()""",
+                    timeout=20, interval=0.5,
+                )  # fmt: skip
+                assert await page.evaluate("document.querySelector('.tile.screen') !== null")
+            # The host mutes the second participant with the button next to its name: its audio stops reaching the
+            # third while the host's goes on.
+            mid_of = f"""(async () => {{ const s = await {STATS};
+                const x = s.inbound.find(x => x.participant === '{ids[1]}' && x.kind === 'audio');
+                return x ? x.mid : null;
+            }})()"""
+            muted_mid = await pages[2].evaluate(mid_of)
+            assert muted_mid is not None
+            await pages[0].click(f"#people button[data-action=mute][data-target='{ids[1]}']")
+            await pages[1].wait_until("window.ketnoiMeeting.mutedByHost === true", timeout=10)
+            packets = f"""(async () => {{ const s = await {STATS};
+                const x = s.inbound.find(x => x.pc === 'sub' && x.mid === '{muted_mid}');
+                return x.packetsReceived; }})()"""
+            host_audio = f"""(async () => {{ const s = await {STATS};
+                return s.inbound.filter(x => x.participant === '{ids[0]}' && x.kind === 'audio')
+                    .reduce((a, x) => a + x.packetsReceived, 0); }})()"""
+            await pages[2].wait_until(f"window.ketnoiMeeting.slots['{muted_mid}'].participant === null", timeout=10)
+            stopped, heard = await pages[2].evaluate(packets), await pages[2].evaluate(host_audio)
+            await pages[2].wait_until(f"{host_audio}.then(n => n > {heard} + 50)", timeout=10, interval=0.2)
+            assert await pages[2].evaluate(packets) <= stopped + 2
             people = await pages[0].evaluate("document.querySelectorAll('#people li').length")
             assert people == 3
             # The host removes the third participant with the button next to its name.
