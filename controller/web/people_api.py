@@ -18,6 +18,15 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from controller import state
 from controller.db.models import Role
 from controller.people import audit_view, importer, roster, tabular, tokens, users
+from controller.people.answers import (
+    AuditPageOut,
+    NewTokenOut,
+    TokenOut,
+    TokensOut,
+    UserOut,
+    UsersOut,
+    UserWithPasswordOut,
+)
 from controller.people.importer import Kind as ImportKind
 from controller.people.importer import RosterImportError
 from controller.people.roster import RosterError
@@ -504,20 +513,39 @@ async def import_roster(request: web.Request) -> web.StreamResponse:
 
 def add_routes(routes: Routes) -> None:
     api = Kind.API
-    routes.add("GET", "/api/tokens", list_tokens, Policy(EVERYONE))
-    routes.add("POST", "/api/tokens", create_token, Policy(EVERYONE), body=NewTokenBody)
-    routes.add("POST", "/api/tokens/{token_id:\\d+}/revoke", revoke_token, Policy(EVERYONE))
+    routes.add("GET", "/api/tokens", list_tokens, Policy(EVERYONE), response=TokensOut)
+    routes.add("POST", "/api/tokens", create_token, Policy(EVERYONE), body=NewTokenBody, response=NewTokenOut)
+    routes.add("POST", "/api/tokens/{token_id:\\d+}/revoke", revoke_token, Policy(EVERYONE), response=TokenOut)
 
-    routes.add("GET", "/api/users", list_users, Policy(TECHNICIANS), query=UsersQuery)
-    routes.add("POST", "/api/users", create_user, Policy(TECHNICIANS), body=NewUserBody)
-    routes.add("GET", "/api/users/{user_id:\\d+}", get_user, Policy(TECHNICIANS, api, Scope.USER))
+    routes.add("GET", "/api/users", list_users, Policy(TECHNICIANS), query=UsersQuery, response=UsersOut)
+    routes.add("POST", "/api/users", create_user, Policy(TECHNICIANS), body=NewUserBody, response=UserWithPasswordOut)
+    routes.add("GET", "/api/users/{user_id:\\d+}", get_user, Policy(TECHNICIANS, api, Scope.USER), response=UserOut)
     routes.add(
-        "POST", "/api/users/{user_id:\\d+}/role", change_role, Policy(TECHNICIANS, api, Scope.USER), body=RoleBody
+        "POST",
+        "/api/users/{user_id:\\d+}/role",
+        change_role,
+        Policy(TECHNICIANS, api, Scope.USER),
+        body=RoleBody,
+        response=UserOut,
     )
-    routes.add("POST", "/api/users/{user_id:\\d+}/disable", disable_user, Policy(TECHNICIANS, api, Scope.USER))
-    routes.add("POST", "/api/users/{user_id:\\d+}/enable", enable_user, Policy(TECHNICIANS, api, Scope.USER))
-    routes.add("POST", "/api/users/{user_id:\\d+}/reset-password", reset_password, Policy(TECHNICIANS, api, Scope.USER))
-    routes.add("GET", "/api/audit", list_audit, Policy(ADMINS), query=AuditQuery)
+    routes.add(
+        "POST",
+        "/api/users/{user_id:\\d+}/disable",
+        disable_user,
+        Policy(TECHNICIANS, api, Scope.USER),
+        response=UserOut,
+    )
+    routes.add(
+        "POST", "/api/users/{user_id:\\d+}/enable", enable_user, Policy(TECHNICIANS, api, Scope.USER), response=UserOut
+    )
+    routes.add(
+        "POST",
+        "/api/users/{user_id:\\d+}/reset-password",
+        reset_password,
+        Policy(TECHNICIANS, api, Scope.USER),
+        response=UserWithPasswordOut,
+    )
+    routes.add("GET", "/api/audit", list_audit, Policy(ADMINS), query=AuditQuery, response=AuditPageOut)
 
     routes.add("GET", "/api/units/{unit_id:\\d+}/classes", list_classes, Policy(SCHOOL_READ, api, Scope.UNIT))
     routes.add(

@@ -1,0 +1,64 @@
+"""The JSON shapes of the people API's successful answers (tokens, users, the audit log), for the OpenAPI
+document; unknown keys are forbidden so that an answer that grows a field without its description is caught
+(tests/controller/people/test_answers.py and the schemathesis run)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+class _Answer(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TokenOut(_Answer):
+    id: int
+    name: str
+    created_at: AwareDatetime
+    expires_at: AwareDatetime
+    last_used_at: AwareDatetime | None
+    revoked: bool
+
+
+class NewTokenOut(TokenOut):
+    token: str = Field(description="the secret, shown once")
+
+
+class TokensOut(_Answer):
+    tokens: list[TokenOut]
+
+
+class UserOut(_Answer):
+    id: int
+    username: str
+    display_name: str
+    role: str
+    unit_id: int | None
+    disabled: bool
+    locked: bool
+    created_at: AwareDatetime
+
+
+class UserWithPasswordOut(UserOut):
+    password: str = Field(description="the first (or new) password, shown once")
+
+
+class UsersOut(_Answer):
+    users: list[UserOut]
+
+
+class AuditEntryOut(_Answer):
+    id: int
+    at: AwareDatetime
+    actor: str
+    action: str
+    target: str
+    details: dict[str, Any]
+    address: str | None
+
+
+class AuditPageOut(_Answer):
+    entries: list[AuditEntryOut]
+    next_before_id: int | None = Field(description="pass as before_id for the next (older) page")
