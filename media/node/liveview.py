@@ -199,21 +199,9 @@ class LiveView:
         logger.info("relay %s opened", room)
         return entry
 
-    def streams_out(self) -> int:
-        return sum(len(entry.viewers) for entry in self._relays.values())
-
     def relays(self) -> dict[str, RelayEntry]:
+        """The open relays by room (a copy; tests and diagnostics read it)."""
         return dict(self._relays)
-
-    def find_viewer(self, room: str, viewer_id: str) -> Viewer | None:
-        entry = self._relays.get(room)
-        return entry.viewers.get(viewer_id) if entry is not None else None
-
-    def find_publication(self, room: str, publication_id: str) -> Publication | None:
-        entry = self._relays.get(room)
-        if entry is None or entry.publication is None or entry.publication.id != publication_id:
-            return None
-        return entry.publication
 
     async def attach_publication(self, entry: RelayEntry, publication: Publication) -> None:
         """The new publication feeds the relay; one it replaces is closed."""
