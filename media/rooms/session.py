@@ -103,7 +103,10 @@ class Connection:
             logger.info("%s %s: signalling queue full, disconnecting", self.live.name, self.member.id)
             self.closed = True
             self.close_reason = CloseReason.PROTOCOL
-            asyncio.get_running_loop().create_task(self.ws.close(code=1008, message=b"too slow"))
+            self.live.spawn(self._close_slow())
+
+    async def _close_slow(self) -> None:
+        await self.ws.close(code=1008, message=b"too slow")
 
     async def _write(self) -> None:
         while True:
@@ -223,10 +226,22 @@ class Connection:
                 self.live.plane.prepare_publish(self._publish)
                 answer = await self._publish.createAnswer()
                 await self._publish.setLocalDescription(answer)
-            except (ValueError, KeyError, TypeError) as exc:
-                raise Refused("bad_sdp", f"the offer could not be applied: {exc}") from exc
+            except Exception as exc:
+                logger.debug("%s %s: publish offer refused", self.live.name, self.member.id, exc_info=True)
+                await self._reset_publish()
+                raise Refused("bad_sdp", f"the offer could not be applied ({type(exc).__name__})") from exc
             self.send(PublishAnswer(sdp=self._publish.localDescription.sdp))
         self.live.refresh()
+
+    async def _reset_publish(self) -> None:
+        """A publish offer that failed half-way leaves the connection in no known state: start again from none
+        (the participant's feeds stop until its next offer)."""
+        pc, self._publish = self._publish, None
+        for feed in self._published:
+            self.live.plane.unpublish(feed)
+        self._published.clear()
+        if pc is not None:
+            await pc.close()
 
     def _on_track(self, pc: RTCPeerConnection, track: MediaStreamTrack) -> None:
         transceiver = next((t for t in pc.getTransceivers() if t.receiver.track is track), None)
@@ -307,8 +322,9 @@ class Connection:
         try:
             sdp = without_mdns_candidates(answer.sdp)
             await self._subscribe.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise Refused("bad_sdp", f"the answer could not be applied: {exc}") from exc
+        except Exception as exc:
+            logger.debug("%s %s: subscribe answer refused", self.live.name, self.member.id, exc_info=True)
+            raise Refused("bad_sdp", f"the answer could not be applied ({type(exc).__name__})") from exc
         self._offer_pending = False
         if self._offer_dirty:
             self._offer_dirty = False

@@ -93,6 +93,23 @@ async def test_limits_on_every_message_do_not_disturb_the_others() -> None:
                     data = json.loads(frame.data)
                     seen.append(data.get("code") or data["type"])
                 assert "rate_limited" in seen and seen[-1] == "closed"
+            async with http.ws_connect(node.ws_url(ROOM)) as ws:  # an SDP aiortc cannot apply: refused, still in
+                await ws.send_str(json.dumps({"type": "hello", "token": node.token(ROOM, name="bad sdp")}))
+                assert json.loads((await ws.receive(timeout=10)).data)["type"] == "welcome"
+                for sdp in (
+                    "v=0\r\nm=video x\r\n",
+                    "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 X 0\r\n",
+                ):
+                    await ws.send_str(json.dumps({"type": "publish_offer", "sdp": sdp, "tracks": []}))
+                    async for frame in ws:
+                        data = json.loads(frame.data)
+                        if data["type"] == "error":
+                            assert data["code"] == "bad_sdp", data
+                            break
+                await ws.send_str(json.dumps({"type": "hand", "raised": True}))
+                async for frame in ws:
+                    if json.loads(frame.data)["type"] == "roster":
+                        break
             async with http.ws_connect(node.ws_url(ROOM), max_msg_size=1 << 22) as big:
                 await big.send_str(json.dumps({"type": "hello", "token": node.token(ROOM, name="big")}))
                 assert json.loads((await big.receive(timeout=10)).data)["type"] == "welcome"
