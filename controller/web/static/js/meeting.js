@@ -132,7 +132,10 @@
       });
       answer = await response.json();
       if (!response.ok) {
-        const when = answer.starts_at ? ` ${new Date(answer.starts_at).toLocaleString()}` : "";
+        const local = { timeZone: "Asia/Ho_Chi_Minh", dateStyle: "short", timeStyle: "short" };
+        const when = answer.reason === "too_early" && answer.starts_at
+          ? ` ${new Date(answer.starts_at).toLocaleString(document.documentElement.lang === "en" ? "en-GB" : "vi-VN", local)} (Asia/Ho_Chi_Minh)`
+          : "";
         notice(`${T.refused} ${T[answer.reason] || answer.error}${when}`, true);
         root.dataset.state = "refused";
         $("join").disabled = false;
