@@ -159,6 +159,8 @@ class Step:
     median_fps: float
     max_lag_ms: float
     lost: int
+    camera_fps: float
+    """Frames per second reaching the relay from the camera (below 25: the publisher or the relay was starved)."""
 
     @property
     def delivered_per_core(self) -> float:
@@ -173,17 +175,26 @@ class Step:
     def describe(self) -> str:
         state = "full rate" if self.full_rate else "DEGRADED"
         per_core = self.viewers / self.relay_cores if self.relay_cores > 0 else float("inf")
+        camera = f"{self.camera_fps:.1f} fps" if self.camera_fps > 0 else "n/a"
         return (
             f"  {self.viewers:4d} viewers: relay {self.relay_cores:.2f} cores ({per_core:.0f} viewers/core, "
             f"{100 * self.relay_cores / self.viewers:.2f}% of a core each), viewers' processes "
-            f"{self.viewer_cores:.2f} cores; fps min {self.min_fps:.1f} median {self.median_fps:.1f}; "
+            f"{self.viewer_cores:.2f} cores; camera in {camera}; viewers' fps min {self.min_fps:.1f} "
+            f"median {self.median_fps:.1f}; "
             f"lag max {self.max_lag_ms:.0f} ms; lost {self.lost}: {state} ({self.delivered_per_core:.0f} per core "
             "by frames delivered)"
         )
 
 
-async def measure(relay_pid: int, groups: list[Viewers], window_s: float) -> Step:
-    """Relay CPU and the viewers' frame rates over `window_s` seconds."""
+async def frames_in(url: str) -> int:
+    async with aiohttp.ClientSession() as session, session.get(f"{url}/stats") as response:
+        count: int = (await response.json())["frames_in"]
+        return count
+
+
+async def measure(url: str, relay_pid: int, groups: list[Viewers], window_s: float) -> Step:
+    """Relay CPU, the camera's frame rate into the relay and the viewers' frame rates over `window_s` seconds."""
+    in0 = await frames_in(url)
     cpu0 = cpu_seconds(relay_pid)
     vcpu0 = sum(cpu_seconds(g.process.pid) for g in groups)
     t0 = time.monotonic()
@@ -191,6 +202,7 @@ async def measure(relay_pid: int, groups: list[Viewers], window_s: float) -> Ste
     t1 = time.monotonic()
     relay_cores = (cpu_seconds(relay_pid) - cpu0) / (t1 - t0)
     viewer_cores = (sum(cpu_seconds(g.process.pid) for g in groups) - vcpu0) / (t1 - t0)
+    camera_fps = (await frames_in(url) - in0) / (time.monotonic() - t0)
     await asyncio.sleep(1.1)  # the last second's lines
     fps: list[float] = []
     lags: list[float] = []
@@ -202,7 +214,9 @@ async def measure(relay_pid: int, groups: list[Viewers], window_s: float) -> Ste
             lags.extend(v[1] for v in line["v"])
             lost += sum(int(v[2]) for v in line["v"])
     n = sum(g.count for g in groups)
-    return Step(n, relay_cores, viewer_cores, min(fps), statistics.median(fps), max(lags, default=0.0), lost)
+    return Step(
+        n, relay_cores, viewer_cores, min(fps), statistics.median(fps), max(lags, default=0.0), lost, camera_fps
+    )
 
 
 async def ramp(mode: str, steps: Sequence[int], window_s: float, path: str = "direct") -> list[Step]:
@@ -220,7 +234,7 @@ async def ramp(mode: str, steps: Sequence[int], window_s: float, path: str = "di
                     batch -= size
                 total = target
                 await asyncio.sleep(2.0)  # past the joins and the GOP bursts
-                step = await measure(pid, groups, window_s)
+                step = await measure(url, pid, groups, window_s)
                 print(step.describe(), flush=True)
                 results.append(step)
                 if len(results) >= 2 and not (results[-1].full_rate or results[-2].full_rate):
@@ -284,6 +298,7 @@ async def run(quick: bool) -> dict[str, Any]:
     print("conditions: one 720p25 H.264 camera at ~2 Mbit/s, 2 s GOP, loopback, every part in its own process;")
     print(f"  viewers are aiortc peers that decrypt and count packets (no decoding); full rate = >= {FULL_FPS} fps,")
     print(f"  lag <= {MAX_LAG_MS:.0f} ms, no loss over a {window:.0f} s window; per core = viewers / relay CPU;")
+    print("  SRTP AES128_CM_SHA1_80 to viewers (what headless Chromium negotiates with the node);")
     print(f"  {os.cpu_count()} cores shared with other work (load average {os.getloadavg()[0]:.1f} at the start);")
     print(f"  Python {platform.python_version()}")
     print("forwarding core, fast send path (payloads made once per frame, header + SRTP + sendto per viewer):")

@@ -156,6 +156,8 @@ class RelayServer:
 
 async def run_relay(args: argparse.Namespace) -> None:
     adapter.set_loopback_candidates(LoopbackCandidates.ONLY)
+    # The profile Chromium negotiates (aiortc viewers would pick AES-256-GCM, dearer to encrypt).
+    adapter.prefer_srtp("SRTP_AES128_CM_SHA1_80")
     server = RelayServer(args.mode, args.path)
     app = web.Application(client_max_size=1024 * 1024)
     app.router.add_post("/publish", server.publish)

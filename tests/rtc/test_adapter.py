@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import aioice.ice
 import aiortc
 import pytest
+from aiortc import rtcdtlstransport
 from aiortc.mediastreams import MediaStreamTrack
 
 from rtc import aiortc_adapter as adapter
@@ -135,3 +136,22 @@ async def test_tapping_after_the_receiver_started_is_refused() -> None:
         await eventually(lambda: bool(tracks))
         with pytest.raises(AdapterError, match="before the receiver starts"):
             adapter.tap_receiver(node, tracks[0], lambda frame: None)
+
+
+@pytest.mark.parametrize("profile", ["SRTP_AEAD_AES_256_GCM", "SRTP_AEAD_AES_128_GCM", "SRTP_AES128_CM_SHA1_80"])
+async def test_an_srtp_profile_can_be_preferred(profile: str) -> None:
+    assert adapter.prefer_srtp(profile)
+    try:
+        publisher = Publisher(await h264_loop())
+        node = Counter()
+        async with closing(publisher.pc, node.pc):
+            await negotiate(publisher.pc, node.pc)
+            await eventually(lambda: node.pc.connectionState == "connected")
+            assert adapter.srtp_profile(node.pc) == profile
+            assert adapter.srtp_profile(publisher.pc) == profile
+            publisher.push_frame()
+            await eventually(lambda: len(node.frames) == 1)
+    finally:
+        assert adapter.prefer_srtp(None)
+    assert rtcdtlstransport.SRTP_PROFILES[0].openssl_profile == b"SRTP_AEAD_AES_256_GCM"
+    assert not adapter.prefer_srtp("SRTP_NULL_NULL")
