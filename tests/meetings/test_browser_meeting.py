@@ -1,8 +1,11 @@
 """Three headless Chromium participants (tabs of one browser, fake camera and microphone) join one session through
-the pages: each decodes the others' video and hears their audio (framesDecoded and audio energy from getStats keep
-growing), through a real controller and a real media node on 127.0.0.1. Then the host removes one of them with the
-page's button. Before that, one shares a screen and the others decode it, and the host mutes one: its audio stops
-reaching the others while the host's keeps coming. Bounded: one browser, three tabs, about 10 s."""
+the join links and pages, through a real controller and a real media node on 127.0.0.1:
+- each decodes the others' video and hears their audio (framesDecoded and audio energy from getStats keep growing);
+- an observer (a fourth tab) receives everyone and sends nothing, and only the host's list shows it;
+- one shares a screen and the others decode it;
+- the host mutes one: its audio stops reaching the others while the host's keeps coming;
+- the host removes one with the button next to its name.
+Bounded: one browser, four tabs, about 15 s."""
 
 from __future__ import annotations
 
@@ -85,6 +88,10 @@ async def test_three_browsers_see_and_hear_each_other(aiohttp_client: ServerClie
     status, links = await admin.get(f"/api/bookings/{created['id']}/join-links")
     urls = [link["url"] for link in links["links"]]
     assert status == 200 and len(urls) == 3
+    status, observing = await admin.get(
+        f"/api/bookings/{created['id']}/join-links", room=str(rooms[1]), role="observer"
+    )
+    assert status == 200
 
     async with meeting_node(secret=app[MEDIA_NODES].secret, node_id="media-browser") as node:
         load = NodeLoad(rooms=0, relays=0, publishers=0, subscribers=0, streams_out=0, cpu=0.0)
@@ -104,6 +111,19 @@ async def test_three_browsers_see_and_hear_each_other(aiohttp_client: ServerClie
             for page in pages:
                 ids.append(await page.wait_until("document.getElementById('meeting').dataset.participant", timeout=20))
             assert len(set(ids)) == 3
+            # An observer (a fourth tab) receives everyone and sends nothing: no publish connection, no outbound
+            # stream, and only the host's list shows it.
+            observer = await browser.new_page()
+            await observer.navigate(observing["links"][0]["url"])
+            await observer.wait_for("#join")
+            await observer.click("#join")
+            await _hears_and_sees(observer, ids)
+            assert (await observer.evaluate(STATS))["outbound"] == []
+            assert await observer.evaluate("window.ketnoiMeeting.pub === null")
+            await pages[0].wait_until("document.querySelectorAll('#people li').length === 4", timeout=10)
+            assert await pages[1].evaluate("document.querySelectorAll('#people li').length") == 3
+            await observer.click("#leave-btn")
+            await pages[0].wait_until("document.querySelectorAll('#people li').length === 3", timeout=10)
             first: list[dict[str, Any]] = []
             for page, me in zip(pages, ids, strict=True):
                 first.append(await _hears_and_sees(page, [i for i in ids if i != me]))
