@@ -166,11 +166,13 @@ class DirectOutput:
         pt = self._pt
         ssrc = sender.ssrc
         octets = 0
+        packets: list[bytes] = []
         for i, payload in enumerate(payloads):
             pack(header, 0, 0x80, pt | 0x80 if i == last else pt, seq, timestamp, ssrc)
-            sender.send(bytes(header) + payload, seq)
+            packets.append(bytes(header) + payload)
             octets += len(payload)
             seq = (seq + 1) & 0xFFFF
+        sender.send_frame(packets, self._seq)
         self._seq = seq
         sender.account(timestamp, len(payloads), octets)
         self.frames_sent += 1

@@ -591,6 +591,21 @@ class DirectSender:
             return
         pair.protocol.transport.sendto(self._dtls._tx_srtp.protect(packet), pair.remote_addr)
 
+    def send_frame(self, packets: list[bytes], first_seq: int) -> None:
+        """Encrypt and send a frame's RTP packets (consecutive sequence numbers from `first_seq`): the ICE pair
+        and the SRTP session are looked up once per frame, not once per packet."""
+        history = self._history
+        for i, packet in enumerate(packets):
+            history[(first_seq + i) % _RTX_HISTORY] = packet
+        pair = self._dtls.transport._connection._nominated.get(1)
+        if pair is None:
+            return
+        protect = self._dtls._tx_srtp.protect
+        sendto = pair.protocol.transport.sendto
+        addr = pair.remote_addr
+        for packet in packets:
+            sendto(protect(packet), addr)
+
     def account(self, rtp_timestamp: int, packets: int, octets: int) -> None:
         """Keep the stock sender's report counters (RTCP SR) in step with what was sent directly."""
         from aiortc import clock
