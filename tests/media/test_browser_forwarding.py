@@ -16,13 +16,17 @@ from aiortc.mediastreams import MediaStreamTrack
 from common.clock import SystemClock
 from media.forwarding import Sink, Source
 from media.peers import add_direct_sink, add_sink, source_from_track
+from rtc import aiortc_adapter as adapter
+from rtc.aiortc_adapter import VideoCodec
+from rtc.packet_track import PacketTrack
 from tests.browser import Browser
+from tests.media.test_forwarding_peers import vp8_frames
 from tests.ports import free_port
 from tests.rtc.peers import Publisher, h264_loop, loopback_only, negotiate, peer
 from tests.waiting import eventually
 
 PAGE = """<!doctype html><meta charset="utf-8"><video id="v" autoplay muted playsinline></video><script>
-window.start = async (path) => {
+window.start = async (path, codec) => {
   const pc = new RTCPeerConnection({iceServers: []});
   window.pc = pc;
   pc.addTransceiver("video", {direction: "recvonly"});
@@ -32,7 +36,7 @@ window.start = async (path) => {
     if (pc.iceGatheringState === "complete") return ok();
     pc.onicegatheringstatechange = () => pc.iceGatheringState === "complete" && ok();
   });
-  const answer = await fetch("/view?path=" + path, {method: "POST", body: pc.localDescription.sdp});
+  const answer = await fetch("/view?path=" + path + "&codec=" + codec, {method: "POST", body: pc.localDescription.sdp});
   await pc.setRemoteDescription({type: "answer", sdp: await answer.text()});
 };
 window.inbound = async () => {
@@ -72,15 +76,44 @@ class Node:
         # a lock bound to the first test's event loop): connectivity comes from Chromium's checks instead.
         offer = "\r\n".join(line for line in (await request.text()).splitlines() if ".local " not in line) + "\r\n"
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+        codec = VideoCodec(request.query["codec"])
         if request.query["path"] == "direct":
-            sink = add_direct_sink(pc, lambda out: Sink("chromium", "video", clock=self.clock, output=out))
+            sink = add_direct_sink(
+                pc, lambda out: Sink("chromium", "video", clock=self.clock, output=out), video_codec=codec
+            )
         else:
             sink = Sink("chromium", "video", clock=self.clock)
-            add_sink(pc, sink)
+            add_sink(pc, sink, video_codec=codec)
         sink.point(self.source)
         self.sinks.append(sink)
         await pc.setLocalDescription(await pc.createAnswer())
         return web.Response(text=pc.localDescription.sdp, content_type="application/sdp")
+
+
+class VP8Publisher(Publisher):
+    """The same publisher with a VP8 loop (its frames are encoded here once, a keyframe every 10)."""
+
+    def __init__(self, frames: list[bytes]) -> None:
+        self.frames = frames
+        self.pc = peer()
+        self.track = PacketTrack("video")
+        self.sent = []
+        self.plis = 0
+        self.index = 0
+        transceiver = self.pc.addTransceiver(self.track, direction="sendonly")
+        adapter.force_codecs(transceiver, VideoCodec.VP8)
+
+        def counted() -> None:
+            self.plis += 1
+
+        adapter.intercept_keyframe_requests(transceiver.sender, counted)
+
+    def push_frame(self) -> bytes:
+        data = self.frames[self.index % len(self.frames)]
+        assert self.track.push(data, self.index * 3600)
+        self.sent.append(data)
+        self.index += 1
+        return data
 
 
 @contextlib.asynccontextmanager
@@ -101,10 +134,11 @@ async def serving(node: Node) -> AsyncIterator[str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", ["stock", "direct"])
-async def test_chromium_decodes_forwarded_h264_and_its_keyframe_requests_reach_the_publisher(
-    tmp_path: Path, path: str
+@pytest.mark.parametrize("codec", ["H264", "VP8"])
+async def test_chromium_decodes_forwarded_video_and_its_keyframe_requests_reach_the_publisher(
+    tmp_path: Path, path: str, codec: str
 ) -> None:
-    publisher = Publisher(await h264_loop())
+    publisher = Publisher(await h264_loop()) if codec == "H264" else VP8Publisher(vp8_frames(50))
     node = Node()
     pacing: asyncio.Task[None] | None = None
     try:
@@ -115,7 +149,7 @@ async def test_chromium_decodes_forwarded_h264_and_its_keyframe_requests_reach_t
             page = browser.page
             await page.navigate(url)
             await page.wait_until("typeof window.start === 'function'")
-            await page.evaluate(f"window.start({path!r})")
+            await page.evaluate(f"window.start({path!r}, {codec!r})")
             await page.wait_until("window.inbound().then((s) => s && s.decoded > 30)", timeout=20)
             first = await page.evaluate("window.inbound()")
             await page.wait_until(f"window.inbound().then((s) => s.decoded > {first['decoded'] + 25})", timeout=10)

@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import fractions
 from collections.abc import Awaitable, Callable, Iterator
 
+import av
+import numpy
 import pytest
 from aiortc import RTCPeerConnection
 from aiortc.mediastreams import MediaStreamTrack
@@ -215,4 +218,69 @@ async def test_audio_is_forwarded_packet_for_packet(path: str) -> None:
         assert [f.data for f in listener.frames] == sent
         assert {f.codec for f in listener.frames} == {"opus"}
         assert [f.timestamp for f in listener.frames] == [i * 960 for i in range(20)]
+        await source.close()
+
+
+def vp8_frames(count: int) -> list[bytes]:
+    """`count` VP8 frames (320x240, a keyframe every 10) that change from one to the next."""
+    ctx = av.CodecContext.create("libvpx", "w")
+    ctx.width, ctx.height, ctx.pix_fmt = 320, 240, "yuv420p"
+    ctx.time_base = fractions.Fraction(1, 25)
+    ctx.gop_size = 10
+    ctx.options = {"deadline": "realtime", "cpu-used": "8"}
+    frames: list[bytes] = []
+    for i in range(count):
+        picture = numpy.zeros((240, 320, 3), numpy.uint8)
+        picture[:, (i * 10) % 320 :] = (255, i * 8 % 256, 0)
+        frame = av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(format="yuv420p")
+        frame.pts = i
+        frames.extend(bytes(p) for p in ctx.encode(frame))
+    frames.extend(bytes(p) for p in ctx.encode(None))
+    return frames
+
+
+@PATHS
+async def test_vp8_is_forwarded_frame_for_frame_and_a_late_subscriber_starts_on_a_keyframe(path: str) -> None:
+    frames = vp8_frames(25)
+    publisher_pc = peer()
+    track = PacketTrack("video")
+    adapter.force_codecs(publisher_pc.addTransceiver(track, direction="sendonly"), VideoCodec.VP8)
+    node_pc = peer()
+    sources: list[Source] = []
+    clock = SystemClock()
+
+    @node_pc.on("track")
+    def on_track(remote: MediaStreamTrack) -> None:
+        sources.append(source_from_track(node_pc, remote, name="cam-vp8", clock=clock)[0])
+
+    viewer = Counter()
+    viewer_pc = peer()
+    async with closing(publisher_pc, node_pc, viewer.pc, viewer_pc):
+        await negotiate(publisher_pc, node_pc)
+        await eventually(lambda: bool(sources) and node_pc.connectionState == "connected")
+        source = sources[0]
+        assert source.codec == "VP8"
+        for i in range(5):  # the keyframe at 0 and four after it, before anyone watches
+            track.push(frames[i], i * 3600)
+        await eventually(lambda: source.stats.frames_in == 5)
+        transceiver = viewer.pc.addTransceiver("video", direction="recvonly")
+        adapter.force_codecs(transceiver, VideoCodec.VP8)
+        await viewer.pc.setLocalDescription(await viewer.pc.createOffer())
+        await viewer_pc.setRemoteDescription(viewer.pc.localDescription)
+        if path == "direct":
+            sink = add_direct_sink(
+                viewer_pc, lambda out: Sink("v", "video", clock=clock, output=out), video_codec=VideoCodec.VP8
+            )
+        else:
+            sink = Sink("v", "video", clock=clock)
+            add_sink(viewer_pc, sink, video_codec=VideoCodec.VP8)
+        sink.point(source)
+        await viewer_pc.setLocalDescription(await viewer_pc.createAnswer())
+        await viewer.pc.setRemoteDescription(viewer_pc.localDescription)
+        await eventually(lambda: len(viewer.frames) == 5)  # the GOP cache
+        for i in range(5, 25):
+            track.push(frames[i], i * 3600)
+        await eventually(lambda: len(viewer.frames) == 25)
+        assert [f.data for f in viewer.frames] == frames
+        assert {f.codec for f in viewer.frames} == {"VP8"}
         await source.close()
