@@ -12,7 +12,9 @@ import aioice.ice
 import aiortc
 import pytest
 from aiortc import rtcdtlstransport
+from aiortc.codecs.h264 import h264_depayload
 from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtp import RtpPacket
 
 from rtc import aiortc_adapter as adapter
 from rtc.aiortc_adapter import AdapterError, LoopbackCandidates, VideoCodec
@@ -155,3 +157,23 @@ async def test_an_srtp_profile_can_be_preferred(profile: str) -> None:
         assert adapter.prefer_srtp(None)
     assert rtcdtlstransport.SRTP_PROFILES[0].openssl_profile == b"SRTP_AEAD_AES_256_GCM"
     assert not adapter.prefer_srtp("SRTP_NULL_NULL")
+
+
+async def test_decrypted_rtp_can_be_counted_without_the_receivers() -> None:
+    """The benchmark viewers' cheap path: every RTP packet, decrypted, to a handler; the receiver sees none."""
+    publisher = Publisher(await h264_loop())
+    node = Counter()  # taps its receiver: it must get nothing once the packets are counted instead
+    packets: list[bytes] = []
+    async with closing(publisher.pc, node.pc):
+        await publisher.pc.setLocalDescription(await publisher.pc.createOffer())
+        await node.pc.setRemoteDescription(publisher.pc.localDescription)
+        adapter.count_decrypted_rtp(node.pc, packets.append)
+        await node.pc.setLocalDescription(await node.pc.createAnswer())
+        await publisher.pc.setRemoteDescription(node.pc.localDescription)
+        await eventually(lambda: node.pc.connectionState == "connected")
+        for _ in range(3):
+            publisher.push_frame()
+        await eventually(lambda: sum(p[1] >> 7 for p in packets) == 3)  # three marker bits: three frames
+        # Decrypted: the payloads put back together are the frames sent.
+        assert b"".join(h264_depayload(RtpPacket.parse(p).payload) for p in packets) == b"".join(publisher.sent)
+        assert node.frames == []
