@@ -20,7 +20,17 @@ from controller.db.models import Role
 from controller.people import audit_view, importer, roster, tabular, tokens, users
 from controller.people.answers import (
     AuditPageOut,
+    ChildDetailOut,
+    ChildOut,
+    ChildrenOut,
+    ClassDetailOut,
+    ClassesOut,
+    ClassOut,
+    ConsentOut,
+    GuardianLinkedOut,
     NewTokenOut,
+    RevokedOut,
+    StaffAssignedOut,
     TokenOut,
     TokensOut,
     UserOut,
@@ -547,13 +557,20 @@ def add_routes(routes: Routes) -> None:
     )
     routes.add("GET", "/api/audit", list_audit, Policy(ADMINS), query=AuditQuery, response=AuditPageOut)
 
-    routes.add("GET", "/api/units/{unit_id:\\d+}/classes", list_classes, Policy(SCHOOL_READ, api, Scope.UNIT))
+    routes.add(
+        "GET",
+        "/api/units/{unit_id:\\d+}/classes",
+        list_classes,
+        Policy(SCHOOL_READ, api, Scope.UNIT),
+        response=ClassesOut,
+    )
     routes.add(
         "POST",
         "/api/units/{unit_id:\\d+}/classes",
         create_class,
         Policy(SCHOOL_WRITE, api, Scope.UNIT),
         body=NewClassBody,
+        response=ClassOut,
     )
     routes.add(
         "POST",
@@ -561,18 +578,29 @@ def add_routes(routes: Routes) -> None:
         create_child,
         Policy(SCHOOL_WRITE, api, Scope.UNIT),
         body=NewChildBody,
+        response=ChildOut,
     )
-    routes.add("GET", "/api/classes/{class_id:\\d+}", get_class, Policy(SCHOOL_READ, api, Scope.CLASS))
+    routes.add(
+        "GET", "/api/classes/{class_id:\\d+}", get_class, Policy(SCHOOL_READ, api, Scope.CLASS), response=ClassDetailOut
+    )
     routes.add(
         "POST",
         "/api/classes/{class_id:\\d+}/staff",
         assign_staff,
         Policy(SCHOOL_WRITE, api, Scope.CLASS),
         body=StaffBody,
+        response=StaffAssignedOut,
     )
-    routes.add("GET", "/api/children/{child_id:\\d+}", get_child, Policy(CHILD_READ, api, Scope.CHILD))
     routes.add(
-        "POST", "/api/children/{child_id:\\d+}/move", move_child, Policy(SCHOOL_WRITE, api, Scope.CHILD), body=MoveBody
+        "GET", "/api/children/{child_id:\\d+}", get_child, Policy(CHILD_READ, api, Scope.CHILD), response=ChildDetailOut
+    )
+    routes.add(
+        "POST",
+        "/api/children/{child_id:\\d+}/move",
+        move_child,
+        Policy(SCHOOL_WRITE, api, Scope.CHILD),
+        body=MoveBody,
+        response=ChildOut,
     )
     routes.add(
         "POST",
@@ -580,12 +608,14 @@ def add_routes(routes: Routes) -> None:
         link_guardian,
         Policy(SCHOOL_WRITE, api, Scope.CHILD),
         body=GuardianBody,
+        response=GuardianLinkedOut,
     )
     routes.add(
         "POST",
         "/api/children/{child_id:\\d+}/guardians/{guardian_id:\\d+}/revoke",
         revoke_guardian,
         Policy(SCHOOL_WRITE, api, Scope.CHILD),
+        response=RevokedOut,
     )
     routes.add(
         "POST",
@@ -593,12 +623,14 @@ def add_routes(routes: Routes) -> None:
         record_consent,
         Policy(CONSENT_WRITE, api, Scope.CHILD),
         body=ConsentBody,
+        response=ConsentOut,
     )
     routes.add(
         "POST",
         "/api/children/{child_id:\\d+}/consents/{consent_id:\\d+}/withdraw",
         withdraw_consent,
         Policy(CONSENT_WRITE, api, Scope.CHILD),
+        response=ConsentOut,
     )
-    routes.add("GET", "/api/my/children", my_children, Policy(frozenset({Role.PARENT})))
+    routes.add("GET", "/api/my/children", my_children, Policy(frozenset({Role.PARENT})), response=ChildrenOut)
     routes.add("POST", "/api/import", import_roster, Policy(ADMINS), body="application/octet-stream", query=ImportQuery)

@@ -1,4 +1,5 @@
-"""Real answers of the people API (tokens, users, audit) match the models the OpenAPI document gives for them."""
+"""Real answers of the people API (tokens, users, audit, classes, children) match the models the OpenAPI
+document gives for them."""
 
 from __future__ import annotations
 
@@ -8,7 +9,16 @@ from pydantic import BaseModel
 
 from controller.people.answers import (
     AuditPageOut,
+    ChildDetailOut,
+    ChildOut,
+    ChildrenOut,
+    ClassDetailOut,
+    ClassesOut,
+    ClassOut,
+    ConsentOut,
+    GuardianLinkedOut,
     NewTokenOut,
+    RevokedOut,
     TokenOut,
     TokensOut,
     UserOut,
@@ -49,3 +59,42 @@ async def test_people_answers_match_their_documented_models(pclient: Client, peo
         assert status in (200, 201), (model, body)
         model.model_validate(body)
     assert len(AuditPageOut.model_validate(answers[-1][1][1]).entries) == 3
+
+
+async def test_roster_answers_match_their_documented_models(pclient: Client, people: People) -> None:
+    await sign_in(pclient, people.staff)
+    status, klass = await _call(
+        pclient, "POST", f"/api/units/{people.school}/classes", {"school_year": "2026-2027", "name": "Chồi 3"}
+    )
+    assert status == 201
+    child_body = {"code": "HS77", "full_name": "Bé Bông", "date_of_birth": "2021-05-06", "class_id": klass["id"]}
+    status, child = await _call(pclient, "POST", f"/api/units/{people.school}/children", child_body)
+    assert status == 201
+    guardian = {"user_id": people.parent_id, "relationship": "father"}
+    answers: list[tuple[type[BaseModel], tuple[int, Any]]] = [
+        (ClassOut, (status, klass)),
+        (ChildOut, (status, child)),
+        (ClassesOut, await _call(pclient, "GET", f"/api/units/{people.school}/classes")),
+        (ClassDetailOut, await _call(pclient, "GET", f"/api/classes/{klass['id']}")),
+        (ChildOut, await _call(pclient, "POST", f"/api/children/{child['id']}/move", {"class_id": people.klass})),
+        (GuardianLinkedOut, await _call(pclient, "POST", f"/api/children/{child['id']}/guardians", guardian)),
+        (ConsentOut, await _call(pclient, "POST", f"/api/children/{child['id']}/consents", {"given_by": "mẹ"})),
+        (ChildDetailOut, await _call(pclient, "GET", f"/api/children/{child['id']}")),
+    ]
+    consent_id = answers[6][1][1]["id"]
+    answers += [
+        (ConsentOut, await _call(pclient, "POST", f"/api/children/{child['id']}/consents/{consent_id}/withdraw")),
+    ]
+    await sign_in(pclient, people.parent)
+    answers += [
+        (ChildrenOut, await _call(pclient, "GET", "/api/my/children")),
+        (ChildDetailOut, await _call(pclient, "GET", f"/api/children/{child['id']}")),  # without guardians
+    ]
+    await sign_in(pclient, people.staff)
+    answers += [
+        (RevokedOut, await _call(pclient, "POST", f"/api/children/{child['id']}/guardians/{people.parent_id}/revoke")),
+    ]
+    for model, (status, body) in answers:
+        assert status in (200, 201), (model, body)
+        model.model_validate(body)
+    assert ChildDetailOut.model_validate(answers[10][1][1]).guardians is None
