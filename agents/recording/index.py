@@ -64,6 +64,17 @@ _HELD = (
 _SEGMENT_COLUMNS = "id, camera, path, start_us, end_us, duration_s, bytes, complete, held"
 
 
+@dataclass(frozen=True)
+class Progress:
+    """An open segment's row as of now (ProgressRows)."""
+
+    row: int
+    start: datetime
+    end: datetime
+    duration_s: float
+    bytes: int
+
+
 class IndexValueError(ValueError):
     """A value the index cannot store (naive datetime, end before start)."""
 
@@ -265,6 +276,27 @@ class SegmentIndex:
                 ]
             )
         return count > 0
+
+    async def progress(self, rows: list[Progress]) -> None:
+        """Bring open segments' rows up to date in one transaction; finished rows are left alone."""
+        values = [
+            (to_us(p.start), max(to_us(p.start), to_us(p.end)), float(p.duration_s), int(p.bytes), p.row) for p in rows
+        ]
+        async with self._lock:
+            try:
+                await self._db.executemany(
+                    "UPDATE segments SET start_us = ?, end_us = ?, duration_s = ?, bytes = ? "
+                    "WHERE id = ? AND complete = 0",
+                    values,
+                )
+                await self._db.executemany(
+                    f"UPDATE segments SET held = MAX(held, {_HELD}) WHERE id = ?",  # noqa: S608
+                    [(p.row,) for p in rows],
+                )
+            except BaseException:
+                await self._db.rollback()
+                raise
+            await self._db.commit()
 
     async def get(self, segment_id: int) -> Segment | None:
         rows = await self._rows(f"SELECT {_SEGMENT_COLUMNS} FROM segments WHERE id = ?", (segment_id,))  # noqa: S608

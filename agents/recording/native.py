@@ -71,7 +71,11 @@ class _Segment:
 
     start: datetime
     video: VideoFormat
+    header: bytes = b""
+    """The file's ftyp and moov."""
     ticks: int = 0
+    bytes: int = 0
+    """Bytes of the file once every fragment cut so far is written (its header included)."""
     sequence: int = 0
     row: int | None = None
     relative: str = ""
@@ -95,6 +99,10 @@ class _Fragment:
     segment: _Segment
     parts: list[bytes]
     start_estimate: datetime
+    duration_s: float
+    """The segment's media seconds up to the end of this fragment."""
+    size: int
+    """The file's size once this fragment is written."""
 
 
 @dataclass(frozen=True)
@@ -235,7 +243,7 @@ class NativeSession:
             segment.file = await loop.run_in_executor(
                 None,
                 lambda: FragmentFile(
-                    path, fmp4.init_segment(segment.video), fragment_s=ctx.settings.fragment_s, fsync=ctx.settings.fsync
+                    path, segment.header, fragment_s=ctx.settings.fragment_s, fsync=ctx.settings.fsync
                 ),
             )
         except OSError as exc:
@@ -267,16 +275,20 @@ class NativeSession:
                 await asyncio.get_running_loop().run_in_executor(None, file.write, event.parts)
             except OSError as exc:
                 raise WriteFailed(exc) from exc
+        if segment.row is None:
+            return
+        # The row follows the file (start as now estimated, end, size): listings show it growing, and after a
+        # crash reconciliation starts from these times.
+        start = event.start_estimate
+        end = start + timedelta(seconds=event.duration_s)
+        size = file.size if writer is None else event.size
+        if self.ctx.progress is not None:
+            self.ctx.progress.note(segment.row, start, end, event.duration_s, size)
+            return
         now = time.monotonic()
-        if now - segment.progress_at >= PROGRESS_S and segment.row is not None:
-            # The row follows the file (start as now estimated, end, size): listings show it growing, and after a
-            # crash reconciliation starts from these times.
+        if now - segment.progress_at >= PROGRESS_S:
             segment.progress_at = now
-            start = event.start_estimate
-            end = start + timedelta(seconds=segment.duration_s)
-            await self.ctx.index.finish_segment(
-                segment.row, end, segment.duration_s, file.size, complete=False, start=start
-            )
+            await self.ctx.index.finish_segment(segment.row, end, event.duration_s, size, complete=False, start=start)
 
     async def _close(self, event: _Close) -> None:
         ctx = self.ctx
@@ -284,6 +296,8 @@ class NativeSession:
         file = segment.file
         if file is None or segment.row is None:
             return
+        if ctx.progress is not None:
+            ctx.progress.forget(segment.row)
         try:
             if segment.writer is not None:
                 size = await segment.writer.barrier(file.close)  # after its queued fragments
@@ -373,6 +387,8 @@ class NativeSession:
 
     async def _salvage(self, segment: _Segment, row: int) -> None:
         ctx = self.ctx
+        if ctx.progress is not None:
+            ctx.progress.forget(row)
         path = ctx.root / segment.relative
 
         def repair() -> tuple[int, mp4.Probe | None]:
@@ -506,7 +522,8 @@ class NativeSession:
             return None
         self._params = params
         start = ctx.timeline.begin_segment(dts, arrived)
-        segment = _Segment(start, video)
+        header = fmp4.init_segment(video)
+        segment = _Segment(start, video, header=header, bytes=len(header))
         self._segment = segment
         self._frag_ticks = 0
         self._events.append(_Open(segment))
@@ -523,7 +540,9 @@ class NativeSession:
             segment.sequence, decode_time, self._frag_durations, self._frag_sizes, self._frag_keys
         )
         start, _ = self.ctx.timeline.estimate_start()
-        self._events.append(_Fragment(segment, [header, *self._frag_data], start))
+        parts = [header, *self._frag_data]
+        segment.bytes += sum(len(p) for p in parts)
+        self._events.append(_Fragment(segment, parts, start, segment.duration_s, segment.bytes))
         self._frag_durations, self._frag_sizes, self._frag_keys, self._frag_data = [], [], [], []
         self._frag_ticks = 0
         self._wake.set()

@@ -21,6 +21,7 @@ from agents.recording.cameras import StreamTarget, with_credentials
 from agents.recording.hooks import BeforeSegmentHook, KeyframeHook, WriteErrorHook
 from agents.recording.index import SegmentIndex
 from agents.recording.native import NativeSession
+from agents.recording.progress import ProgressRows
 from agents.recording.session import (
     Bridge,
     PendingGap,
@@ -56,6 +57,7 @@ class Recorder:
         before_segment: BeforeSegmentHook | None = None,
         on_write_error: WriteErrorHook | None = None,
         writers: DiskWriters | None = None,
+        progress: ProgressRows | None = None,
     ) -> None:
         self.target = target
         self.camera = target.camera
@@ -74,6 +76,7 @@ class Recorder:
         self._max_drift_s = max_drift_s
         self._hooks = (on_keyframe, before_segment, on_write_error)
         self._writers = writers
+        self._progress = progress
         self._stop = threading.Event()
 
     async def run(self) -> None:
@@ -99,6 +102,7 @@ class Recorder:
                     before_segment=self._hooks[1],
                     on_write_error=self._hooks[2],
                     writers=self._writers,
+                    progress=self._progress,
                 )
                 end = await self._session(ctx)
                 pending = ctx.pending_gap

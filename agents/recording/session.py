@@ -29,6 +29,7 @@ import av
 from agents.recording import mp4
 from agents.recording.hooks import BeforeSegmentHook, Keyframe, KeyframeHook, WriteErrorHook
 from agents.recording.index import SegmentIndex
+from agents.recording.progress import ProgressRows
 from agents.recording.segment import SegmentWriter
 from agents.recording.stats import RecorderState, RecorderStats
 from agents.recording.timeline import Continuity, Timeline
@@ -135,6 +136,8 @@ class SessionContext:
     on_write_error: WriteErrorHook | None = None
     writers: DiskWriters | None = None
     """The supervisor's segment-writer threads (RTSP over TCP); None: the default executor."""
+    progress: ProgressRows | None = None
+    """The supervisor's batched updates of open segments' rows (RTSP over TCP); None: one update per second."""
 
 
 def segment_path(camera: str, start: datetime) -> str:

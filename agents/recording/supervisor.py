@@ -9,6 +9,7 @@ every recorder and waits for their session threads.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -18,9 +19,10 @@ from agents.recording.cameras import StreamTarget, targets
 from agents.recording.config import RecordingConfig
 from agents.recording.hooks import BeforeSegmentHook, KeyframeHook, WriteErrorHook
 from agents.recording.index import SegmentIndex
+from agents.recording.progress import ProgressRows
 from agents.recording.reconcile import ReconcileReport, reconcile
 from agents.recording.recorder import Recorder
-from agents.recording.session import SessionSettings
+from agents.recording.session import PROGRESS_S, SessionSettings
 from agents.recording.stats import RecorderStats
 from agents.recording.writers import DiskWriters
 from common.backoff import Backoff
@@ -62,6 +64,7 @@ class RecordingSupervisor:
         self._stats: dict[str, RecorderStats] = {}
         self._tasks: asyncio.TaskGroup | None = None
         self._writers: DiskWriters | None = None
+        self._progress: ProgressRows | None = None
         self._stop = asyncio.Event()
         self.started = asyncio.Event()
         self.reconciled: ReconcileReport | None = None
@@ -132,14 +135,21 @@ class RecordingSupervisor:
         self._writers = DiskWriters(WRITER_THREADS)
         try:
             async with asyncio.TaskGroup() as tasks:
+                self._progress = ProgressRows(self.index, PROGRESS_S)
+                progress = tasks.create_task(self._progress.run(), name="recording progress")
                 self._tasks = tasks
                 self._apply()
                 self.started.set()
                 await self._stop.wait()
                 for _, task in self._recorders.values():
                     task.cancel()
+                for _, task in self._recorders.values():
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+                progress.cancel()
         finally:
             self._tasks = None
+            self._progress = None
             self._recorders.clear()
             writers, self._writers = self._writers, None
             await asyncio.to_thread(writers.stop)  # the recorders are done: their files are closed
@@ -191,6 +201,7 @@ class RecordingSupervisor:
             before_segment=self._hooks[1],
             on_write_error=self._hooks[2],
             writers=self._writers,
+            progress=self._progress,
         )
         previous = self._stats.get(target.camera)
         if previous is not None:
