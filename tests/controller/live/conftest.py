@@ -20,12 +20,14 @@ from sqlalchemy import select
 
 from controller import state
 from controller.db.models import AuditEntry, Camera, Unit
+from controller.live.watcher import WATCHER
 from controller.medianodes import MEDIA_NODES
 from protocol.uplink import Welcome
 from tests.controller.conftest import ORIGIN, AiohttpClient, Client, csrf_token, sign_in
 from tests.controller.live.fakes import FakeNode
 from tests.controller.people.conftest import People, papp, seed_people
 from tests.controller.uplink_helpers import camera, connect, enrol, hello, receive
+from tests.waiting import eventually
 
 __all__ = ["papp"]
 
@@ -127,3 +129,12 @@ async def live(pclient: Client, papp: web.Application) -> AsyncIterator[Live]:
         await node.stop()
         await agent_ws.close()
         await other_ws.close()
+
+
+async def settle(app: web.Application) -> None:
+    """Wait until the watcher has run a whole pass that started after this call."""
+    watcher = app[WATCHER]
+    for _ in range(2):  # the first pass to end may have started before this call; the second did not
+        before = watcher.passes
+        watcher.wake()
+        await eventually(lambda: watcher.passes > before, timeout=10)  # noqa: B023 (awaited in this iteration)

@@ -15,7 +15,7 @@ from controller.medianodes import MEDIA_NODES
 from protocol.media import MediaTokens, ReplayGuard, TokenKind, TokenRefused, camera_room
 from protocol.uplink import PublishCamera, PublishState, StopPublishing
 from tests.controller.conftest import Client, sign_in
-from tests.controller.live.conftest import DEVICE_A, DEVICE_B, Live, audits, call
+from tests.controller.live.conftest import DEVICE_A, DEVICE_B, Live, audits, call, settle
 from tests.controller.uplink_helpers import receive, send
 from tests.waiting import eventually
 
@@ -184,13 +184,14 @@ async def test_a_camera_nobody_watches_stops_publishing(
     status, _ = await call(pclient, "POST", "/api/live/end", {"session": started["session"]})
     assert status == 404
     assert papp[MEDIA_NODES].registry.placements() == {camera_room(live.cameras[1]): "node-1"}
+    await settle(papp)  # the watcher has seen the camera without viewers
     for _ in range(11):  # 55 s without a viewer: still published
         await clock.advance(5)
         await live.node.send_report(pclient)
+    await settle(papp)
     assert papp[LIVE].publication(live.cameras[1]) is not None
-    for _ in range(2):
-        await clock.advance(5)
-        await live.node.send_report(pclient)
+    await clock.advance(5)
+    await live.node.send_report(pclient)
     stop = await receive(live.agent_ws)
     assert isinstance(stop, StopPublishing) and stop.endpoint_ref == live.refs[1]
     assert papp[LIVE].publication(live.cameras[1]) is None and papp[MEDIA_NODES].registry.placements() == {}
