@@ -29,6 +29,7 @@ from controller.bookings.drafts import BookingDetail, BookingError, NotFound
 from controller.bookings.models import Booking, BookingRoom, Occurrence, Room
 from controller.bookings.policies import BOOKERS, may_book
 from controller.calendar import feedtokens, ics
+from controller.calendar.answers import FeedTokenRevokedOut, FeedUrlsOut, JoinLinksOut, JoinLinksQuery
 from controller.calendar.joinlinks import JoinClaims, JoinLinks, JoinRole, Reason, Refused
 from controller.db.models import AuditEntry, Role, User
 from controller.security.access import Kind, Policy, Routes, Scope, in_scope, principal_of, public
@@ -229,7 +230,7 @@ def _window(detail: BookingDetail, occurrence_id: int | None) -> tuple[datetime,
 
 def _links(request: web.Request, detail: BookingDetail) -> list[dict[str, Any]]:
     occurrence = request.query.get("occurrence")
-    if occurrence is not None and not occurrence.isdigit():
+    if occurrence is not None and not (occurrence.isascii() and occurrence.isdigit()):
         raise _Bad(422, "occurrence: an occurrence id")
     occurrence_id = int(occurrence) if occurrence is not None else None
     starts, ends = _window(detail, occurrence_id)
@@ -434,12 +435,21 @@ def setup(app: web.Application, routes: Routes) -> None:
     logging.getLogger("aiohttp.access").addFilter(_RedactJoinTokens())
     editors = Policy(BOOKERS, Kind.API, Scope.BOOKING)
     routes.add("GET", "/join/{token}", join_page, public(Kind.PAGE))
-    routes.add("GET", "/api/bookings/{booking_id:\\d+}/join-links", join_links, editors)
+    routes.add(
+        "GET",
+        "/api/bookings/{booking_id:\\d+}/join-links",
+        join_links,
+        editors,
+        query=JoinLinksQuery,
+        response=JoinLinksOut,
+    )
     routes.add("GET", "/api/bookings/{booking_id:\\d+}/invitation.ics", invitation, editors)
     routes.add("GET", "/calendar/rooms/{room_id:\\d+}.ics", room_feed, Policy(BOOKERS, Kind.API, Scope.ROOM))
     routes.add("GET", "/calendar/users/me.ics", user_feed, Policy(BOOKERS, Kind.API))
-    routes.add("POST", "/api/calendar/feed-token", make_feed_token, Policy(BOOKERS))
-    routes.add("POST", "/api/calendar/feed-token/revoke", revoke_feed_token, Policy(BOOKERS))
+    routes.add("POST", "/api/calendar/feed-token", make_feed_token, Policy(BOOKERS), response=FeedUrlsOut)
+    routes.add(
+        "POST", "/api/calendar/feed-token/revoke", revoke_feed_token, Policy(BOOKERS), response=FeedTokenRevokedOut
+    )
     # Authenticated by the feed token in the path (controller.calendar.feedtokens), not by a session.
     routes.add("GET", "/calendar/feeds/{token}/me.ics", token_user_feed, public())
     routes.add("GET", "/calendar/feeds/{token}/rooms/{room_id:\\d+}.ics", token_room_feed, public())
