@@ -13,7 +13,7 @@ import aiohttp
 from common.clock import ManualClock
 from media.rooms.botpeer import BotPeer
 from media.rooms.extension import MeetingSettings
-from protocol.media import MediaTokens, MeetingRole, TokenKind
+from protocol.media import CONTROL_CLOSE_PATH, CloseRequest, MediaTokens, MeetingRole, TokenKind, node_bearer
 from protocol.meeting import CloseReason, HostAction, HostCommand, PublishOffer, Source, TrackInfo
 from tests.meetings.nodes import SECRET, Node, meeting_node
 from tests.waiting import eventually
@@ -198,3 +198,28 @@ async def test_class_students_join_muted_and_subscribers_get_video_from_the_most
             await eventually(lambda: student.id in viewer.speakers, timeout=10)
             await eventually(lambda: viewer.frames_from(student.id, Source.CAMERA) > 5, timeout=10)
             assert len([s for _, s in viewer.slots.values() if s is Source.CAMERA]) == 1
+
+
+def _reason(peer: BotPeer) -> CloseReason | None:
+    return peer.closed.reason if peer.closed is not None else None
+
+
+async def test_the_controller_closes_a_participant_or_the_whole_room() -> None:
+    async with meeting_node() as node:
+        a = BotPeer(node.ws_url(ROOM), node.token(ROOM, name="a", subject="join:a"), audio=False, video=False)
+        b = BotPeer(node.ws_url(ROOM), node.token(ROOM, name="b", subject="join:b"), audio=False, video=False)
+        headers = {"Authorization": f"Bearer {node_bearer(SECRET)}"}
+        async with joined(node, a, b), aiohttp.ClientSession() as http:
+            close = CloseRequest(participants=[(ROOM, "join:a")], reason="the link was withdrawn")
+            async with http.post(f"{node.url}{CONTROL_CLOSE_PATH}", data=close.model_dump_json(), headers=headers) as r:
+                assert r.status == 200 and (await r.json())["closed"] == 1
+            await eventually(lambda: a.closed is not None)
+            assert a.closed is not None and a.closed.reason is CloseReason.REMOVED
+            assert a.closed.message == "the link was withdrawn" and _reason(b) is None
+            close = CloseRequest(rooms=[ROOM])
+            async with http.post(f"{node.url}{CONTROL_CLOSE_PATH}", data=close.model_dump_json(), headers=headers) as r:
+                assert r.status == 200 and (await r.json())["closed"] == 1
+            await eventually(lambda: b.closed is not None)
+            assert _reason(b) is CloseReason.ENDED and ROOM not in node.meetings.rooms
+            async with http.post(f"{node.url}{CONTROL_CLOSE_PATH}", data=close.model_dump_json()) as r:
+                assert r.status == 401  # only the controller
