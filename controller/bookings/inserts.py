@@ -20,6 +20,7 @@ from sqlalchemy import bindparam, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from controller.bookings import records
+from controller.bookings.conflicts import MAX_DURATION
 from controller.bookings.drafts import BookingDetail, BookingDraft
 from controller.bookings.models import Booking, BookingRoom, Occurrence, Room, RoomOccupancy
 from controller.bookings.recurrence import Slot
@@ -33,6 +34,37 @@ ROOMS_WITH_ZONES = (
     .where(Room.id.in_(bindparam("room_ids", expanding=True)))
 )
 """The rooms named by a request with their units' time zones (`room_ids`: a list)."""
+
+_TAKEN = (
+    select(RoomOccupancy.id)
+    .where(
+        RoomOccupancy.room_id == Room.id,
+        RoomOccupancy.starts_at >= bindparam("earliest"),
+        RoomOccupancy.starts_at < bindparam("end"),
+        RoomOccupancy.ends_at > bindparam("start"),
+    )
+    .exists()
+)
+_ROOMS_PROBING = (
+    select(Room, Unit.time_zone, _TAKEN.label("taken"))
+    .join(Unit, Unit.id == Room.unit_id)
+    .where(Room.id.in_(bindparam("room_ids", expanding=True)))
+)
+
+
+async def rooms_probing(
+    session: AsyncSession, room_ids: Sequence[int], starts_at: datetime, ends_at: datetime
+) -> tuple[list[tuple[Room, str]], bool]:
+    """The rooms with their units' zones, and whether any of them is taken in [starts_at, ends_at)."""
+    parameters = {
+        "room_ids": list(room_ids),
+        "earliest": starts_at - MAX_DURATION,
+        "end": ends_at,
+        "start": starts_at,
+    }
+    rows = (await session.execute(_ROOMS_PROBING, parameters)).all()
+    return [(room, zone) for room, zone, _taken in rows], any(taken for _room, _zone, taken in rows)
+
 
 _TABLES = Base.metadata.tables
 _BOOKINGS = _TABLES[Booking.__tablename__]
