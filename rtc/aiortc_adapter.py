@@ -54,6 +54,7 @@ if aiortc.__version__ != PINNED_AIORTC:
 _DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
 _JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
 _RTCP_SSRC = "_RTCRtpReceiver__rtcp_ssrc"
+_TIMESTAMP_MAPPER = "_RTCRtpReceiver__timestamp_mapper"
 for _cls, _names in (
     (RTCRtpReceiver, ("_send_rtcp_pli", "_handle_rtp_packet")),
     (RTCRtpSender, ("_send_keyframe", "_handle_rtcp_packet", "_retransmit")),
@@ -152,11 +153,21 @@ class _MarkerJitterBuffer:
     aiortc's own buffer waits for the first packet of the next frame, a frame interval of added latency. Missing
     packets are waited for (NACK and RTX fill them) up to `max_wait` packets; then the buffer skips to the next
     frame it can delimit, asks for a keyframe (the returned flag makes the receiver send a PLI) and reports the
-    gap, so the forwarder holds every subscriber until a keyframe."""
+    gap, so the forwarder holds every subscriber until a keyframe.
+
+    Frames go out through `emit(frame, payload_type)`, every complete one at once and in order (aiortc's `add()`
+    returns at most one frame per packet, which would leave frames behind after a retransmission fills a hole);
+    `add()` itself always returns no frame."""
 
     def __init__(
-        self, on_gap: GapHandler | None, codecs: dict[int, str], capacity: int = 512, max_wait: int = 96
+        self,
+        on_gap: GapHandler | None,
+        codecs: dict[int, str],
+        emit: Callable[[JitterFrame, int], None],
+        capacity: int = 512,
+        max_wait: int = 96,
     ) -> None:
+        self._emit = emit
         self._codecs = codecs
         """Codec names by payload type, to recognise the first packet of a frame."""
         self._on_gap = on_gap or (lambda: None)
@@ -200,13 +211,25 @@ class _MarkerJitterBuffer:
         self._packets[seq] = packet
         if self._newest is None or _seq_delta(seq, self._newest) > 0:
             self._newest = seq
-        frame = self._release()
-        if frame is not None:
-            return False, frame
+        if self._drain():
+            return False, None
         if self._newest is not None and _seq_delta(self._newest, self._next) > self._max_wait:
             self._skip()
-            return self._pli_on_gap, self._release()
+            self._drain()
+            return self._pli_on_gap, None
         return False, None
+
+    def _drain(self) -> int:
+        """Emit every frame that is complete, oldest first; how many."""
+        count = 0
+        while self._next is not None:
+            payload_type = self._packets[self._next].payload_type if self._next in self._packets else None
+            frame = self._release()
+            if frame is None or payload_type is None:
+                return count
+            self._emit(frame, payload_type)
+            count += 1
+        return count
 
     def _release(self) -> JitterFrame | None:
         assert self._next is not None
@@ -345,14 +368,25 @@ def tap_receiver(
     original = getattr(receiver, _DECODER_QUEUE, None)
     if not isinstance(original, queue.Queue):
         raise AdapterError(f"aiortc {aiortc.__version__}: RTCRtpReceiver has no decoder queue to tap")
-    if not hasattr(receiver, _JITTER_BUFFER):
+    if not hasattr(receiver, _JITTER_BUFFER) or not hasattr(receiver, _TIMESTAMP_MAPPER):
         raise AdapterError(f"aiortc {aiortc.__version__}: RTCRtpReceiver has no jitter buffer to replace")
+    tap_queue = _TapQueue(original, on_frame)
     buffer: _MarkerJitterBuffer | _AudioPassBuffer = _AudioPassBuffer()
     if track.kind == "video":
         negotiated = getattr(_transceiver_of(pc, receiver), "_codecs", None) or []
-        buffer = _MarkerJitterBuffer(on_gap, {int(c.payloadType): str(c.name) for c in negotiated})
+        by_type = {int(c.payloadType): c for c in negotiated}
+        mapper = getattr(receiver, _TIMESTAMP_MAPPER)
+
+        def emit(frame: JitterFrame, payload_type: int) -> None:
+            # What the receiver does with a frame its buffer returns: map the timestamp, queue it for decoding.
+            codec = by_type.get(payload_type)
+            if codec is not None:
+                frame.timestamp = mapper.map(frame.timestamp)
+                tap_queue.put((codec, frame))
+
+        buffer = _MarkerJitterBuffer(on_gap, {pt: str(c.name) for pt, c in by_type.items()}, emit)
     setattr(receiver, _JITTER_BUFFER, buffer)
-    setattr(receiver, _DECODER_QUEUE, _TapQueue(original, on_frame))
+    setattr(receiver, _DECODER_QUEUE, tap_queue)
     return ReceiverTap(receiver, track.kind, buffer)
 
 
