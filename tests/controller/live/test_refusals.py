@@ -175,3 +175,35 @@ async def test_three_devices_asking_at_once_get_two_views(pclient: Client, papp:
     assert sorted(statuses) == [200, 200, 403]
     (refusal,) = await audits(papp, "live.refuse")
     assert refusal.details["reason"] == "device_limit"
+
+
+async def test_a_parent_of_two_children_in_two_schools(pclient: Client, papp: web.Application, live: Live) -> None:
+    await sign_in(pclient, live.people.other_technician)
+    status, _ = await call(
+        pclient,
+        "POST",
+        f"/api/children/{live.people.other_child}/guardians",
+        {"user_id": live.people.parent_id, "relationship": "father"},
+    )
+    assert status in (200, 201)
+    status, _ = await call(pclient, "POST", f"/api/children/{live.people.other_child}/consents", {"given_by": "Bố"})
+    assert status in (200, 201)
+    await sign_in(pclient, live.people.parent)
+    _, overview = await call(pclient, "GET", "/api/live/cameras")
+    shown = {c["child"]["id"]: [cam["id"] for cam in c["cameras"]] for c in overview["children"]}
+    assert shown == {
+        live.people.child: [live.cameras[2], live.cameras[1]],
+        live.people.other_child: [live.cameras[6]],
+    }
+    # Each camera is watched for the child in its class: naming the other child is refused.
+    await _refused(pclient, papp, live.cameras[6], "not_your_class", child_id=live.people.child)
+    await _refused(pclient, papp, live.cameras[1], "not_your_class", child_id=live.people.other_child)
+    status, started = await call(
+        pclient,
+        "POST",
+        "/api/live/watch",
+        {"camera": live.cameras[6], "device": DEVICE_A, "child_id": live.people.other_child},
+    )
+    assert status == 200 and started["child_id"] == live.people.other_child
+    status, started = await call(pclient, "POST", "/api/live/watch", {"camera": live.cameras[1], "device": DEVICE_B})
+    assert status == 200 and started["child_id"] == live.people.child
