@@ -22,7 +22,9 @@ video streams.
    the CPU per delivered stream of what forwarding avoids.
 
 "Streams per core" = forwarded streams delivered at full rate divided by the node's CPU (cores busy over the
-measurement). The machine is shared (2 cores): `machine_busy_cores` and `other_busy_cores` say how busy it was.
+measurement). The machine is shared (2 cores): `machine_busy_cores` and `other_busy_cores` say how busy it was,
+and `machine_saturated` marks a step during which every core was busy (a step that degrades then says more about
+the machine than about the node: the node's own CPU is in `node_cores`).
 Prints conditions and a table, then a JSON last line with `forwarded_streams_per_core`,
 `broadcast_streams_per_core`, `naive_streams_per_core`, `added_latency_ms_p50`, `added_latency_ms_p99`, `path`
 ("forward": encoded frames forwarded as they are) and the details.
@@ -152,6 +154,7 @@ class Step:
             "lag_p50_ms": round(self.latency_ms(0.5), 2), "lag_p99_ms": round(self.latency_ms(0.99), 2),
             "load_cores": round(w.self_cores, 3), "machine_busy_cores": round(w.machine_cores, 3),
             "other_busy_cores": round(max(0.0, w.machine_cores - w.node_cores - w.self_cores), 3),
+            "machine_saturated": w.machine_cores > 0.95 * (os.cpu_count() or 1),
         }  # fmt: skip
 
 
