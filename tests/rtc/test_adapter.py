@@ -53,7 +53,8 @@ async def test_encoded_frames_are_taken_before_the_decoder_byte_for_byte_and_on_
         assert {f.codec for f in node.frames} == {"H264"}
         stamps = [f.timestamp for f in node.frames]
         assert stamps == [i * 3600 for i in range(60)]
-        assert node.tap is not None and node.tap.ssrc is not None
+        assert node.tap is not None
+        assert node.tap.ssrc == adapter.sender_ssrc(publisher.pc.getTransceivers()[0].sender)
         decoded = node.tap.receiver.track._queue  # type: ignore[attr-defined]
         assert decoded.empty(), "the decoder must not have produced frames"
     # put(None) reached the decoder thread's real queue: closing did not hang and the thread ended.
