@@ -90,6 +90,8 @@
     if (old) old.stop();
     if (kind === "audio") st.mic = track; else st.cam = track;
     $("preview").srcObject = new MediaStream([st.mic, st.cam].filter(Boolean));
+    const self = document.querySelector(".tile.self video");
+    if (self && st.cam) self.srcObject = new MediaStream([st.cam]);
   }
 
   // ----- signalling -----
@@ -188,6 +190,14 @@
       st.mutedByHost = true;
       st.micOn = false;
       notice(T.class_muted);
+    }
+    if (message.may_publish && st.local) {
+      const video = el("video", { autoplay: true, playsInline: true, muted: true });
+      video.srcObject = new MediaStream(st.local.getVideoTracks());
+      const tile = el("div", { class: "tile self", "data-self": "true" }, video,
+        el("span", { class: "label" }, `${message.name} (${T.you})`));
+      $("grid").prepend(tile);
+      video.play().catch(() => {});
     }
     if (message.may_publish) await publish();
     renderControls();
@@ -291,7 +301,7 @@
       }
       wanted.set(mid, slot);
     }
-    for (const tile of [...grid.children]) if (!wanted.has(tile.dataset.mid)) tile.remove();
+    for (const tile of [...grid.children]) if (!tile.dataset.self && !wanted.has(tile.dataset.mid)) tile.remove();
     for (const [mid, slot] of wanted) {
       let tile = grid.querySelector(`[data-mid="${CSS.escape(mid)}"]`);
       if (!tile) {
