@@ -2,7 +2,7 @@
 the join links and pages, through a real controller and a real media node on 127.0.0.1:
 - each decodes the others' video and hears their audio (framesDecoded and audio energy from getStats keep growing);
 - an observer (a fourth tab) receives everyone and sends nothing, and only the host's list shows it;
-- one shares a screen and the others decode it;
+- one shares a screen and the others decode it; one picks another microphone and is still heard;
 - the host mutes one: its audio stops reaching the others while the host's keeps coming;
 - the host removes one with the button next to its name.
 Bounded: one browser, four tabs, about 15 s."""
@@ -151,6 +151,16 @@ async def test_three_browsers_see_and_hear_each_other(aiohttp_client: ServerClie
                     timeout=20, interval=0.5,
                 )  # fmt: skip
                 assert await page.evaluate("document.querySelector('.tile.screen') !== null")
+            # The third participant picks another microphone during the call: the others keep hearing it.
+            second_mic = await pages[2].evaluate("document.querySelectorAll('#mic-select option')[1].value")
+            await pages[2].fill("#mic-select", second_mic)
+            await pages[2].wait_until("window.ketnoiMeeting.mic.label === 'Fake Audio Input 1'", timeout=10)
+            before_switch = (await _stats(pages[0]))[ids[2]]
+            grows = f"""(async () => {{ const s = await {STATS};
+                const a = s.inbound.filter(x => x.participant === '{ids[2]}' && x.kind === 'audio');
+                return a.reduce((n, x) => n + x.packetsReceived, 0) > {before_switch["audio_packets"]} + 50
+                    && a.reduce((n, x) => n + x.totalAudioEnergy, 0) > {before_switch["energy"]}; }})()"""
+            await pages[0].wait_until(grows, timeout=10, interval=0.3)  # a second of it: not packets in flight
             # The host mutes the second participant with the button next to its name: its audio stops reaching the
             # third while the host's goes on.
             mid_of = f"""(async () => {{ const s = await {STATS};
