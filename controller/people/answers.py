@@ -133,3 +133,22 @@ class GuardianLinkedOut(_Answer):
 
 class RevokedOut(_Answer):
     revoked: bool
+
+
+class ImportErrorOut(_Answer):
+    row: int
+    message: str
+
+
+class ImportReportOut(_Answer):
+    """The roster import's report. With bad rows the answer is a 422 carrying the same report plus `error`."""
+
+    kind: str
+    rows: int
+    dry_run: bool
+    applied: bool
+    created: int
+    updated: int
+    unchanged: int
+    error_count: int
+    errors: list[ImportErrorOut]

@@ -28,6 +28,7 @@ from controller.people.answers import (
     ClassOut,
     ConsentOut,
     GuardianLinkedOut,
+    ImportReportOut,
     NewTokenOut,
     RevokedOut,
     StaffAssignedOut,
@@ -517,8 +518,10 @@ async def import_roster(request: web.Request) -> web.StreamResponse:
         )  # fmt: skip
     except (TableError, RosterImportError) as exc:
         return error(400, str(exc))
-    status = 422 if report.error_count else 200
-    return web.json_response(report.to_dict(), status=status)
+    if report.error_count:  # the report, with the "error" every 4xx answer has
+        shown = {**report.to_dict(), "error": f"{report.error_count} bad rows: nothing applied"}
+        return web.json_response(shown, status=422)
+    return web.json_response(report.to_dict())
 
 
 def add_routes(routes: Routes) -> None:
@@ -633,4 +636,12 @@ def add_routes(routes: Routes) -> None:
         response=ConsentOut,
     )
     routes.add("GET", "/api/my/children", my_children, Policy(frozenset({Role.PARENT})), response=ChildrenOut)
-    routes.add("POST", "/api/import", import_roster, Policy(ADMINS), body="application/octet-stream", query=ImportQuery)
+    routes.add(
+        "POST",
+        "/api/import",
+        import_roster,
+        Policy(ADMINS),
+        body="application/octet-stream",
+        query=ImportQuery,
+        response=ImportReportOut,
+    )

@@ -24,6 +24,7 @@ from controller import state
 from controller.bookings.models import Room
 from controller.db.models import AuditEntry, Role, Unit, User
 from controller.people import tabular
+from controller.people.answers import ImportReportOut
 from controller.people.importer import Kind, Report
 from controller.people.models import Child, ClassPlacement, Guardianship, SchoolClass
 from controller.web.people_api import run_import
@@ -277,9 +278,14 @@ async def test_the_api_imports_with_a_size_limit_and_the_page_previews_escaped(
     headers = {**ORIGIN, "X-CSRF-Token": token, "Content-Type": "text/csv"}
     body = csv_bytes([["school", "school_year", "name"], [SCHOOL, "2025-2026", "Lá <b>5</b>"]])
     dry = await pclient.post("/api/import?kind=classes&dry_run=1", data=body, headers=headers)
-    assert dry.status == 200 and (await dry.json())["created"] == 1
+    assert dry.status == 200 and ImportReportOut.model_validate(await dry.json()).created == 1
     applied = await pclient.post("/api/import", data=body, headers=headers)
-    assert applied.status == 200 and (await applied.json())["applied"] is True
+    assert applied.status == 200 and ImportReportOut.model_validate(await applied.json()).applied is True
+    unknown_school = csv_bytes([["school", "school_year", "name"], ["Trường Không Có", "2025-2026", "A"]])
+    refused = await pclient.post("/api/import?kind=classes", data=unknown_school, headers=headers)
+    shown = await refused.json()
+    assert refused.status == 422 and shown.pop("error") == "1 bad rows: nothing applied"  # as every 4xx
+    assert ImportReportOut.model_validate(shown).errors[0].row == 2
     bad = await pclient.post("/api/import?kind=rooms", data=body, headers=headers)
     assert bad.status == 400 and "no column unit" in (await bad.json())["error"]
     wrong_kind = await pclient.post("/api/import?kind=pets", data=body, headers=headers)
