@@ -14,13 +14,14 @@ from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtp import RtpPacket
 
 from common.clock import SystemClock
+from media.direct import DirectOutput
 from media.forwarding import Sink, Source
 from media.peers import add_direct_sink, add_sink, source_from_track
 from rtc import aiortc_adapter as adapter
 from rtc.aiortc_adapter import VideoCodec
 from rtc.packet_track import PacketTrack
 from tests.rtc.peers import Counter, Publisher, closing, h264_loop, loopback_only, negotiate, peer
-from tests.waiting import eventually
+from tests.waiting import eventually, eventually_true
 
 
 @pytest.fixture(autouse=True)
@@ -284,3 +285,32 @@ async def test_vp8_is_forwarded_frame_for_frame_and_a_late_subscriber_starts_on_
         assert [f.data for f in viewer.frames] == frames
         assert {f.codec for f in viewer.frames} == {"VP8"}
         await source.close()
+
+
+async def test_the_direct_path_keeps_the_sender_reports_in_step() -> None:
+    """RTCP sender reports on the direct path count the packets and bytes it sent (aiortc's sender writes them
+    from counters the direct path keeps up to date): a subscriber's stats see them."""
+    publisher = Publisher(await h264_loop())
+    node = Node()
+    viewer = Counter()
+    async with closing(publisher.pc, viewer.pc):
+        try:
+            await negotiate(publisher.pc, node.pc)
+            await eventually(lambda: node.source is not None and node.pc.connectionState == "connected")
+            sink = await node.subscribe(viewer, "direct")
+            await eventually(lambda: viewer.pc.connectionState == "connected")
+            await feed(publisher, 10, until=lambda: len(viewer.frames) == len(publisher.sent))
+            output = sink._out
+            assert isinstance(output, DirectOutput)
+            receiver = viewer.pc.getReceivers()[0]
+            reported: list[int] = []
+
+            async def sender_report() -> bool:
+                stats = await receiver.getStats()
+                reported[:] = [s.packetsSent for s in stats.values() if s.type == "remote-outbound-rtp"]
+                return bool(reported) and reported[0] > 0
+
+            await eventually_true(sender_report, timeout=5)
+            assert 10 <= reported[0] <= output.packets_sent  # ten frames, each in one or more packets
+        finally:
+            await node.close()
