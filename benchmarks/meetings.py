@@ -171,7 +171,8 @@ async def media_node(workdir: Path, secret: bytes) -> AsyncIterator[tuple[int, i
     config = workdir / "node.toml"
     config.write_text(
         f'node_id = "{NODE_ID}"\nhost = "127.0.0.1"\nport = {port}\nmedia_secret_file = "{secret_file}"\n'
-        'loopback_candidates = true\ncapacity_streams = 100000\nlog_level = "WARNING"\n'
+        "loopback_candidates = true\ncapacity_streams = 100000\ntoken_requests_per_minute = 100000\n"
+        'log_level = "WARNING"\n'
     )
     log = (workdir / "node.log").open("w")
     process = subprocess.Popen(  # noqa: ASYNC220 (a child for the whole run)

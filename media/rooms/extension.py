@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from media.node.context import NodeContext
 from media.node.extension import ExtensionLoad
+from media.node.guard import rate_limit
 from media.rooms.forward import ForwardingPlane
 from media.rooms.live import LiveRoom
 from media.rooms.plane import Plane
@@ -75,6 +76,7 @@ class Meetings:
         node = self._node
         assert node is not None
         room_name = request.match_info["room"]
+        rate_limit(request, node, ENDPOINT)  # the node's per-address limit on token endpoints: 429 before upgrading
         ws = web.WebSocketResponse(max_msg_size=MAX_FRAME_BYTES, heartbeat=20.0)
         await ws.prepare(request)
         try:

@@ -102,6 +102,7 @@ class ForwardingPlane:
         self.sources: dict[Feed, CoreSource] = {}
         self.sinks: set[RoomSink] = set()
         self._closing: set[asyncio.Task[None]] = set()
+        self.push_errors = 0
 
     @property
     def video_codec(self) -> VideoCodec:
@@ -135,13 +136,13 @@ class ForwardingPlane:
         if kind == "audio":
 
             def on_frame(frame: ReceivedFrame) -> None:
-                source.push(frame.data, frame.timestamp)
+                self._push(source, frame)
                 self._on_level(participant, opus_level(len(frame.data)))
 
         else:
 
             def on_frame(frame: ReceivedFrame) -> None:
-                source.push(frame.data, frame.timestamp)
+                self._push(source, frame)
 
         tap = tap_receiver(pc, track, on_frame, source.lost)
         old = self.sources.get(feed)
@@ -152,6 +153,16 @@ class ForwardingPlane:
             if sink.feed == feed:
                 sink.rebind()
         self._on_feed(feed, True)
+
+    def _push(self, source: CoreSource, frame: ReceivedFrame) -> None:
+        """This runs inside aiortc's receive loop for the publisher: an exception from any subscriber's output
+        would end that loop and with it the publisher's media, so it is logged and the frame is lost instead."""
+        try:
+            source.push(frame.data, frame.timestamp)
+        except Exception:
+            self.push_errors += 1
+            if self.push_errors <= 3:
+                logger.exception("%s: forwarding a frame of %s failed", self.room, source.name)
 
     def unpublish(self, feed: Feed) -> None:
         source = self.sources.pop(feed, None)

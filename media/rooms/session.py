@@ -58,9 +58,19 @@ OUTBOX = 256
 
 
 class _Slot:
+    """One subscribe m-line. It carries media only once the browser's answer for it is in (`ready`): before that
+    the send path has no negotiated codec, so the feed it should carry is kept in `planned` until then."""
+
     def __init__(self, transceiver: RTCRtpTransceiver, sink: Sink) -> None:
         self.transceiver = transceiver
         self.sink = sink
+        self.planned: Feed | None = None
+        self.ready = False
+        self.offered = False
+
+    def apply(self) -> None:
+        if self.ready and self.sink.feed != self.planned:
+            self.sink.point(self.planned)
 
 
 class Connection:
@@ -266,7 +276,7 @@ class Connection:
         grew = False
         for kind, wanted, limit in (("audio", audio, len(audio)), ("video", video, max_video)):
             slots = self._slots[kind]
-            plan = assign([slot.sink.feed for slot in slots], wanted, limit)
+            plan = assign([slot.planned for slot in slots], wanted, limit)
             while len(slots) < len(plan):
                 if self._subscribe is None:
                     self._subscribe = self.live.plane.new_peer()
@@ -274,8 +284,8 @@ class Connection:
                 slots.append(_Slot(transceiver, sink))
                 grew = True
             for slot, feed in zip(slots, plan, strict=False):
-                if slot.sink.feed != feed:
-                    slot.sink.point(feed)
+                slot.planned = feed
+                slot.apply()
         if grew:
             self._negotiate()
         else:
@@ -288,7 +298,7 @@ class Connection:
                 mid = slot.transceiver.mid
                 if mid is None:
                     continue
-                feed = slot.sink.feed
+                feed = slot.planned
                 current[mid] = (
                     Slot(participant=feed[0], source=feed[1]) if feed else Slot(participant=None, source=None)
                 )
@@ -312,6 +322,9 @@ class Connection:
             logger.exception("%s %s: subscribe offer failed", self.live.name, self.member.id)
             self._offer_pending = False
             return
+        for slots in self._slots.values():
+            for slot in slots:
+                slot.offered = True
         self._offer_version += 1
         self._announce_slots()
         self.send(SubscribeOffer(version=self._offer_version, sdp=self._subscribe.localDescription.sdp))
@@ -326,6 +339,11 @@ class Connection:
             logger.debug("%s %s: subscribe answer refused", self.live.name, self.member.id, exc_info=True)
             raise Refused("bad_sdp", f"the answer could not be applied ({type(exc).__name__})") from exc
         self._offer_pending = False
+        for slots in self._slots.values():
+            for slot in slots:
+                if slot.offered and not slot.ready:
+                    slot.ready = True
+                    slot.apply()
         if self._offer_dirty:
             self._offer_dirty = False
             self._negotiate()

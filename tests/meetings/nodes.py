@@ -64,10 +64,13 @@ async def meeting_node(
     port: int | None = None,
     secret: bytes = SECRET,
     node_id: str = NODE_ID,
+    per_minute: int = 10_000,
 ) -> AsyncIterator[Node]:
     clock = clock or SystemClock()
     port = port or free_port()
-    config = NodeConfig(node_id=node_id, host="127.0.0.1", port=port, loopback_candidates=True)
+    config = NodeConfig(
+        node_id=node_id, host="127.0.0.1", port=port, loopback_candidates=True, token_requests_per_minute=per_minute
+    )
     meetings = Meetings(settings)
     app = build_app(config, secret, clock=clock, extensions=[meetings])
     runner = web.AppRunner(app, handle_signals=False)

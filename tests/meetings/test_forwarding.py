@@ -48,6 +48,7 @@ async def test_three_participants_receive_each_others_audio_and_video() -> None:
         before = first.frames_from(peers[1].id, Source.CAMERA)
         await eventually(lambda: first.frames_from(peers[1].id, Source.CAMERA) > before + 10, timeout=10)
         assert not any(peer.errors for peer in peers)
+        assert node.meetings.rooms[ROOM].plane.push_errors == 0  # type: ignore[attr-defined]
 
 
 async def test_an_h264_session_forwards_h264() -> None:
@@ -97,5 +98,6 @@ async def test_a_broadcast_reaches_every_school() -> None:
             await eventually(lambda: all(s.frames_from(presenter.id, Source.MICROPHONE) > 20 for s in schools))
             await eventually(lambda: presenter.roster is not None and len(presenter.roster.participants) == 101)
             assert node.meetings.load().streams_out == 200 and node.meetings.load().publishers == 2
+            assert node.meetings.rooms[room].plane.push_errors == 0  # type: ignore[attr-defined]
         finally:
             await asyncio.gather(presenter.close(), *(school.close() for school in schools))

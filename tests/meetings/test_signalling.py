@@ -223,3 +223,14 @@ async def test_the_controller_closes_a_participant_or_the_whole_room() -> None:
             assert _reason(b) is CloseReason.ENDED and ROOM not in node.meetings.rooms
             async with http.post(f"{node.url}{CONTROL_CLOSE_PATH}", data=close.model_dump_json()) as r:
                 assert r.status == 401  # only the controller
+
+
+async def test_joins_from_one_address_are_rate_limited() -> None:
+    async with meeting_node(per_minute=3) as node, aiohttp.ClientSession() as http:
+        for _ in range(3):
+            async with http.ws_connect(node.ws_url(ROOM)) as ws:
+                await ws.send_str(json.dumps({"type": "hello", "token": node.token(ROOM)}))
+                assert json.loads((await ws.receive(timeout=10)).data)["type"] == "welcome"
+        async with http.get(node.ws_url(ROOM).replace("ws://", "http://")) as response:
+            assert response.status == 429 and (await response.json())["reason"] == "rate_limited"
+        assert node.node.metrics.refusal_count("meeting", "rate_limited") == 1
