@@ -68,6 +68,12 @@ async def test_a_parent_watches_the_class_camera_and_a_revocation_stops_it(demo:
 
         staff = await signed_in(demo, "nhatruong")
         try:
+
+            async def played() -> bool:  # the node reports the view as playing (every 2 s)
+                log = await get_json(staff, f"{demo.url}/api/units/{school}/live/sessions")
+                return bool(log["views"] and log["views"][0]["played"])
+
+            await eventually_true(played, timeout=10, interval=0.2)
             log = await get_json(staff, f"{demo.url}/api/units/{school}/live/sessions")
             (view,) = log["views"]
             assert view["parent"] == "phuhuynh" and view["ended_at"] is None and view["child"] == "Nguyễn Minh An"
