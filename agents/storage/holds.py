@@ -22,6 +22,7 @@ MAX_HOLD = timedelta(days=366)
 
 class HoldStore(Protocol):
     async def set_hold(self, camera: str, start: datetime, end: datetime, held: bool, /) -> object: ...
+    async def holds(self, camera: str, /) -> list[tuple[datetime, datetime]]: ...
 
 
 class HoldRequest(BaseModel):

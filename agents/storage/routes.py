@@ -1,5 +1,6 @@
 """The holds routes of the agent's local API (same bearer token as the recordings API):
 
+    GET    /api/cameras/{camera}/holds                                                the held ranges
     POST   /api/cameras/{camera}/holds   {"start": ..., "end": ..., "reason": "..."}  hold the range's segments
     DELETE /api/cameras/{camera}/holds   {"start": ..., "end": ...}                   release them
 
@@ -44,8 +45,20 @@ class HoldRoutes:
         self._token = token
 
     def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/api/cameras/{camera}/holds", self.listing)
         app.router.add_post("/api/cameras/{camera}/holds", self.place)
         app.router.add_delete("/api/cameras/{camera}/holds", self.release)
+
+    async def listing(self, request: web.Request) -> web.Response:
+        if not matches(self._token, request.headers.get("Authorization")):
+            return unauthorized()
+        camera = request.match_info["camera"]
+        if SAFE_ID.fullmatch(camera) is None:
+            return problem(400, "not a camera id")
+        ranges = await self._index.holds(camera)
+        return web.json_response(
+            {"camera": camera, "holds": [{"start": a.isoformat(), "end": b.isoformat()} for a, b in ranges]}
+        )
 
     async def place(self, request: web.Request) -> web.Response:
         return await self._apply(request, held=True)

@@ -87,6 +87,10 @@ class MemoryIndex:
             self.rows[r.id] = replace(r, held=held)
         return len(hits)
 
+    async def holds(self, camera: str) -> list[tuple[datetime, datetime]]:
+        """Not kept here (the real index keeps ranges: test_holds_later.py); the flags above are what tests read."""
+        return []
+
 
 class FakeVolume:
     """A volume of `total` bytes whose free space is what the files under `root` (and `other`) leave."""

@@ -65,3 +65,13 @@ async def test_holds_are_placed_and_released_with_the_token_only(aiohttp_client:
         )
         assert response.status == 200 and (await response.json())["segments"] == 2
         assert not any(s.held for s in await index.all_segments())
+
+        # The held ranges are listed (with the token only); what was released is gone from them.
+        await client.post(url, json=body, headers=AUTH)
+        assert (await client.get(url)).status == 401
+        assert (await client.get("/api/cameras/..%2Fetc/holds", headers=AUTH)).status in (400, 404)
+        listed = await (await client.get(url, headers=AUTH)).json()
+        assert listed == {
+            "camera": CAMERA,
+            "holds": [{"start": "2026-03-02T01:01:30+00:00", "end": "2026-03-02T01:03:00+00:00"}],
+        }
