@@ -167,7 +167,11 @@
       case "roster": st.roster = message.participants; st.locked = message.locked; return renderPeople();
       case "speakers": st.speakers = message.ids; renderPeople(); return renderGrid();
       case "muted": return mutedByHost(message.muted);
-      case "role": st.welcome.role = message.role; st.role = message.role; return renderPeople();
+      case "role":
+        st.welcome.role = message.role;
+        st.role = message.role;
+        $("share-btn").hidden = !st.welcome.may_publish || (st.welcome.class_mode && !["host", "presenter"].includes(message.role));
+        return renderPeople();
       case "error": console.warn("meeting:", message.code, message.message); if (message.fatal) notice(message.message, true); return;
       case "closed": return closed(message);
     }
