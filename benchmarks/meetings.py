@@ -267,7 +267,8 @@ async def measure(
     same load, and its latencies are appended there. `receivers_for_count`: count these (flow already checked)."""
     await _wait_flowing(receivers, publishers, timeout=60)
     receivers = receivers_for_count or receivers
-    await asyncio.sleep(1.0)  # past the start (GOP caches, first keyframes): a steady state
+    # Past the start (joins, renegotiations, GOP caches, first keyframes): a steady state, longer for more streams.
+    await asyncio.sleep(1.0 + streams / 60)
     pair = asyncio.create_task(direct_latency(seconds)) if direct is not None else None
     if pair is not None:
         await asyncio.sleep(2.0)  # the pair's own start
