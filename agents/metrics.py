@@ -288,6 +288,10 @@ class AgentMetrics:
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
-    async def handle(self, request: web.Request) -> web.Response:
+    async def exposition(self) -> bytes:
+        """What /metrics serves (also sent over the uplink when the controller asks for it)."""
         await self.refresh()
-        return web.Response(body=self.render(), headers={"Content-Type": CONTENT_TYPE})
+        return self.render()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        return web.Response(body=await self.exposition(), headers={"Content-Type": CONTENT_TYPE})

@@ -191,6 +191,7 @@ class Agent:
             on_approve=self.approve,
             on_publish=self.publisher.publish,
             on_stop_publishing=self.publisher.stop,
+            metrics=self.metrics.exposition,
             clock=self._clock,
             state_dir=self.config.state_dir,
         )

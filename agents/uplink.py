@@ -8,7 +8,8 @@ the controller can drop the ones it already has. While the controller is away th
 wait in a bounded buffer (the oldest go first; the next Hello carries the current state anyway) and the link is
 retried with exponential backoff and jitter. Live view: `publish_camera` and `stop_publishing` go to the
 agent's publisher (`on_publish`, `on_stop_publishing`), and its `publish_state` messages come back through
-`send_state()`, sent after the pending camera updates.
+`send_state()`, sent after the pending camera updates. Metrics: a `metrics_request` is answered with the agent's
+own /metrics exposition (`metrics`), in a task of its own so a slow storage refresh does not hold the reader up.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from protocol.camera import CameraReport
 from protocol.uplink import (
     CONTROLLER_MESSAGE,
     MAX_FRAME_BYTES,
+    METRICS_BODY_LIMIT,
     PROTOCOL_VERSION,
     UPLINK_PATH,
     Ack,
@@ -39,6 +41,8 @@ from protocol.uplink import (
     Error,
     Hello,
     Message,
+    MetricsRequest,
+    MetricsResponse,
     PublishCamera,
     PublishState,
     Status,
@@ -107,6 +111,7 @@ class Uplink:
         on_approve: Callable[[str], Awaitable[None]],
         on_publish: Callable[[PublishCamera], Awaitable[None]] | None = None,
         on_stop_publishing: Callable[[str], Awaitable[None]] | None = None,
+        metrics: Callable[[], Awaitable[bytes]] | None = None,
         clock: Clock | None = None,
         state_dir: Path | None = None,
         buffer_limit: int = 10_000,
@@ -121,6 +126,8 @@ class Uplink:
         self._on_approve = on_approve
         self._on_publish = on_publish
         self._on_stop_publishing = on_stop_publishing
+        self._metrics = metrics
+        self._metrics_tasks: set[asyncio.Task[None]] = set()
         self._outbox: collections.deque[PublishState] = collections.deque(maxlen=OUTBOX_LIMIT)
         self._clock: Clock = clock or SystemClock()
         self._started_at = self._clock.now()
@@ -211,9 +218,10 @@ class Uplink:
             try:
                 await self._send_updates(ws, (reader, status))
             finally:
-                for task in (reader, status):
+                answers = list(self._metrics_tasks)
+                for task in (reader, status, *answers):
                     task.cancel()
-                await asyncio.gather(reader, status, return_exceptions=True)
+                await asyncio.gather(reader, status, *answers, return_exceptions=True)
 
     async def _receive_welcome(self, ws: aiohttp.ClientWebSocketResponse) -> Welcome:
         message = await _receive(ws)
@@ -243,6 +251,10 @@ class Uplink:
             elif isinstance(message, StopPublishing):
                 if self._on_stop_publishing is not None:
                     await self._on_stop_publishing(message.endpoint_ref)
+            elif isinstance(message, MetricsRequest):
+                task = asyncio.create_task(self._answer_metrics(ws, message.request_id), name="uplink-metrics")
+                self._metrics_tasks.add(task)
+                task.add_done_callback(self._metrics_tasks.discard)
             elif isinstance(message, Error):
                 if message.fatal:
                     raise UplinkRefused(message.message)
@@ -284,6 +296,22 @@ class Uplink:
             await _send(ws, status)
             await self._clock.sleep(interval_s)
 
+    async def _answer_metrics(self, ws: aiohttp.ClientWebSocketResponse, request_id: str) -> None:
+        if self._metrics is None:
+            body, truncated = "", False
+        else:
+            try:
+                body, truncated = cut_exposition(await self._metrics())
+            except Exception:  # no answer: the controller's scrape times out and Prometheus marks the agent down
+                logger.exception("uplink: could not render the metrics")
+                return
+            if truncated:
+                logger.warning("uplink: the metrics exposition is over %s bytes; sending it cut", METRICS_BODY_LIMIT)
+        try:
+            await _send(ws, MetricsResponse(request_id=request_id, body=body, truncated=truncated))
+        except ConnectionError as exc:
+            logger.debug("uplink: could not answer a metrics request: %s", exc)
+
     def _acknowledge(self, seq: int) -> None:
         while self._pending and self._pending[0].seq <= seq:
             self._pending.popleft()
@@ -295,7 +323,7 @@ async def _send(ws: aiohttp.ClientWebSocketResponse, message: Message) -> None:
 
 async def _receive(
     ws: aiohttp.ClientWebSocketResponse,
-) -> Welcome | Ack | ApproveCamera | PublishCamera | StopPublishing | Error | None:
+) -> Welcome | Ack | ApproveCamera | PublishCamera | StopPublishing | MetricsRequest | Error | None:
     """The next controller message, or None when the link closes. Malformed messages are logged and skipped."""
     while True:
         msg = await ws.receive()
@@ -310,6 +338,15 @@ async def _receive(
             return CONTROLLER_MESSAGE.validate_json(msg.data)
         except ValidationError as exc:
             logger.warning("uplink: ignoring a malformed controller message: %s", exc.errors()[0]["msg"])
+
+
+def cut_exposition(body: bytes, limit: int = METRICS_BODY_LIMIT) -> tuple[str, bool]:
+    """The exposition as text, cut after the last whole line that fits in `limit` characters; True if cut."""
+    text = body.decode("utf-8", errors="replace")
+    if len(text) <= limit:
+        return text, False
+    end = text.rfind("\n", 0, limit)
+    return text[: end + 1], True
 
 
 def _ws_url(controller_url: str) -> str:

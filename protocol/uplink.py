@@ -16,6 +16,9 @@ Controller -> agent
 Agent -> controller (live view)
   publish_state   a publication started, failed (with the reason) or stopped
   error           the controller refuses something; `fatal` closes the link (bad token, version)
+Metrics (Prometheus scrapes agents through the controller: controller/uplink/metrics_proxy.py)
+  metrics_request   controller -> agent: send your /metrics exposition now
+  metrics_response  agent -> controller: the exposition text (cut at a line end to METRICS_BODY_LIMIT)
 
 Enrolment (one-time code -> agent token) is plain HTTPS: POST /api/agents/enrol with `EnrolRequest`, answered
 with `EnrolResponse`. The token goes in the WebSocket's Authorization header as `Bearer <token>`.
@@ -35,6 +38,9 @@ UPLINK_PATH = "/api/agents/uplink"
 ENROL_PATH = "/api/agents/enrol"
 MAX_FRAME_BYTES = 4 * 1024 * 1024
 """Largest uplink frame either end accepts (a hello with a few hundred cameras fits easily)."""
+METRICS_BODY_LIMIT = MAX_FRAME_BYTES // 2 - 4096
+"""Largest exposition a metrics_response carries: JSON may escape every character into two, and the frame
+must stay under MAX_FRAME_BYTES."""
 
 
 class Message(BaseModel):
@@ -121,15 +127,28 @@ class PublishState(Message):
     bytes_sent: int = Field(default=0, ge=0)
 
 
+class MetricsRequest(Message):
+    type: Literal["metrics_request"] = "metrics_request"
+    request_id: str = Field(min_length=1, max_length=64)
+
+
+class MetricsResponse(Message):
+    type: Literal["metrics_response"] = "metrics_response"
+    request_id: str = Field(min_length=1, max_length=64)
+    body: str = Field(max_length=METRICS_BODY_LIMIT, description="Prometheus text exposition format 0.0.4")
+    truncated: bool = Field(default=False, description="the agent cut the body at a line end to fit the limit")
+
+
 class Error(Message):
     type: Literal["error"] = "error"
     message: str = Field(max_length=1024)
     fatal: bool = False
 
 
-AgentMessage = Annotated[Hello | CameraUpdate | Status | PublishState, Field(discriminator="type")]
+AgentMessage = Annotated[Hello | CameraUpdate | Status | PublishState | MetricsResponse, Field(discriminator="type")]
 ControllerMessage = Annotated[
-    Welcome | Ack | ApproveCamera | PublishCamera | StopPublishing | Error, Field(discriminator="type")
+    Welcome | Ack | ApproveCamera | PublishCamera | StopPublishing | MetricsRequest | Error,
+    Field(discriminator="type"),
 ]
 
 AGENT_MESSAGE: TypeAdapter[AgentMessage] = TypeAdapter(AgentMessage)
