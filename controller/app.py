@@ -24,6 +24,7 @@ from controller.metrics import CONTENT_TYPE, Metrics
 from controller.security.access import Handler, Routes, access_middleware, public
 from controller.security.passwords import Passwords
 from controller.security.ratelimit import WindowLimiter
+from controller.uplink import metrics_proxy
 from controller.uplink.hub import Hub
 from controller.uplink.sweeper import sweeper_ctx
 from controller.web import admin_pages, api, booking_pages, bookings_api, calendar_routes, openapi, pages, people_api
@@ -116,6 +117,7 @@ def build_app(
     medianodes_routes.setup(app, routes, MediaNodes.from_config(config, clock))
     meeting_routes.setup(app, routes)
     live_setup.setup(app, routes)
+    metrics_proxy.setup(app, routes)
     openapi.add_routes(routes)
     booking_pages.add_routes(routes)
     app.cleanup_ctx.append(database_ctx)

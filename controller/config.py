@@ -70,6 +70,9 @@ class ControllerConfig(BaseModel):
         default=50.0, gt=0, description="sustained message rate allowed on one agent connection"
     )
     uplink_message_burst: int = Field(default=500, ge=1, description="messages allowed in a burst on one connection")
+    agent_metrics_timeout_s: float = Field(
+        default=8.0, gt=0, le=60, description="how long a Prometheus scrape through the controller waits for the agent"
+    )
     metrics_networks: list[str] = Field(
         default_factory=lambda: ["127.0.0.0/8", "::1/128"],
         description="client networks allowed to read /metrics (no session needed; aggregate figures only)",

@@ -92,6 +92,8 @@ class RouteDoc:
     """A model whose fields are the query parameters."""
     response: type[BaseModel] | None = None
     """A model describing the JSON of a successful answer (documentation: the handler builds the JSON)."""
+    errors: tuple[int, ...] = ()
+    """Error statuses the handler itself may answer with, beyond those the policy implies (e.g. 503)."""
 
 
 RoutePolicies = dict[AbstractRoute, Policy]
@@ -124,10 +126,12 @@ class Routes:
         body: type[BaseModel] | str | None = None,
         query: type[BaseModel] | None = None,
         response: type[BaseModel] | None = None,
+        errors: tuple[int, ...] = (),
     ) -> None:
         route = self._app.router.add_route(method, path, handler)
         self._policies[route] = policy
-        self._docs[route] = RouteDoc(summary or (handler.__doc__ or "").strip().split("\n")[0], body, query, response)
+        summary = summary or (handler.__doc__ or "").strip().split("\n")[0]
+        self._docs[route] = RouteDoc(summary, body, query, response, errors)
 
     def static(self, prefix: str, directory: str) -> None:
         resource = self._app.router.add_static(prefix, directory, follow_symlinks=False)

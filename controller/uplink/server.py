@@ -25,6 +25,7 @@ from controller.security.ratelimit import TokenBucket
 from controller.security.tokens import sha256_hex
 from controller.uplink import inventory
 from controller.uplink.hub import Connection
+from controller.uplink.metrics_proxy import METRICS_PROXY
 from protocol.uplink import (
     AGENT_MESSAGE,
     MAX_FRAME_BYTES,
@@ -34,6 +35,7 @@ from protocol.uplink import (
     CameraUpdate,
     Error,
     Hello,
+    MetricsResponse,
     PublishState,
     Status,
     Welcome,
@@ -180,6 +182,9 @@ async def _serve(request: web.Request, connection: Connection) -> None:
 
 
 async def _handle(app: web.Application, connection: Connection, message: AgentMessage) -> None:
+    if isinstance(message, MetricsResponse):  # Prometheus, through the controller (controller/uplink/metrics_proxy)
+        app[METRICS_PROXY].on_response(connection.agent_id, message)
+        return
     now = app[state.CLOCK].now()
     async with app[state.DB].begin() as session:
         if isinstance(message, CameraUpdate):

@@ -41,6 +41,7 @@ _ERROR_TEXT = {
     "409": "conflicts with the current state (e.g. a booking clash)",
     "413": "the body is too large",
     "422": "a value is wrong; the message names the field and why",
+    "503": "what the route relies on cannot answer now (e.g. the agent is offline or too slow)",
 }
 
 
@@ -107,6 +108,7 @@ def _operation(method: str, path: str, policy: Policy, doc: RouteDoc, components
         statuses.add("404")
     if method not in SAFE_METHODS:
         statuses.add("409")
+    statuses |= {str(status) for status in doc.errors}
     responses: dict[str, Any] = {"2XX": {"description": "done"}}
     if doc.response is not None:
         responses["2XX"]["content"] = {"application/json": {"schema": _schema(doc.response, components)}}

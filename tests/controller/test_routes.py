@@ -52,6 +52,8 @@ PUBLIC |= {("GET", "/calendar/feeds/{token}/me.ics"), ("GET", "/calendar/feeds/{
 ANY_SIGNED_IN |= {(m, p) for m in ("GET", "POST") for p in ("/api/tokens", "/account/tokens")}
 ANY_SIGNED_IN |= {("POST", "/api/tokens/{token_id}/revoke"), ("POST", "/account/tokens/{token_id}/revoke")}
 ADMIN_ONLY = {("POST", "/api/agents/{agent_id}/revoke"), ("POST", "/agents/{agent_id}/revoke")}
+# Prometheus scrapes agents through the controller with an administrator's API token (tests/controller/uplink).
+ADMIN_ONLY |= {("GET", "/api/agents/{agent_id}/metrics"), ("GET", "/api/prometheus/agents")}
 # Booking pages without an id in the path admit every booking role (teachers included); the rooms a form names
 # are checked by the service (tests/controller/test_booking_pages.py).
 ANY_BOOKER = {("GET", "/bookings/new"), ("POST", "/bookings"), ("GET", "/my/sessions")}
