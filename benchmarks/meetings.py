@@ -13,10 +13,14 @@ video streams.
    4 to one of 10 (90 streams), then 2, 3, 4 meetings of 10 at once, until the frame rate or the lag degrades
    (delivered frames under 95% of those sent, or p95 lag over 200 ms), or `--max-meetings`.
 2. Broadcast: one presenter and `--viewers` receive-only participants in one room.
-3. Added latency: every frame carries its send time (time.monotonic, one clock for all processes here) after
-   the VP8 data, read back by the receivers; the same pair of aiortc endpoints connected directly (no node) is
-   the baseline, measured in the same run; "added" is the difference of the percentiles, at about half the
-   highest load that did not degrade.
+3. Added latency, at about half the highest load that did not degrade, two ways. In the node (the JSON's
+   `added_latency_ms_*`): a probe in the node process (`--probed-node`: the app `python -m media serve` builds,
+   plus a timer around each frame's fan-out) measures from the moment the node has a frame whole (its last packet
+   in, reassembled) until its packets are handed to the kernel for every subscriber; the time a packet waits in
+   the socket before the node's event loop reads it is not in it. End to end (`e2e_added_latency_ms_*`): every
+   frame carries its send time (time.monotonic, one clock for all processes) after the VP8 data, read back by
+   the receivers; a direct pair of the same aiortc endpoints beside the load (no node) is the baseline; the
+   difference of the percentiles includes the load generator's own scheduling of ten publishers.
 4. Naive reference: a minimal relay (`--naive-node`, its own process) that lets aiortc decode each publisher's
    video and encode it again for every subscriber (aiortc's MediaRelay), with a 3-party meeting (6 encodes):
    the CPU per delivered stream of what forwarding avoids.
@@ -127,6 +131,8 @@ class Step:
     frames_expected: float
     frames_received: int
     latencies: list[float] = field(default_factory=list)
+    probe: dict[str, float] = field(default_factory=dict)
+    """The node's own figures over the window (frame complete -> sent to every subscriber), when probed."""
 
     @property
     def delivered(self) -> float:
@@ -163,7 +169,8 @@ class Step:
 
 @contextlib.asynccontextmanager
 async def media_node(workdir: Path, secret: bytes) -> AsyncIterator[tuple[int, int]]:
-    """`python -m media serve` on a free port: (port, pid)."""
+    """The node (`--probed-node`: the app `python -m media serve` builds, plus the forwarding probe) on a free
+    port: (port, pid)."""
     port = _free_port()
     secret_file = workdir / "media-secret.key"
     secret_file.write_text(secret.hex())
@@ -176,8 +183,9 @@ async def media_node(workdir: Path, secret: bytes) -> AsyncIterator[tuple[int, i
     )
     log = (workdir / "node.log").open("w")
     process = subprocess.Popen(  # noqa: ASYNC220 (a child for the whole run)
-        [PYTHON, "-m", "media", "serve", "--config", str(config)], cwd=REPO, stdout=log, stderr=subprocess.STDOUT
-    )
+        [PYTHON, "-m", "benchmarks.meetings", "--probed-node", str(config)], cwd=REPO, stdout=log,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
     try:
         await _wait_http(f"http://127.0.0.1:{port}/healthz", process)
         yield port, process.pid
@@ -262,6 +270,7 @@ async def measure(
     seconds: float,
     direct: list[float] | None = None,
     receivers_for_count: Sequence[BotPeer] = (),
+    probe_port: int | None = None,
 ) -> Step:
     """One measurement window; with `direct`, a direct pair (no node) runs in this process meanwhile, under the
     same load, and its latencies are appended there. `receivers_for_count`: count these (flow already checked)."""
@@ -275,13 +284,16 @@ async def measure(
     _clear_latencies(receivers)
     window = Window(node_pid)
     before = _received(receivers)
+    if probe_port is not None:
+        await _probe(probe_port)  # from now on
     window.begin()
     await asyncio.sleep(seconds)
     window.end()
     received = _received(receivers) - before
+    probe = await _probe(probe_port) if probe_port is not None else {}
     if pair is not None and direct is not None:
         direct.extend(await pair)
-    return Step(name, streams, window, streams * FPS * window.seconds, received, _latencies(receivers))
+    return Step(name, streams, window, streams * FPS * window.seconds, received, _latencies(receivers), probe)
 
 
 RAMP = ((1, 4), (1, 6), (1, 8), (1, 10), (2, 10), (3, 10), (4, 10))
@@ -314,6 +326,53 @@ async def broadcast_step(meetings: Meetings, node_pid: int, viewers: int, second
         return await measure(f"1 -> {viewers}", node_pid, audience, [presenter], viewers, seconds)
     finally:
         await asyncio.gather(presenter.close(), *(peer.close() for peer in audience), return_exceptions=True)
+
+
+# ----- the node, with a probe on its forwarding -----
+
+PROBE_PATH = "/bench/forwarding-latency"
+
+
+def serve_probed_node(config_path: Path) -> None:
+    """The node as `python -m media serve` builds it (`media.node.app.build_app`, default extensions), and a probe:
+    for every frame a publisher completes, the time from the moment the node has it whole (its last packet in,
+    reassembled) until its packets have been handed to the kernel for every subscriber (`ForwardingPlane._push`
+    sends synchronously on the fast path). `GET PROBE_PATH` answers the percentiles since the last call."""
+    from media.node.app import build_app
+    from media.node.config import load_media_secret, load_node_config
+    from media.rooms import forward
+
+    samples: list[float] = []
+    original = forward.ForwardingPlane._push
+
+    def probed(self: forward.ForwardingPlane, source: Any, frame: ReceivedFrame) -> None:
+        start = time.perf_counter()
+        original(self, source, frame)
+        if source.kind == "video" and len(samples) < 1_000_000:
+            samples.append(time.perf_counter() - start)
+
+    forward.ForwardingPlane._push = probed  # type: ignore[method-assign]
+    config = load_node_config(config_path)
+    app = build_app(config, load_media_secret(config.media_secret_file))
+
+    async def probe(request: web.Request) -> web.Response:
+        ordered = sorted(samples)
+        samples.clear()
+        if not ordered:
+            return web.json_response({"frames": 0})
+        return web.json_response(
+            {"frames": len(ordered), "p50_ms": _quantile(ordered, 0.5), "p99_ms": _quantile(ordered, 0.99),
+             "max_ms": ordered[-1] * 1000}
+        )  # fmt: skip
+
+    app.router.add_get(PROBE_PATH, probe)
+    web.run_app(app, host=config.host, port=config.port, print=None, access_log=None)
+
+
+async def _probe(port: int) -> dict[str, float]:
+    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}{PROBE_PATH}") as response:
+        answer: dict[str, float] = await response.json()
+        return answer
 
 
 # ----- the baseline: the same endpoints, directly connected -----
@@ -534,15 +593,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         _print(naive)
     steps = [*forwarded, broadcast, half_step, naive]
     direct_p50, direct_p99 = _quantile(under_load, 0.5), _quantile(under_load, 0.99)
-    added_p50 = max(0.0, half_step.latency_ms(0.5) - direct_p50)
-    added_p99 = max(0.0, half_step.latency_ms(0.99) - direct_p99)
+    e2e_added_p50 = max(0.0, half_step.latency_ms(0.5) - direct_p50)
+    e2e_added_p99 = max(0.0, half_step.latency_ms(0.99) - direct_p99)
+    added_p50 = half_step.probe.get("p50_ms", float("nan"))
+    added_p99 = half_step.probe.get("p99_ms", float("nan"))
     through = f"p50 {half_step.latency_ms(0.5):.2f} ms, p99 {half_step.latency_ms(0.99):.2f} ms"
     print(f"lag without the node: idle pair p50 {_quantile(idle, 0.5):.2f} ms, p99 {_quantile(idle, 0.99):.2f} ms; "
           f"a pair beside the load p50 {direct_p50:.2f} ms, p99 {direct_p99:.2f} ms; through the node at "
           f"{half_step.streams} streams: {through}", flush=True)  # fmt: skip
     ratio = best.per_core / naive.per_core if naive.per_core else float("inf")
     print(f"forwarded {best.per_core:.0f} streams/core vs naive {naive.per_core:.1f}: {ratio:.0f}x; broadcast "
-          f"{broadcast.per_core:.0f} streams/core; added latency p50 {added_p50:.2f} ms, p99 {added_p99:.2f} ms",
+          f"{broadcast.per_core:.0f} streams/core; added latency in the node p50 {added_p50:.2f} ms, p99 "
+          f"{added_p99:.2f} ms (end to end against the direct pair: p50 {e2e_added_p50:.2f}, p99 {e2e_added_p99:.2f})",
           flush=True)  # fmt: skip
     return {
         "path": "forward",
@@ -552,6 +614,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "forward_vs_naive": round(ratio, 1),
         "added_latency_ms_p50": round(added_p50, 2),
         "added_latency_ms_p99": round(added_p99, 2),
+        "added_latency_frames": int(half_step.probe.get("frames", 0)),
+        "e2e_added_latency_ms_p50": round(e2e_added_p50, 2),
+        "e2e_added_latency_ms_p99": round(e2e_added_p99, 2),
         "latency_load_streams": half_step.streams,
         "highest_forwarded_streams_without_degrading": top,
         "through_node_latency_ms_p50": round(half_step.latency_ms(0.5), 2),
@@ -571,8 +636,9 @@ async def _latency_meeting(
     try:
         await _join_all(peers)
         return await measure(
-            f"1 x {parties}-party (latency)", node_pid, peers, peers, parties * (parties - 1), seconds, direct
-        )
+            f"1 x {parties}-party (latency)", node_pid, peers, peers, parties * (parties - 1), seconds, direct,
+            probe_port=meetings.port,
+        )  # fmt: skip
     finally:
         await asyncio.gather(*(peer.close() for peer in peers), return_exceptions=True)
 
@@ -596,9 +662,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-meetings", type=int, default=3, help="most 10-party meetings at once (default 3)")
     parser.add_argument("--quick", action="store_true", help="short: 3 s a step, 30 viewers, at most 1 meeting")
     parser.add_argument("--naive-node", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--probed-node", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.naive_node:
         asyncio.run(serve_naive(args.naive_node))
+        return 0
+    if args.probed_node:
+        serve_probed_node(args.probed_node)
         return 0
     if args.quick:
         args.seconds, args.viewers, args.max_meetings = 3.0, 30, 1
