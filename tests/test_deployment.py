@@ -116,9 +116,13 @@ def promtool() -> str:
     return path
 
 
-def test_promtool_accepts_the_config_and_the_alert_tests_pass() -> None:
+def test_promtool_accepts_the_config_and_the_alert_tests_pass(tmp_path: Path) -> None:
+    # promtool reads the credentials files: check a copy with a sample token where compose mounts the real one.
+    config = tmp_path / "prometheus"
+    shutil.copytree(PROMETHEUS, config)
+    (config / "secrets" / "controller-token").write_text("kt_sample")
     checked = subprocess.run(
-        [promtool(), "check", "config", str(PROMETHEUS / "prometheus.yml")], capture_output=True, text=True
+        [promtool(), "check", "config", str(config / "prometheus.yml")], capture_output=True, text=True
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     tested = subprocess.run(
@@ -216,3 +220,41 @@ def test_every_variable_the_compose_file_needs_is_in_the_env_example() -> None:
     needed = set(re.findall(r"\$\{(\w+)", text))
     example = {line.split("=")[0] for line in (ROOT / "deploy" / "env.example").read_text().splitlines() if "=" in line}
     assert needed <= example, sorted(needed - example)
+
+
+def test_prometheus_scrapes_agents_through_the_controller_and_the_media_nodes() -> None:
+    services = compose()["services"]
+    prometheus, controller = services["prometheus"], services["controller"]
+    controller_env = {key: substitute(str(value)) for key, value in controller["environment"].items()}
+    port = load_config(ControllerConfig, None, ENV_PREFIX, controller_env).port
+    jobs = {
+        job["job_name"]: job for job in yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())["scrape_configs"]
+    }
+    assert {"controller", "agents", "agents_lan", "media"} <= set(jobs)
+
+    agents = jobs["agents"]
+    assert [sd["url"] for sd in agents["http_sd_configs"]] == [f"http://controller:{port}/api/prometheus/agents"]
+    token_files = {agents["authorization"]["credentials_file"]}
+    token_files |= {sd["authorization"]["credentials_file"] for sd in agents["http_sd_configs"]}
+    assert token_files == {"secrets/controller-token"}
+    # The token file is where compose mounts the secrets directory (a mount point that exists, holding nothing).
+    mount = next(v for v in prometheus["volumes"] if v.endswith(":/etc/prometheus/secrets:ro"))
+    assert (ROOT / mount.split(":")[0] / ".gitignore").read_text().splitlines()[-2:] == ["*", "!.gitignore"]
+    assert (PROMETHEUS / "secrets" / ".gitignore").is_file()
+    paths = [r for r in agents["relabel_configs"] if r["target_label"] == "__metrics_path__"]
+    assert paths == [
+        {"source_labels": ["agent"], "regex": "([0-9]+)", "target_label": "__metrics_path__",
+         "replacement": "/api/agents/${1}/metrics"}
+    ]  # fmt: skip
+    assert agents["scrape_timeout"] == "10s" and ControllerConfig().agent_metrics_timeout_s < 10
+    # LAN agents carry job="agents" too: the alerts and dashboards cover both ways of reaching an agent.
+    assert {"target_label": "job", "replacement": "agents"} in jobs["agents_lan"]["relabel_configs"]
+
+    # The compose file's media node is scraped on the port it listens on (it runs on the host network).
+    media = services["media"]
+    node = load_node_config(ROOT / next(v for v in media["volumes"] if v.endswith("media.toml:ro")).split(":")[0])
+    listed = [t for f in (PROMETHEUS / "media").glob("*.yml") for group in yaml.safe_load(f.read_text())
+              for t in group["targets"]]  # fmt: skip
+    assert jobs["media"]["file_sd_configs"] == [{"files": ["media/*.yml"]}]
+    assert f"host.docker.internal:{node.port}" in listed
+    assert "host.docker.internal:host-gateway" in prometheus["extra_hosts"]
