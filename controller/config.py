@@ -11,10 +11,12 @@ import logging
 import os
 import secrets
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from common.config import ConfigError
+from controller.sso.settings import SsoRole
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +105,31 @@ class ControllerConfig(BaseModel):
         default=15, ge=0, le=120, description="a meeting or class can be entered this long before its start"
     )
 
+    sso_issuer: str = Field(
+        default="",
+        description="the Department's OpenID Connect issuer URL (https; http only on loopback); empty: no single "
+        "sign-on",
+    )
+    sso_client_id: str = Field(default="", max_length=256, description="this controller's client id at the provider")
+    sso_client_secret_file: Path | None = Field(default=None, description="file holding the client secret")
+    sso_client_auth: Literal["client_secret_basic", "client_secret_post"] = Field(
+        default="client_secret_basic", description="how the client secret is sent to the token endpoint"
+    )
+    sso_scopes: list[str] = Field(
+        default_factory=lambda: ["openid", "profile"], description="scopes asked for (openid is always added)"
+    )
+    sso_username_claim: str = Field(default="preferred_username", description="claim giving the local username")
+    sso_role_claim: str = Field(default="groups", description="claim listing the groups or roles (e.g. roles)")
+    sso_role_map: dict[str, SsoRole] = Field(
+        default_factory=dict,
+        description="provider group/role value -> {role, unit_id}; the first entry (in this order) the user has wins",
+    )
+    sso_create_users: bool = Field(
+        default=False,
+        description="create the local user at the first sign-in when a mapping applies (otherwise only linked users)",
+    )
+    sso_timeout_s: float = Field(default=5.0, gt=0, le=60, description="deadline of each call to the provider")
+
     @field_validator("metrics_networks")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
@@ -132,11 +159,32 @@ class ControllerConfig(BaseModel):
             raise ValueError("database_url must be sqlite+aiosqlite:///PATH or postgresql+asyncpg://...")
         return value
 
+    @field_validator("sso_issuer")
+    @classmethod
+    def _sso_issuer(cls, value: str) -> str:
+        loopback = value.startswith(("http://127.0.0.1:", "http://localhost:", "http://[::1]:"))
+        if value and not (value.startswith("https://") or loopback):
+            raise ValueError("sso_issuer must be an https:// URL (http:// only on loopback)")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _sso(self) -> ControllerConfig:
+        if self.sso_issuer and not (self.sso_client_id and self.sso_client_secret_file):
+            raise ValueError("sso_issuer needs sso_client_id and sso_client_secret_file")
+        for group, mapped in self.sso_role_map.items():
+            if (mapped.role == "admin") != (mapped.unit_id is None):
+                raise ValueError(f"sso_role_map[{group!r}]: admin has no unit_id, every other role needs one")
+        return self
+
     @model_validator(mode="after")
     def _timeouts(self) -> ControllerConfig:
         if self.session_absolute_timeout_s < self.session_idle_timeout_s:
             raise ValueError("session_absolute_timeout_s must not be shorter than session_idle_timeout_s")
         return self
+
+    @property
+    def sso_enabled(self) -> bool:
+        return bool(self.sso_issuer)
 
     @property
     def effective_public_url(self) -> str:
