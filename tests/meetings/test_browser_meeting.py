@@ -190,4 +190,6 @@ async def test_three_browsers_see_and_hear_each_other(aiohttp_client: ServerClie
             await pages[2].wait_until("document.getElementById('meeting').dataset.closed === 'removed'", timeout=10)
             await pages[0].wait_until("document.querySelectorAll('#people li').length === 2", timeout=10)
             assert "mời bạn ra" in await pages[2].text("#notice")
+            assert await pages[2].evaluate("document.getElementById('rejoin').hidden")  # removed: no way back in
+            assert not await observer.evaluate("document.getElementById('rejoin').hidden")  # it left: may come back
             assert node.meetings.load().subscribers == 2

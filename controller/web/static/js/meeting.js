@@ -274,6 +274,8 @@
     if (st.screen) st.screen.getTracks().forEach((t) => t.stop());
     $("controls").hidden = true;
     $("grid").replaceChildren();
+    // A dropped connection or an expired pass: joining again asks the controller for a new pass (a reload).
+    $("rejoin").hidden = ["removed", "ended", "locked", "full"].includes(message.reason);
     if (st.ws && st.ws.readyState === WebSocket.OPEN) st.ws.close();
   }
 
@@ -396,6 +398,7 @@
   }
 
   $("join").addEventListener("click", join);
+  $("rejoin").addEventListener("click", () => location.reload());
   $("mic-btn").addEventListener("click", () => {
     if (st.mutedByHost) return;
     st.micOn = !st.micOn;
