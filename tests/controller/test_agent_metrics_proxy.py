@@ -53,7 +53,7 @@ class Figures:
     recording_lag_s = 0.5
 
 
-async def _token(app: web.Application, username: str) -> str:
+async def api_token(app: web.Application, username: str) -> str:
     async with app[state.DB].begin() as session:
         user = (await session.execute(select(User).where(User.username == username))).scalar_one()
         made = await tokens.create(session, user.id, name="prometheus", days=30, now=app[state.CLOCK].now())
@@ -65,7 +65,7 @@ def _bearer(token: str) -> dict[str, str]:
 
 
 @contextlib.asynccontextmanager
-async def _running(uplink: Uplink) -> AsyncIterator[None]:
+async def running(uplink: Uplink) -> AsyncIterator[None]:
     task = asyncio.create_task(uplink.run())
     try:
         await asyncio.wait_for(uplink.online.wait(), 10)
@@ -76,7 +76,7 @@ async def _running(uplink: Uplink) -> AsyncIterator[None]:
             await task
 
 
-def _agent_uplink(client: Client, token: str) -> Uplink:
+def agent_uplink(client: Client, token: str) -> Uplink:
     metrics = AgentMetrics(recorder=lambda: {CAMERA: Figures()}, version="0.1.0")
     return Uplink(
         str(client.make_url("")).rstrip("/"),
@@ -92,11 +92,11 @@ def _agent_uplink(client: Client, token: str) -> Uplink:
 async def test_prometheus_lists_online_agents_and_scrapes_them_through_the_uplink(
     client: Client, app: web.Application, world: World
 ) -> None:
-    token = await _token(app, world.admin)
+    token = await api_token(app, world.admin)
     online = await enrol(client, app, world.school)
     offline = await enrol(client, app, world.other_school)  # enrolled, never connected
-    uplink = _agent_uplink(client, online.token)
-    async with _running(uplink):
+    uplink = agent_uplink(client, online.token)
+    async with running(uplink):
         listed = await client.get(SD_PATH, headers=_bearer(token))
         assert listed.status == 200
         groups = await listed.json()
@@ -149,7 +149,7 @@ async def test_an_agent_that_does_not_answer_is_503_after_the_timeout(
     aiohttp_client: AiohttpClient, tmp_path: Path, clock: ManualClock
 ) -> None:
     app, client, world = await _impatient(aiohttp_client, tmp_path, clock)
-    token = await _token(app, world.admin)
+    token = await api_token(app, world.admin)
     silent = await enrol(client, app, world.school)
     ws = await connect(client, silent.token)
     await send(ws, hello([camera(1)]))
@@ -178,7 +178,7 @@ async def test_an_agent_cannot_answer_for_another(
     aiohttp_client: AiohttpClient, tmp_path: Path, clock: ManualClock
 ) -> None:
     app, client, world = await _impatient(aiohttp_client, tmp_path, clock)
-    token = await _token(app, world.admin)
+    token = await api_token(app, world.admin)
     asked, other = await enrol(client, app, world.school), await enrol(client, app, world.school)
     links = [await connect(client, agent.token) for agent in (asked, other)]
     for ws in links:
@@ -199,10 +199,10 @@ async def test_who_may_scrape(client: Client, app: web.Application, world: World
     for route in (path, SD_PATH):
         assert (await client.get(route)).status == 401
         assert (await client.get(route, headers=_bearer("kt_not-a-token"))).status == 401
-        technician = await _token(app, world.technician)  # the agent's own district, but not an administrator
+        technician = await api_token(app, world.technician)  # the agent's own district, but not an administrator
         refused = await client.get(route, headers=_bearer(technician))
         assert refused.status == 403 and "error" in await refused.json()
-    admin = await _token(app, world.admin)
+    admin = await api_token(app, world.admin)
     assert (await client.get("/api/agents/999999/metrics", headers=_bearer(admin))).status == 404
     await sign_in(client, world.admin)  # an administrator's session works too (a look from the browser)
     assert (await client.get(path)).status == 503
