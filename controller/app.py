@@ -24,6 +24,7 @@ from controller.metrics import CONTENT_TYPE, Metrics
 from controller.security.access import Handler, Routes, access_middleware, public
 from controller.security.passwords import Passwords
 from controller.security.ratelimit import WindowLimiter
+from controller.sso import routes as sso_routes
 from controller.uplink import metrics_proxy
 from controller.uplink.hub import Hub
 from controller.uplink.sweeper import sweeper_ctx
@@ -109,6 +110,7 @@ def build_app(
     routes.add("GET", "/metrics", metrics, public())
     routes.static("/static/", str(STATIC))
     pages.add_routes(routes)
+    sso_routes.setup(app, routes)
     api.add_routes(routes)
     people_api.add_routes(routes)
     admin_pages.add_routes(routes)

@@ -37,7 +37,13 @@ async def _signin_form(request: web.Request, *, error: str | None, status: int, 
     async with request.app[state.DB]() as session:
         first_run = await accounts.count_users(session) == 0
     return request.app[state.RENDERER].render(
-        request, "signin.html", status=status, error=error, first_run=first_run, next=next_path
+        request,
+        "signin.html",
+        status=status,
+        error=error,
+        first_run=first_run,
+        next=next_path,
+        sso=request.app[state.CONFIG].sso_enabled,
     )
 
 

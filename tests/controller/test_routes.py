@@ -48,6 +48,9 @@ ANY_SIGNED_IN |= {("GET", "/calendar/users/me.ics")}
 ANY_SIGNED_IN |= {("POST", "/api/calendar/feed-token"), ("POST", "/api/calendar/feed-token/revoke")}
 # Feed URLs with a feed token authenticate by that token (unknown: 401; out of scope: 403; tests/controller/calendar).
 PUBLIC |= {("GET", "/calendar/feeds/{token}/me.ics"), ("GET", "/calendar/feeds/{token}/rooms/{room_id}.ics")}
+# Single sign-on: to the Department's provider and back; the signed attempt cookie and `state` are the credential
+# (tests/controller/sso).
+PUBLIC |= {("GET", "/signin/sso"), ("GET", "/signin/sso/callback")}
 # Everyone manages their own API tokens (another's token id is "no such token": tests/controller/people).
 ANY_SIGNED_IN |= {(m, p) for m in ("GET", "POST") for p in ("/api/tokens", "/account/tokens")}
 ANY_SIGNED_IN |= {("POST", "/api/tokens/{token_id}/revoke"), ("POST", "/account/tokens/{token_id}/revoke")}

@@ -1,0 +1,157 @@
+"""From validated provider claims to a local user: the link, the role mapping, creation and role changes.
+
+The link (issuer + subject -> local user) needs no table: a linked user's `password_hash` is
+`!sso:<sha256(issuer, subject)>`, a value argon2 never accepts (like the roster import's `!imported`), so a
+linked account signs in through the provider only and the lookup is one indexed-by-nothing scan of the small
+users table. A password reset by an administrator turns it back into a local account (and unlinks it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from controller import audit
+from controller.accounts import USERNAME
+from controller.config import ControllerConfig
+from controller.db.models import Role, Unit, User, UserSession
+from controller.people.users import SCOPE_KIND
+from controller.sso.settings import SsoRole
+
+logger = logging.getLogger(__name__)
+
+ACTOR = "system:sso"
+LINK_PREFIX = "!sso:"
+
+
+class Refusal(Exception):
+    """The provider vouched for this person but they may not sign in here; `reason` is a fixed word."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Mapping:
+    group: str
+    role: Role
+    unit_id: int | None
+
+
+def link_marker(issuer: str, subject: str) -> str:
+    digest = hashlib.sha256(f"{issuer}\n{subject}".encode()).hexdigest()
+    return f"{LINK_PREFIX}{digest}"
+
+
+async def link(session: AsyncSession, user: User, issuer: str, subject: str) -> None:
+    """Link an existing local user to a provider subject (their password stops working)."""
+    user.password_hash = link_marker(issuer, subject)
+    await session.flush()
+
+
+def groups_of(claims: dict[str, Any], claim: str) -> list[str]:
+    value = claims.get(claim)
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [item for item in value if isinstance(item, str)]
+    return []
+
+
+def mapping_for(config: ControllerConfig, claims: dict[str, Any]) -> Mapping | None:
+    """The first entry of `sso_role_map` (in configuration order) whose group the claims list."""
+    groups = set(groups_of(claims, config.sso_role_claim))
+    for group, mapped in config.sso_role_map.items():
+        if group in groups:
+            return _mapping(group, mapped)
+    return None
+
+
+def _mapping(group: str, mapped: SsoRole) -> Mapping:
+    return Mapping(group, Role(mapped.role), mapped.unit_id)
+
+
+async def _check_unit(session: AsyncSession, mapping: Mapping) -> None:
+    wanted = SCOPE_KIND[mapping.role]
+    if not wanted:
+        return
+    unit = await session.get(Unit, mapping.unit_id) if mapping.unit_id is not None else None
+    if unit is None or unit.kind not in wanted:
+        logger.warning("sso: sso_role_map[%r] names unit %s, not a unit a %s can have", mapping.group,
+                       mapping.unit_id, mapping.role.value)  # fmt: skip
+        raise Refusal("bad_mapping")
+
+
+async def sign_in(
+    session: AsyncSession,
+    config: ControllerConfig,
+    claims: dict[str, Any],
+    *,
+    issuer: str,
+    now: datetime,
+    address: str | None,
+) -> User:
+    """The local user for these claims, created or with its role updated as the mapping says; Refusal otherwise.
+
+    The caller's transaction holds the changes and their audit entries."""
+    subject = str(claims["sub"])
+    mapping = mapping_for(config, claims)
+    if mapping is None:
+        raise Refusal("no_role")
+    await _check_unit(session, mapping)
+    marker = link_marker(issuer, subject)
+    user = (await session.execute(select(User).where(User.password_hash == marker))).scalar_one_or_none()
+    if user is None:
+        return await _create(session, config, claims, mapping, marker, now, address)
+    if user.disabled:
+        raise Refusal("disabled")
+    if (user.role, user.unit_id) != (mapping.role, mapping.unit_id):
+        before = {"role": user.role.value, "unit_id": user.unit_id}
+        user.role, user.unit_id = mapping.role, mapping.unit_id
+        await session.execute(delete(UserSession).where(UserSession.user_id == user.id))
+        after = {"role": mapping.role.value, "unit_id": mapping.unit_id}
+        audit.record(session, at=now, actor=ACTOR, action="role.change", target=f"user:{user.username}",
+                     details={"before": before, "after": after, "via": "sso", "group": mapping.group},
+                     address=address)  # fmt: skip
+    return user
+
+
+async def _create(
+    session: AsyncSession,
+    config: ControllerConfig,
+    claims: dict[str, Any],
+    mapping: Mapping,
+    marker: str,
+    now: datetime,
+    address: str | None,
+) -> User:
+    if not config.sso_create_users:
+        raise Refusal("unknown_user")
+    raw = claims.get(config.sso_username_claim)
+    username = raw.strip().lower() if isinstance(raw, str) else ""
+    if not USERNAME.match(username):
+        raise Refusal("bad_username")
+    if (await session.execute(select(User.id).where(User.username == username))).first() is not None:
+        raise Refusal("not_linked")
+    name = claims.get("name")
+    user = User(
+        username=username,
+        display_name=name[:200] if isinstance(name, str) and name.strip() else username,
+        password_hash=marker,
+        role=mapping.role,
+        unit_id=mapping.unit_id,
+        created_at=now,
+    )
+    session.add(user)
+    await session.flush()
+    audit.record(session, at=now, actor=ACTOR, action="user.create", target=f"user:{username}",
+                 details={"role": mapping.role.value, "unit_id": mapping.unit_id, "via": "sso", "group": mapping.group},
+                 address=address)  # fmt: skip
+    return user
