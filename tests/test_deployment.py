@@ -237,6 +237,9 @@ def test_prometheus_scrapes_agents_through_the_controller_and_the_media_nodes() 
     token_files = {agents["authorization"]["credentials_file"]}
     token_files |= {sd["authorization"]["credentials_file"] for sd in agents["http_sd_configs"]}
     assert token_files == {"secrets/controller-token"}
+    # Prometheus 2.42's HTTP discovery sends the bare token unless the type is spelled out.
+    assert agents["authorization"]["type"] == "Bearer"
+    assert all(sd["authorization"]["type"] == "Bearer" for sd in agents["http_sd_configs"])
     # The token file is where compose mounts the secrets directory (a mount point that exists, holding nothing).
     mount = next(v for v in prometheus["volumes"] if v.endswith(":/etc/prometheus/secrets:ro"))
     assert (ROOT / mount.split(":")[0] / ".gitignore").read_text().splitlines()[-2:] == ["*", "!.gitignore"]

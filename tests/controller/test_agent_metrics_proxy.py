@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -76,7 +76,8 @@ async def running(uplink: Uplink) -> AsyncIterator[None]:
             await task
 
 
-def agent_uplink(client: Client, token: str) -> Uplink:
+def agent_uplink(client: Client, token: str, exposition: Callable[[], Awaitable[bytes]] | None = None) -> Uplink:
+    """The agent's uplink client, answering with the agent's real registry (one camera recording) by default."""
     metrics = AgentMetrics(recorder=lambda: {CAMERA: Figures()}, version="0.1.0")
     return Uplink(
         str(client.make_url("")).rstrip("/"),
@@ -85,7 +86,7 @@ def agent_uplink(client: Client, token: str) -> Uplink:
         version="0.1.0",
         snapshot=lambda: [camera(1)],
         on_approve=lambda ref: asyncio.sleep(0),
-        metrics=metrics.exposition,
+        metrics=exposition or metrics.exposition,
     )
 
 
@@ -172,6 +173,27 @@ async def test_an_agent_that_does_not_answer_is_503_after_the_timeout(
     assert answer.status == 200 and await answer.text() == "# cut\n"
     assert answer.headers["X-Ketnoi-Truncated"] == "1"
     await ws.close()
+
+
+async def test_an_agent_whose_metrics_fail_is_503_and_stays_connected(
+    aiohttp_client: AiohttpClient, tmp_path: Path, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    app, client, world = await _impatient(aiohttp_client, tmp_path, clock)
+    token = await api_token(app, world.admin)
+    agent = await enrol(client, app, world.school)
+    failures = 0
+
+    async def broken() -> bytes:
+        nonlocal failures
+        failures += 1
+        raise OSError("the index is unreadable")
+
+    uplink = agent_uplink(client, agent.token, broken)  # the agent's registry failing at render time
+    async with running(uplink):
+        answer = await client.get(f"/api/agents/{agent.agent_id}/metrics", headers=_bearer(token))
+        assert answer.status == 503 and "did not answer" in (await answer.json())["error"]
+        assert failures == 1 and "could not render the metrics" in caplog.text
+        assert uplink.online.is_set() and uplink.connections == 1
 
 
 async def test_an_agent_cannot_answer_for_another(
