@@ -297,18 +297,16 @@ class Uplink:
             await self._clock.sleep(interval_s)
 
     async def _answer_metrics(self, ws: aiohttp.ClientWebSocketResponse, request_id: str) -> None:
-        if self._metrics is None:
-            body, truncated = "", False
-        else:
-            try:
-                body, truncated = cut_exposition(await self._metrics())
-            except Exception:  # no answer: the controller's scrape times out and Prometheus marks the agent down
-                logger.exception("uplink: could not render the metrics")
-                return
-            if truncated:
-                logger.warning("uplink: the metrics exposition is over %s bytes; sending it cut", METRICS_BODY_LIMIT)
         try:
-            await _send(ws, MetricsResponse(request_id=request_id, body=body, truncated=truncated))
+            exposition = b"" if self._metrics is None else await self._metrics()
+        except Exception:  # no answer: the controller's scrape times out and Prometheus marks the agent down
+            logger.exception("uplink: could not render the metrics")
+            return
+        frame, truncated = await asyncio.to_thread(metrics_frame, request_id, exposition)  # up to MiBs of JSON
+        if truncated:
+            logger.warning("uplink: the metrics exposition is over %s bytes; sending it cut", METRICS_BODY_LIMIT)
+        try:
+            await ws.send_str(frame)
         except ConnectionError as exc:
             logger.debug("uplink: could not answer a metrics request: %s", exc)
 
@@ -341,12 +339,23 @@ async def _receive(
 
 
 def cut_exposition(body: bytes, limit: int = METRICS_BODY_LIMIT) -> tuple[str, bool]:
-    """The exposition as text, cut after the last whole line that fits in `limit` characters; True if cut."""
-    text = body.decode("utf-8", errors="replace")
-    if len(text) <= limit:
-        return text, False
-    end = text.rfind("\n", 0, limit)
-    return text[: end + 1], True
+    """The exposition as text, cut after the last whole line that fits in `limit` bytes; True if cut."""
+    if len(body) <= limit:
+        return body.decode("utf-8", errors="replace"), False
+    end = body.rfind(b"\n", 0, limit)
+    return body[: end + 1].decode("utf-8", errors="replace"), True
+
+
+def metrics_frame(request_id: str, exposition: bytes) -> tuple[str, bool]:
+    """The metrics_response frame, its body cut further while the JSON (escapes can grow it) is over a frame;
+    True if the body was cut."""
+    limit = METRICS_BODY_LIMIT
+    while True:
+        body, truncated = cut_exposition(exposition, limit)
+        frame = MetricsResponse(request_id=request_id, body=body, truncated=truncated).model_dump_json()
+        if len(frame.encode("utf-8")) <= MAX_FRAME_BYTES or not body:
+            return frame, truncated
+        limit = len(body.encode("utf-8")) // 2
 
 
 def _ws_url(controller_url: str) -> str:

@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from agents.metrics import AgentMetrics
 from agents.recording.stats import RecorderState
-from agents.uplink import Uplink, cut_exposition
+from agents.uplink import Uplink, cut_exposition, metrics_frame
 from common.clock import ManualClock
 from controller import state
 from controller.app import build_app
@@ -26,7 +26,7 @@ from controller.db.models import User
 from controller.people import tokens
 from controller.security.passwords import Passwords, cheap_hasher
 from controller.uplink.metrics_proxy import METRICS_PROXY, SD_PATH
-from protocol.uplink import MetricsRequest, MetricsResponse, Welcome
+from protocol.uplink import MAX_FRAME_BYTES, METRICS_BODY_LIMIT, MetricsRequest, MetricsResponse, Welcome
 from tests.controller.conftest import AiohttpClient, Client, World, make_config, seed, sign_in
 from tests.controller.uplink_helpers import camera, connect, enrol, hello, receive, send, until
 
@@ -243,3 +243,18 @@ def test_an_exposition_too_large_for_a_frame_is_cut_at_a_line_end(
     body: bytes, limit: int, expected: tuple[str, bool]
 ) -> None:
     assert cut_exposition(body, limit) == expected
+
+
+def test_a_metrics_frame_always_fits_even_when_escaping_grows_it() -> None:
+    plain = b"a 1\n" * 100
+    frame, truncated = metrics_frame("r1", plain)
+    assert MetricsResponse.model_validate_json(frame) == MetricsResponse(request_id="r1", body=plain.decode())
+    assert not truncated
+    big = b"b 2\n" * (METRICS_BODY_LIMIT // 4 + 10)  # over the body limit: cut at a line end
+    frame, truncated = metrics_frame("r2", big)
+    body = MetricsResponse.model_validate_json(frame).body
+    assert truncated and body.endswith("b 2\n") and len(body) <= METRICS_BODY_LIMIT
+    controls = (b'c{x="' + b"\x01" * 1000 + b'"} 1\n') * 2000  # each \x01 becomes \u0001 in JSON: 6 bytes
+    frame, truncated = metrics_frame("r3", controls)
+    assert truncated and len(frame.encode()) <= MAX_FRAME_BYTES
+    assert MetricsResponse.model_validate_json(frame).body.endswith('"} 1\n')
