@@ -46,7 +46,7 @@ class MetricsProxy:
 
     def __init__(self, hub: Hub) -> None:
         self._hub = hub
-        self._waiting: dict[tuple[int, str], asyncio.Future[MetricsResponse]] = {}
+        self._waiting: dict[tuple[int, str], tuple[Connection, asyncio.Future[MetricsResponse]]] = {}
 
     @property
     def waiting(self) -> int:
@@ -60,7 +60,7 @@ class MetricsProxy:
             raise AgentUnavailable("too many metrics requests are waiting for agents")
         key = (agent_id, secrets.token_hex(8))
         future: asyncio.Future[MetricsResponse] = asyncio.get_running_loop().create_future()
-        self._waiting[key] = future
+        self._waiting[key] = (connection, future)
         try:
             await _send(connection, MetricsRequest(request_id=key[1]))
             async with asyncio.timeout(timeout_s):
@@ -72,11 +72,17 @@ class MetricsProxy:
 
     def on_response(self, agent_id: int, message: MetricsResponse) -> None:
         """An agent's answer; one to a request this agent was not sent (or that timed out) is dropped."""
-        future = self._waiting.get((agent_id, message.request_id))
-        if future is None or future.done():
+        waiting = self._waiting.get((agent_id, message.request_id))
+        if waiting is None or waiting[1].done():
             logger.debug("agent %s: dropping a metrics response nobody waits for", agent_id)
             return
-        future.set_result(message)
+        waiting[1].set_result(message)
+
+    def link_closed(self, connection: Connection) -> None:
+        """The requests sent over `connection` will get no answer: they fail now rather than at their timeout."""
+        for sent_over, future in list(self._waiting.values()):
+            if sent_over is connection and not future.done():
+                future.set_exception(AgentUnavailable("the agent's link closed before it answered"))
 
 
 async def _send(connection: Connection, message: MetricsRequest) -> None:

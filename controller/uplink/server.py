@@ -94,6 +94,7 @@ async def uplink(request: web.Request) -> web.StreamResponse:
         logger.info("agent %s: closing the link: %s", agent_id, exc)
         await connection.close(str(exc))
     finally:
+        app[METRICS_PROXY].link_closed(connection)
         if app[state.HUB].detach(connection):
             # aiohttp cancels the handler when the peer goes away: the offline mark must still be written.
             await asyncio.shield(app[state.HUB].track(_mark_offline(app, agent_id)))

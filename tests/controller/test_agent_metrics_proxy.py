@@ -196,6 +196,22 @@ async def test_an_agent_whose_metrics_fail_is_503_and_stays_connected(
         assert uplink.online.is_set() and uplink.connections == 1
 
 
+async def test_a_link_that_closes_before_the_answer_fails_the_scrape_at_once(
+    client: Client, app: web.Application, world: World
+) -> None:
+    token = await api_token(app, world.admin)
+    agent = await enrol(client, app, world.school)
+    ws = await connect(client, agent.token)
+    await send(ws, hello([]))
+    assert isinstance(await receive(ws), Welcome)
+    scrape = asyncio.create_task(client.get(f"/api/agents/{agent.agent_id}/metrics", headers=_bearer(token)))
+    assert isinstance(await receive(ws), MetricsRequest)
+    await ws.close()
+    answer = await asyncio.wait_for(scrape, 5)  # well before agent_metrics_timeout_s (8 s)
+    assert answer.status == 503 and "link closed" in (await answer.json())["error"]
+    assert app[METRICS_PROXY].waiting == 0
+
+
 async def test_an_agent_cannot_answer_for_another(
     aiohttp_client: AiohttpClient, tmp_path: Path, clock: ManualClock
 ) -> None:
