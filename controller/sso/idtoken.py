@@ -89,7 +89,7 @@ async def validate(
     try:
         registry.validate(claims)
     except ExpiredTokenError:
-        raise IdTokenError("expired") from None
+        raise IdTokenError("token_expired") from None
     except MissingClaimError:
         raise IdTokenError("missing_claim") from None
     except ClaimError as exc:

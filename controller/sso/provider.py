@@ -109,13 +109,14 @@ class Provider:
         """Trade the authorization code (with the PKCE verifier) for tokens."""
         form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
         form["code_verifier"] = verifier
-        auth = None
+        headers = {}
         if client.auth == "client_secret_post":
             form |= {"client_id": client.client_id, "client_secret": client.secret}
         else:
-            auth = aiohttp.BasicAuth(_form_encode(client.client_id), _form_encode(client.secret))
+            basic = aiohttp.encode_basic_auth(_form_encode(client.client_id), _form_encode(client.secret))
+            headers["Authorization"] = basic
         endpoint = (await self.metadata()).token_endpoint
-        return await self._request("POST", endpoint, "token", data=form, auth=auth)
+        return await self._request("POST", endpoint, "token", data=form, headers=headers)
 
     async def userinfo(self, access_token: str) -> dict[str, Any]:
         endpoint = (await self.metadata()).userinfo_endpoint
