@@ -133,7 +133,7 @@ class Provider:
             async with self._http.request(
                 method, url, timeout=self._timeout, allow_redirects=False, **kwargs
             ) as response:
-                body = await response.content.read(MAX_RESPONSE + 1)
+                body = await _read_limited(response)
                 status = response.status
         except _NETWORK_ERRORS as exc:
             logger.warning("sso: %s call to the provider failed: %s", what, type(exc).__name__)
@@ -152,6 +152,18 @@ class Provider:
         if not isinstance(document, dict):
             raise ProviderError("malformed", what)
         return document
+
+
+async def _read_limited(response: aiohttp.ClientResponse) -> bytes:
+    """The body, or as soon as it is known to be too large, its first MAX_RESPONSE + 1 bytes."""
+    if (response.content_length or 0) > MAX_RESPONSE:
+        return b"x" * (MAX_RESPONSE + 1)
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        body += chunk
+        if len(body) > MAX_RESPONSE:
+            break
+    return bytes(body)
 
 
 def _text(document: dict[str, Any], key: str) -> str:

@@ -8,6 +8,7 @@ records what it was asked.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -64,6 +65,11 @@ class FakeProvider:
     mode: str = "rs256"
     """rs256, none (alg none, no signature), hs256 (HMAC keyed with the public key), other_key (a key not published)."""
     token_status: int = 200
+    token_stall: asyncio.Event | None = None
+    """When set, the token endpoint answers only once this event is set (a provider that hangs)."""
+    token_padding: int = 0
+    """Bytes of padding added to the token endpoint's answer (an oversized answer)."""
+    token_chunked: bool = False
     id_token_claims_only_in_userinfo: tuple[str, ...] = ()
     grants: dict[str, Grant] = field(default_factory=dict)
     used: set[str] = field(default_factory=set)
@@ -128,10 +134,12 @@ class FakeProvider:
             return scheme == "Basic" and (unquote_plus(login), unquote_plus(password)) == (CLIENT_ID, CLIENT_SECRET)
         return form.get("client_id") == CLIENT_ID and form.get("client_secret") == CLIENT_SECRET
 
-    async def _token(self, request: web.Request) -> web.Response:
+    async def _token(self, request: web.Request) -> web.StreamResponse:
         self.seen.append("token")
         form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
         self.token_requests.append({**form, "auth": "basic" if "Authorization" in request.headers else "post"})
+        if self.token_stall is not None:
+            await self.token_stall.wait()
         if self.token_status != 200:
             return web.json_response({"error": "temporarily_unavailable"}, status=self.token_status)
         if not self._client_ok(request, form):
@@ -150,7 +158,17 @@ class FakeProvider:
         id_token = self.id_token(grant)
         self.issued += [access_token, id_token]
         self._userinfo_of[access_token] = grant.user
-        return web.json_response({"access_token": access_token, "token_type": "Bearer", "id_token": id_token})
+        answer = {"access_token": access_token, "token_type": "Bearer", "id_token": id_token}
+        if self.token_padding:
+            answer["padding"] = "x" * self.token_padding
+            if self.token_chunked:  # no Content-Length: the client must count as it reads
+                response = web.StreamResponse(headers={"Content-Type": "application/json"})
+                response.enable_chunked_encoding()
+                await response.prepare(request)
+                await response.write(json.dumps(answer).encode())
+                await response.write_eof()
+                return response
+        return web.json_response(answer)
 
     async def _userinfo(self, request: web.Request) -> web.Response:
         self.seen.append("userinfo")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -331,6 +332,26 @@ async def test_a_token_endpoint_error_gives_a_clear_page(sso: Setup) -> None:
     sso.fake.token_status = 503
     response = await _sign_in(sso.client)
     assert response.status == 502 and _reason(await response.text()) == "unreachable"
+
+
+async def test_a_provider_that_hangs_or_answers_too_much_gives_a_clear_page(
+    aiohttp_client: AiohttpClient, tmp_path: Path, clock: ManualClock, fake: FakeProvider
+) -> None:
+    setup = await _setup(aiohttp_client, tmp_path, clock, fake, sso_timeout_s=0.3)
+    fake.token_stall = asyncio.Event()
+    try:
+        response = await _sign_in(setup.client)
+    finally:
+        fake.token_stall.set()
+    assert response.status == 502 and _reason(await response.text()) == "unreachable"
+    fake.token_stall = None
+    fake.token_padding = 300 * 1024
+    for chunked in (False, True):
+        fake.token_chunked = chunked
+        response = await _sign_in(setup.client)
+        assert response.status == 502 and _reason(await response.text()) == "too_large", chunked
+    fake.token_padding = 0
+    assert (await _sign_in(setup.client)).status == 303
 
 
 async def test_the_signin_page_offers_the_department_button_only_when_configured(sso: Setup, client: Client) -> None:
