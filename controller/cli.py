@@ -28,6 +28,7 @@ from controller.db.migrate import upgrade
 from controller.db.models import Role, SchoolLevel, UnitKind
 from controller.people import cli_import
 from controller.security.passwords import Passwords, generate_password
+from controller.sso import cli as sso_cli
 from controller.units import UnitError, create_unit
 from controller.uplink.codes import CodeError, make_code
 
@@ -67,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     code.add_argument("--unit", type=int, required=True)
     code.add_argument("--json", action="store_true", help="print a JSON object")
     cli_import.add_arguments(command("import", "Import a roster file (CSV or XLSX): check every row, then apply."))
+    sso_cli.add_arguments(command("sso-link", "Link a local user to their Department (single sign-on) account."))
     return parser
 
 
@@ -151,6 +153,13 @@ async def _import(session: AsyncSession, config: ControllerConfig, args: argpars
         raise CommandError(str(exc)) from None
 
 
+async def _sso_link(session: AsyncSession, config: ControllerConfig, args: argparse.Namespace) -> dict[str, Any]:
+    try:
+        return await sso_cli.link_command(session, config, args)
+    except sso_cli.LinkError as exc:
+        raise CommandError(str(exc)) from None
+
+
 def _now() -> datetime:
     return SystemClock().now()
 
@@ -161,6 +170,7 @@ COMMANDS: dict[str, Command] = {
     "create-unit": _create_unit,
     "enrolment-code": _enrolment_code,
     "import": _import,
+    "sso-link": _sso_link,
 }
 
 
@@ -189,6 +199,8 @@ def _print(command: str, result: dict[str, Any], as_json: bool) -> None:
         print(result["code"])
     elif command == "import":
         print(cli_import.describe(result))
+    elif command == "sso-link":
+        print(f"linked {result['username']} to {result['subject']} at {result['issuer']}")
     else:
         print("database is up to date")
 

@@ -1,0 +1,48 @@
+"""`python -m controller sso-link`: link an existing local user to their subject at the Department's provider.
+
+Without `sso_create_users`, only linked users sign in with the Department account. Linking replaces the user's
+password (a linked account signs in through the provider only); a password reset turns it back into a local one.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from controller import audit
+from controller.config import ControllerConfig
+from controller.db.models import User
+from controller.sso import users
+
+
+class LinkError(Exception):
+    """The link cannot be made; the message says why."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--username", required=True, help="the local user")
+    parser.add_argument("--subject", required=True, help="the user's `sub` at the provider (its ID tokens' subject)")
+    parser.add_argument("--json", action="store_true", help="print a JSON object")
+
+
+async def link_command(session: AsyncSession, config: ControllerConfig, args: argparse.Namespace) -> dict[str, Any]:
+    if not config.sso_enabled:
+        raise LinkError("single sign-on is not configured (sso_issuer)")
+    subject = str(args.subject).strip()
+    if not subject or len(subject) > 255:
+        raise LinkError("the subject is 1-255 characters")
+    user = (await session.execute(select(User).where(User.username == args.username))).scalar_one_or_none()
+    if user is None:
+        raise LinkError(f"no user named {args.username}")
+    marker = users.link_marker(config.sso_issuer, subject)
+    taken = (await session.execute(select(User.username).where(User.password_hash == marker))).scalar_one_or_none()
+    if taken is not None and taken != user.username:
+        raise LinkError(f"that subject is already linked to {taken}")
+    await users.link(session, user, config.sso_issuer, subject)
+    audit.record(session, at=datetime.now(UTC), actor="cli", action="sso.link", target=f"user:{user.username}",
+                 details={"issuer": config.sso_issuer, "subject": subject})  # fmt: skip
+    return {"id": user.id, "username": user.username, "issuer": config.sso_issuer, "subject": subject}
