@@ -47,13 +47,23 @@ class MetricsProxy:
     def __init__(self, hub: Hub) -> None:
         self._hub = hub
         self._waiting: dict[tuple[int, str], tuple[Connection, asyncio.Future[MetricsResponse]]] = {}
+        self._welcomed: set[Connection] = set()
+
+    def welcomed(self, connection: Connection) -> None:
+        """The link got its Welcome: requests may go over it (one sent before would break the agent's handshake)."""
+        self._welcomed.add(connection)
+
+    def reachable(self, agent_id: int) -> Connection | None:
+        """The agent's current link, if it has been welcomed."""
+        connection = self._hub.get(agent_id)
+        return connection if connection in self._welcomed else None
 
     @property
     def waiting(self) -> int:
         return len(self._waiting)
 
     async def fetch(self, agent_id: int, timeout_s: float) -> MetricsResponse:
-        connection = self._hub.get(agent_id)
+        connection = self.reachable(agent_id)
         if connection is None:
             raise AgentUnavailable("the agent is offline: it has no live link to the controller")
         if len(self._waiting) >= MAX_PENDING:
@@ -80,6 +90,7 @@ class MetricsProxy:
 
     def link_closed(self, connection: Connection) -> None:
         """The requests sent over `connection` will get no answer: they fail now rather than at their timeout."""
+        self._welcomed.discard(connection)
         for sent_over, future in list(self._waiting.values()):
             if sent_over is connection and not future.done():
                 future.set_exception(AgentUnavailable("the agent's link closed before it answered"))
@@ -97,7 +108,7 @@ METRICS_PROXY: web.AppKey[MetricsProxy] = web.AppKey("metrics_proxy", MetricsPro
 
 async def service_discovery(request: web.Request) -> web.StreamResponse:
     """Prometheus HTTP service discovery: the agents with a live uplink."""
-    hub = request.app[state.HUB]
+    proxy = request.app[METRICS_PROXY]
     async with request.app[state.DB]() as session:
         rows = (
             await session.execute(
@@ -111,7 +122,7 @@ async def service_discovery(request: web.Request) -> web.StreamResponse:
     groups = [
         {"targets": [target], "labels": {"agent": str(agent_id), "site": site_name, "site_id": str(site_id)}}
         for agent_id, site_id, site_name in rows
-        if hub.get(agent_id) is not None
+        if proxy.reachable(agent_id) is not None
     ]
     return web.json_response(groups)
 

@@ -171,6 +171,7 @@ async def _serve(request: web.Request, connection: Connection) -> None:
             approved=result.approved,
         )
     )
+    app[METRICS_PROXY].welcomed(connection)
     bucket = TokenBucket(clock, config.uplink_messages_per_second, config.uplink_message_burst)
     while True:
         message = await _next_message(connection, malformed)

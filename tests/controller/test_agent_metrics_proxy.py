@@ -196,6 +196,22 @@ async def test_an_agent_whose_metrics_fail_is_503_and_stays_connected(
         assert uplink.online.is_set() and uplink.connections == 1
 
 
+async def test_no_request_goes_over_a_link_before_its_welcome(
+    client: Client, app: web.Application, world: World
+) -> None:
+    token = await api_token(app, world.admin)
+    agent = await enrol(client, app, world.school)
+    ws = await connect(client, agent.token)  # connected, no hello yet: a request now would break the handshake
+    early = await client.get(f"/api/agents/{agent.agent_id}/metrics", headers=_bearer(token))
+    assert early.status == 503 and "offline" in (await early.json())["error"]
+    assert await (await client.get(SD_PATH, headers=_bearer(token))).json() == []
+    await send(ws, hello([]))
+    assert isinstance(await receive(ws), Welcome)
+    listed = await (await client.get(SD_PATH, headers=_bearer(token))).json()
+    assert [group["labels"]["agent"] for group in listed] == [agent.agent_id]
+    await ws.close()
+
+
 async def test_a_link_that_closes_before_the_answer_fails_the_scrape_at_once(
     client: Client, app: web.Application, world: World
 ) -> None:
