@@ -82,6 +82,12 @@ TEXT: dict[str, tuple[str, str]] = {
         "Cấu hình đăng nhập bằng tài khoản Sở có lỗi. Vui lòng báo quản trị viên.",
         "Single sign-on is misconfigured. Please tell an administrator.",
     ),
+    "last_admin": (
+        "Tài khoản Sở cho vai trò khác, nhưng đây là quản trị viên cuối cùng: vai trò không được đổi. Vui lòng báo "
+        "quản trị viên hệ thống đăng nhập của Sở.",
+        "The Department account gives another role, but this is the last administrator: the role is not changed. "
+        "Please tell the Department's sign-in administrators.",
+    ),
     "again": ("Đăng nhập lại", "Sign in again"),
 }
 _PAGE_OF_REASON = {
@@ -102,6 +108,7 @@ _PAGE_OF_REASON = {
     "no_role": ("no_role", 403),
     "disabled": ("disabled", 403),
     "bad_mapping": ("bad_mapping", 403),
+    "last_admin": ("last_admin", 409),
 }
 _CALLBACK_IN_LOG = re.compile(re.escape(CALLBACK_PATH) + r"\?[^ \"]*")
 

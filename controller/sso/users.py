@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from controller import audit
@@ -113,6 +113,10 @@ async def sign_in(
     if user.disabled:
         raise Refusal("disabled")
     if (user.role, user.unit_id) != (mapping.role, mapping.unit_id):
+        if user.role is Role.ADMIN and mapping.role is not Role.ADMIN and not await _another_admin(session, user):
+            logger.warning("sso: %s is the last active administrator; the provider's %r is not applied",
+                           user.username, mapping.group)  # fmt: skip
+            raise Refusal("last_admin")
         before = {"role": user.role.value, "unit_id": user.unit_id}
         user.role, user.unit_id = mapping.role, mapping.unit_id
         await session.execute(delete(UserSession).where(UserSession.user_id == user.id))
@@ -121,6 +125,11 @@ async def sign_in(
                      details={"before": before, "after": after, "via": "sso", "group": mapping.group},
                      address=address)  # fmt: skip
     return user
+
+
+async def _another_admin(session: AsyncSession, user: User) -> bool:
+    others = select(func.count(User.id)).where(User.role == Role.ADMIN, User.disabled.is_(False), User.id != user.id)
+    return int((await session.execute(others)).scalar_one()) > 0
 
 
 async def _create(

@@ -23,7 +23,7 @@ from controller.db.models import AuditEntry, Role, User
 from controller.security.passwords import Passwords, cheap_hasher
 from controller.sso import users as sso_users
 from controller.sso.routes import CALLBACK_PATH
-from tests.controller.conftest import AiohttpClient, Client, World, make_config, seed
+from tests.controller.conftest import ORIGIN, AiohttpClient, Client, World, make_config, seed
 from tests.controller.sso.fake_provider import CLIENT_ID, CLIENT_SECRET, FakeProvider
 from tests.ports import free_port
 
@@ -208,6 +208,34 @@ async def test_without_user_creation_only_linked_users_sign_in(
     assert (await _sign_in(setup.client)).status == 303
     me = await _whoami(setup.client)
     assert (me["username"], me["role"]) == (setup.world.teacher, Role.TEACHER.value)
+
+
+async def test_disabled_users_and_the_last_administrator_are_protected(sso: Setup) -> None:
+    sso.fake.user["groups"] = [ADMINS]
+    assert (await _sign_in(sso.client)).status == 303
+    async with sso.app[state.DB].begin() as session:
+        other = (await session.execute(select(User).where(User.username == sso.world.admin))).scalar_one()
+        other.disabled = True  # the SSO user is now the only active administrator
+    sso.fake.user["groups"] = [TEACHERS]
+    response = await _sign_in(sso.client)
+    assert response.status == 409 and _reason(await response.text()) == "last_admin"
+    assert await _audit(sso.app, "role.change") == []
+    async with sso.app[state.DB].begin() as session:
+        user = (await session.execute(select(User).where(User.username == "nguyen.van.a"))).scalar_one()
+        assert user.role is Role.ADMIN
+        user.disabled = True
+    sso.fake.user["groups"] = [ADMINS]
+    response = await _sign_in(sso.client)
+    assert response.status == 403 and _reason(await response.text()) == "disabled"
+
+
+async def test_a_linked_account_has_no_password_to_sign_in_with(sso: Setup) -> None:
+    assert (await _sign_in(sso.client)).status == 303
+    async with sso.app[state.DB]() as session:
+        marker = (await session.execute(select(User.password_hash).where(User.username == "nguyen.van.a"))).scalar_one()
+    form = {"username": "nguyen.van.a", "password": marker, "next": "/"}
+    other = await sso.client.post("/signin", data=form, headers=ORIGIN, allow_redirects=False)
+    assert other.status == 401
 
 
 async def test_a_provider_name_taken_by_an_unlinked_local_account_is_refused(sso: Setup) -> None:
