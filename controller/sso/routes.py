@@ -88,6 +88,7 @@ TEXT: dict[str, tuple[str, str]] = {
         "The Department account gives another role, but this is the last administrator: the role is not changed. "
         "Please tell the Department's sign-in administrators.",
     ),
+    "too_many": ("Quá nhiều lần thử. Vui lòng đợi một phút.", "Too many attempts. Please wait a minute."),
     "again": ("Đăng nhập lại", "Sign in again"),
 }
 _PAGE_OF_REASON = {
@@ -109,6 +110,7 @@ _PAGE_OF_REASON = {
     "disabled": ("disabled", 403),
     "bad_mapping": ("bad_mapping", 403),
     "last_admin": ("last_admin", 409),
+    "too_many": ("too_many", 429),
 }
 _CALLBACK_IN_LOG = re.compile(re.escape(CALLBACK_PATH) + r"\?[^ \"]*")
 
@@ -197,6 +199,8 @@ async def callback(request: web.Request) -> web.StreamResponse:
     config, now, address = app[state.CONFIG], app[state.CLOCK].now(), request.remote or "unknown"
     if not config.sso_enabled:
         return await start(request)
+    if not app[state.LOGIN_LIMITER].allow(address):  # each callback may cost a call to the provider
+        return _error(request, "too_many")
     try:
         attempt = flow.resume(app[state.SECRET_KEY], request.cookies.get(flow.cookie_name(config)), now)
     except AttemptError as exc:

@@ -263,6 +263,19 @@ async def test_a_wrong_or_missing_state_is_refused(sso: Setup) -> None:
     assert len(await _audit(sso.app, "signin.sso.failed")) == 3
 
 
+async def test_callbacks_are_rate_limited_like_password_sign_ins(
+    aiohttp_client: AiohttpClient, tmp_path: Path, clock: ManualClock, fake: FakeProvider
+) -> None:
+    setup = await _setup(aiohttp_client, tmp_path, clock, fake, login_attempts_per_minute=3)
+    back = await _authorize(await _to_provider(setup.client))
+    replay = back.update_query(state="forged")
+    for _ in range(3):
+        assert (await setup.client.get(replay.path_qs, allow_redirects=False)).status == 400
+    response = await setup.client.get(back.path_qs, allow_redirects=False)
+    assert response.status == 429 and _reason(await response.text()) == "too_many"
+    assert "token" not in fake.seen
+
+
 async def test_an_attempt_older_than_ten_minutes_is_refused(sso: Setup, clock: ManualClock) -> None:
     back = await _authorize(await _to_provider(sso.client))
     await clock.advance(11 * 60)
