@@ -20,9 +20,9 @@ from urllib.parse import unquote_plus, urlencode
 
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from joserfc import jwt
-from joserfc.jwk import KeySet, RSAKey
+from joserfc.jwk import ECKey, KeySet, RSAKey
 
 from common.clock import Clock
 
@@ -36,6 +36,14 @@ def new_rsa_key(kid: str) -> RSAKey:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     return RSAKey.import_key(pem, {"kid": kid, "use": "sig", "alg": "RS256"})
+
+
+def new_ec_key(kid: str) -> ECKey:
+    private = ec.generate_private_key(ec.SECP256R1())
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return ECKey.import_key(pem, {"kid": kid, "use": "sig", "alg": "ES256"})
 
 
 def _b64(raw: bytes) -> str:
@@ -55,7 +63,8 @@ class FakeProvider:
     clock: Clock
     issuer: str = ""
     key: RSAKey = field(default_factory=lambda: new_rsa_key("k1"))
-    published: list[RSAKey] = field(default_factory=list)
+    published: list[RSAKey | ECKey] = field(default_factory=list)
+    ec_key: ECKey = field(default_factory=lambda: new_ec_key("e1"))
     user: dict[str, Any] = field(default_factory=dict)
     """Who signs in next: sub, preferred_username, groups, name..."""
     tweak: dict[str, Any] = field(default_factory=dict)
@@ -63,7 +72,8 @@ class FakeProvider:
     header: dict[str, Any] = field(default_factory=dict)
     """Header fields to override in the next ID tokens (e.g. kid)."""
     mode: str = "rs256"
-    """rs256, none (alg none, no signature), hs256 (HMAC keyed with the public key), other_key (a key not published)."""
+    """rs256, es256, none (alg none, no signature), hs256 (HMAC keyed with the public key), other_key (signed with
+    a key that is not published, under the published kid)."""
     token_status: int = 200
     token_stall: asyncio.Event | None = None
     """When set, the token endpoint answers only once this event is set (a provider that hangs)."""
@@ -80,7 +90,7 @@ class FakeProvider:
     _userinfo_of: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.published = [self.key]
+        self.published = [self.key, self.ec_key]
 
     def rotate(self, kid: str) -> None:
         """A new signing key; the JWKS serves only it from now on."""
@@ -187,6 +197,10 @@ class FakeProvider:
         header: dict[str, Any] = {"alg": "RS256", "kid": self.key.kid} | self.header
         if self.mode == "rs256":
             return jwt.encode(header, claims, self.key, algorithms=["RS256"])
+        if self.mode == "es256":
+            return jwt.encode(
+                header | {"alg": "ES256", "kid": self.ec_key.kid}, claims, self.ec_key, algorithms=["ES256"]
+            )
         if self.mode == "other_key":
             return jwt.encode(header, claims, new_rsa_key(str(self.key.kid)), algorithms=["RS256"])
         if self.mode == "none":

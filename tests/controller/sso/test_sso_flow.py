@@ -323,6 +323,12 @@ async def test_expiry_has_a_small_leeway(sso: Setup) -> None:
     assert (await _sign_in(sso.client)).status == 303
 
 
+async def test_es256_tokens_are_accepted(sso: Setup) -> None:
+    sso.fake.mode = "es256"
+    assert (await _sign_in(sso.client)).status == 303
+    assert (await _whoami(sso.client))["username"] == "nguyen.van.a"
+
+
 @pytest.mark.parametrize(
     ("mode", "reason"), [("none", "bad_algorithm"), ("hs256", "bad_algorithm"), ("other_key", "bad_signature")]
 )
