@@ -65,10 +65,16 @@ def _bearer(token: str) -> dict[str, str]:
 
 
 @contextlib.asynccontextmanager
-async def running(uplink: Uplink) -> AsyncIterator[None]:
+async def running(uplink: Uplink, app: web.Application, agent_id: str) -> AsyncIterator[None]:
+    """The uplink runs, and the controller may send requests over it (its Welcome has gone out)."""
     task = asyncio.create_task(uplink.run())
     try:
         await asyncio.wait_for(uplink.online.wait(), 10)
+
+        async def welcomed() -> bool:
+            return app[METRICS_PROXY].reachable(int(agent_id)) is not None
+
+        await until(welcomed)
         yield
     finally:
         task.cancel()
@@ -97,7 +103,7 @@ async def test_prometheus_lists_online_agents_and_scrapes_them_through_the_uplin
     online = await enrol(client, app, world.school)
     offline = await enrol(client, app, world.other_school)  # enrolled, never connected
     uplink = agent_uplink(client, online.token)
-    async with running(uplink):
+    async with running(uplink, app, online.agent_id):
         listed = await client.get(SD_PATH, headers=_bearer(token))
         assert listed.status == 200
         groups = await listed.json()
@@ -189,7 +195,7 @@ async def test_an_agent_whose_metrics_fail_is_503_and_stays_connected(
         raise OSError("the index is unreadable")
 
     uplink = agent_uplink(client, agent.token, broken)  # the agent's registry failing at render time
-    async with running(uplink):
+    async with running(uplink, app, agent.agent_id):
         answer = await client.get(f"/api/agents/{agent.agent_id}/metrics", headers=_bearer(token))
         assert answer.status == 503 and "did not answer" in (await answer.json())["error"]
         assert failures == 1 and "could not render the metrics" in caplog.text

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from agents.discovery.credentials import CredentialBook
 from agents.inventory import Inventory
 from agents.service import Agent
-from controller import state
+from controller.uplink.metrics_proxy import METRICS_PROXY
 from tests.agents.cameras import config
 from tests.controller.conftest import Client, World
 from tests.controller.test_agent_metrics_proxy import api_token
@@ -37,7 +37,7 @@ async def test_the_agent_s_metrics_reach_prometheus_through_the_controller(
         try:
 
             async def connected() -> bool:
-                return app[state.HUB].get(int(enrolled.agent_id)) is not None
+                return app[METRICS_PROXY].reachable(int(enrolled.agent_id)) is not None  # welcomed
 
             await until(connected)
             proxied = await client.get(

@@ -86,7 +86,11 @@ async def test_prometheus_scrapes_an_agent_through_the_controller(
     agent = await enrol(client, app, world.school)
     uplink = agent_uplink(client, agent.token)
     config = _config(f"127.0.0.1:{client.port}", token_file)
-    async with running(uplink), _prometheus(tmp_path, config) as base, aiohttp.ClientSession() as http:
+    async with (
+        running(uplink, app, agent.agent_id),
+        _prometheus(tmp_path, config) as base,
+        aiohttp.ClientSession() as http,
+    ):
         up: list[dict[str, Any]] = []
 
         async def scraped() -> bool:
