@@ -143,8 +143,13 @@ def _error(request: web.Request, reason: str) -> web.Response:
         request, "sso_error.html", status=status, title=text("title", lang), message=text(key, lang),
         again=text("again", lang), reason=reason,
     )  # fmt: skip
-    response.del_cookie(flow.cookie_name(request.app[state.CONFIG]), path="/")
+    _forget_attempt(response, request.app[state.CONFIG])
     return response
+
+
+def _forget_attempt(response: web.StreamResponse, config: ControllerConfig) -> None:
+    """Delete the attempt cookie (with the flags it was set with: a __Host- cookie is only deleted when Secure)."""
+    response.del_cookie(flow.cookie_name(config), path="/", secure=config.cookie_secure, httponly=True, samesite="Lax")
 
 
 def _safe_next(value: object) -> str:
@@ -238,7 +243,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
         next_path = booking_pages.landing(Role(role))
     response = web.HTTPSeeOther(next_path)
     sessions.set_cookie(response, config, token)
-    response.del_cookie(flow.cookie_name(config), path="/")
+    _forget_attempt(response, config)
     raise response
 
 

@@ -276,6 +276,19 @@ async def test_callbacks_are_rate_limited_like_password_sign_ins(
     assert "token" not in fake.seen
 
 
+async def test_with_secure_cookies_the_attempt_cookie_is_host_prefixed_and_secure(
+    aiohttp_client: AiohttpClient, tmp_path: Path, clock: ManualClock, fake: FakeProvider
+) -> None:
+    setup = await _setup(aiohttp_client, tmp_path, clock, fake, cookie_secure=True)
+    response = await setup.client.get("/signin/sso", allow_redirects=False)
+    set_cookie = response.headers["Set-Cookie"]
+    assert set_cookie.startswith("__Host-ketnoi_sso=") and "Secure" in set_cookie and "HttpOnly" in set_cookie
+    assert "Path=/" in set_cookie and "SameSite=Lax" in set_cookie and "Max-Age=600" in set_cookie
+    refused = await setup.client.get(f"{CALLBACK_PATH}?code=x&state=y", allow_redirects=False)
+    deleted = refused.headers["Set-Cookie"]
+    assert deleted.startswith("__Host-ketnoi_sso=") and "Max-Age=0" in deleted and "Secure" in deleted
+
+
 async def test_an_attempt_older_than_ten_minutes_is_refused(sso: Setup, clock: ManualClock) -> None:
     back = await _authorize(await _to_provider(sso.client))
     await clock.advance(11 * 60)
