@@ -23,7 +23,7 @@ from controller.db.models import AuditEntry, Role, User
 from controller.security.passwords import Passwords, cheap_hasher
 from controller.sso import users as sso_users
 from controller.sso.routes import CALLBACK_PATH
-from tests.controller.conftest import ORIGIN, AiohttpClient, Client, World, make_config, seed
+from tests.controller.conftest import ORIGIN, POSTGRES_URL, AiohttpClient, Client, World, make_config, seed
 from tests.controller.sso.fake_provider import CLIENT_ID, CLIENT_SECRET, FakeProvider
 from tests.ports import free_port
 
@@ -156,6 +156,19 @@ async def test_first_sign_in_creates_the_user_with_the_mapped_scoped_role_and_a_
     assert [(e.actor, e.details["via"], e.details["role"]) for e in created] == [("system:sso", "sso", "teacher")]
     signins = await _audit(setup.app, "signin.sso")
     assert [(e.actor, e.action) for e in signins] == [("user:nguyen.van.a", "signin.sso")]
+
+
+async def test_the_flow_and_a_role_change_on_postgresql(
+    aiohttp_client: AiohttpClient, tmp_path: Path, clock: ManualClock, fake: FakeProvider, pg_schema: str
+) -> None:
+    setup = await _setup(aiohttp_client, tmp_path, clock, fake, database_url=POSTGRES_URL, database_schema=pg_schema)
+    assert (await _sign_in(setup.client)).status == 303
+    fake.user["groups"] = [TECHS]
+    assert (await _sign_in(setup.client)).status == 303
+    me = await _whoami(setup.client)
+    assert (me["username"], me["role"], me["unit_id"]) == ("nguyen.van.a", "district_technician", 2)
+    assert [e.action for e in await _audit(setup.app, "role.change")] == ["role.change"]
+    assert len(await _audit(setup.app, "signin.sso")) == 2
 
 
 async def test_role_changes_from_the_provider_apply_at_each_sign_in_and_are_audited(sso: Setup) -> None:
@@ -433,6 +446,8 @@ async def test_no_secret_reaches_the_logs(sso: Setup, caplog: pytest.LogCaptureF
     assert len(sso.fake.issued) >= 4
     logged = caplog.text + "".join(str(r.args) for r in caplog.records)
     assert "sso sign-in failed" in logged  # the capture did see the controller's lines
+    access = [r.getMessage() for r in caplog.records if f"GET {CALLBACK_PATH}" in r.getMessage()]
+    assert access and all(f"{CALLBACK_PATH}?… HTTP" in line for line in access)  # the real access log lines
     for secret in [CLIENT_SECRET, *sso.fake.issued]:
         assert secret not in logged
     # aiohttp's access log line of a callback keeps the path, not the code and state.
