@@ -260,7 +260,7 @@ async def _claims(app: web.Application, config: ControllerConfig, code: str, att
     claims = await idtoken.validate(
         id_token,
         keys_of=keys_of,
-        issuer=provider.issuer,
+        issuer=(await provider.metadata()).issuer,  # exactly as the provider spells it (a trailing slash or not)
         client_id=config.sso_client_id,
         nonce=attempt.nonce,
         now=app[state.CLOCK].now(),

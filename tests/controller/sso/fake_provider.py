@@ -62,6 +62,8 @@ class Grant:
 class FakeProvider:
     clock: Clock
     issuer: str = ""
+    issuer_suffix: str = ""
+    """Appended to the issuer in discovery and tokens (e.g. "/": providers that spell their issuer so)."""
     key: RSAKey = field(default_factory=lambda: new_rsa_key("k1"))
     published: list[RSAKey | ECKey] = field(default_factory=list)
     ec_key: ECKey = field(default_factory=lambda: new_ec_key("e1"))
@@ -109,7 +111,7 @@ class FakeProvider:
     async def _discovery(self, request: web.Request) -> web.Response:
         self.seen.append("discovery")
         return web.json_response({
-            "issuer": self.issuer,
+            "issuer": self.issuer + self.issuer_suffix,
             "authorization_endpoint": f"{self.issuer}/authorize",
             "token_endpoint": f"{self.issuer}/token",
             "jwks_uri": f"{self.issuer}/jwks",
@@ -190,7 +192,12 @@ class FakeProvider:
 
     def id_token(self, grant: Grant) -> str:
         now = int(self.clock.now().timestamp())
-        claims: dict[str, Any] = {"iss": self.issuer, "aud": CLIENT_ID, "iat": now, "exp": now + 300}
+        claims: dict[str, Any] = {
+            "iss": self.issuer + self.issuer_suffix,
+            "aud": CLIENT_ID,
+            "iat": now,
+            "exp": now + 300,
+        }
         claims |= {"nonce": grant.nonce}
         claims |= {k: v for k, v in grant.user.items() if k not in self.id_token_claims_only_in_userinfo}
         claims |= self.tweak

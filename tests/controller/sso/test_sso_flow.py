@@ -349,6 +349,14 @@ async def test_expiry_has_a_small_leeway(sso: Setup) -> None:
     assert (await _sign_in(sso.client)).status == 303
 
 
+async def test_an_issuer_spelt_with_a_trailing_slash_is_matched_as_the_provider_spells_it(sso: Setup) -> None:
+    sso.fake.issuer_suffix = "/"
+    assert (await _sign_in(sso.client)).status == 303
+    sso.fake.tweak = {"iss": sso.fake.issuer}  # the discovery document says ".../": the slash-less one is another
+    response = await _sign_in(sso.client)
+    assert response.status == 403 and _reason(await response.text()) == "wrong_issuer"
+
+
 async def test_es256_tokens_are_accepted(sso: Setup) -> None:
     sso.fake.mode = "es256"
     assert (await _sign_in(sso.client)).status == 303
