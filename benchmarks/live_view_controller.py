@@ -113,8 +113,7 @@ async def running_demo(timeout_s: float = 150) -> AsyncIterator[Demo]:
         cwd=REPO,
         env={**os.environ, **DEMO_ENV},
         stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,  # stderr inherited: the demo says there why it could not start
     )
     assert process.stdout is not None
     lines: list[str] = []
