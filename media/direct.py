@@ -87,6 +87,7 @@ class DirectOutput:
         self._header = bytearray(12)
         self.keyframe_handler: Callable[[], None] | None = None
         self.frames_sent = 0
+        self.unnegotiated_frames = 0
         self.packets_sent = 0
 
     @property
@@ -98,11 +99,25 @@ class DirectOutput:
         return not self._ended and not self._sender.closed()
 
     @property
+    def negotiated(self) -> bool:
+        """The subscriber's codec is known (its answer was applied): frames can be sent. Until then `push` refuses
+        frames (counted in `unnegotiated_frames`); `media.forwarding.Sink` waits, then starts on a keyframe."""
+        if self._pt is None:
+            if not self._sender.negotiated():
+                return False
+            self._pt, _ = self._sender.payload_types()
+        return True
+
+    @property
     def pending_bytes(self) -> int:
         return self._queued_bytes + self._sender.write_buffer_size()
 
     def push(self, data: bytes, pts: int) -> bool:
         if not self.accepting or len(self._queue) >= self._max_frames:
+            return False
+        if self._pt is None and not self.negotiated:
+            # A sink pointed before the subscriber's answer: raising here would end the publisher's receive loop.
+            self.unnegotiated_frames += 1
             return False
         if self._sender.write_buffer_size() > _WRITE_BUFFER_LIMIT:
             return False  # the kernel does not take this subscriber's packets fast enough
@@ -155,15 +170,15 @@ class DirectOutput:
 
     def _send(self, data: bytes, pts: int, now: float) -> None:
         sender = self._sender
-        if self._pt is None:
-            self._pt, _ = sender.payload_types()
+        if not self.negotiated or self._pt is None:
+            return  # not reached: `push` queues nothing before the codec is known
+        pt = self._pt
         payloads = self._payloads.payloads(self._codec, data)
         timestamp = (self._ts_origin + pts) & 0xFFFFFFFF
         header = self._header
         pack = _HEADER.pack_into
         last = len(payloads) - 1 if self._codec != "opus" else -1  # audio: the marker means a talkspurt start
         seq = self._seq
-        pt = self._pt
         ssrc = sender.ssrc
         octets = 0
         packets: list[bytes] = []

@@ -60,6 +60,8 @@ class SinkStats:
     """Of those, frames from the GOP cache at a start."""
     gated: int = 0
     """Frames not sent while waiting for a keyframe after a start, a re-point or a loss upstream."""
+    unnegotiated: int = 0
+    """Frames not sent because the output had no negotiated codec yet (the subscriber's answer was not applied)."""
     drops: int = 0
     """Frames dropped because the subscriber fell behind (queued ones and the ones until the next keyframe)."""
     overflows: int = 0
@@ -237,6 +239,8 @@ class Sink:
         self._waiting = True
         self._dropping = False
         """Waiting for a keyframe because the subscriber fell behind (skipped frames count as drops)."""
+        self._unnegotiated = False
+        """The output refused a frame for want of a negotiated codec: ready again, it starts on a keyframe."""
         self._rebase = True
         self._offset = 0
         self._last_pts: int | None = None
@@ -308,6 +312,15 @@ class Sink:
     # -- called by the source
 
     def _offer(self, frame: Frame) -> None:
+        if self._unnegotiated:
+            if not getattr(self._out, "negotiated", True):
+                self._stats.unnegotiated += 1
+                return
+            self._unnegotiated = False
+            if self.kind == "video" and not frame.keyframe:
+                self._waiting = True
+                if self._source is not None:
+                    self._source.request_keyframe()
         if self._waiting:
             if not frame.keyframe:
                 if self._dropping:
@@ -335,6 +348,14 @@ class Sink:
             if self._source is not None:
                 self._source._detach(self)
                 self._source = None
+            return False
+        if not getattr(out, "negotiated", True):
+            # Pointed before the subscriber's answer was applied (`DirectOutput.negotiated`): nothing can be sent
+            # yet, and raising would end the publisher's receive loop. Drop until ready, then start on a keyframe.
+            self._unnegotiated = True
+            self._stats.unnegotiated += 1
+            if self.kind == "video":
+                self._waiting = True
             return False
         now = self._clock.monotonic()
         if self._rebase:

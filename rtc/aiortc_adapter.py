@@ -15,15 +15,18 @@ Seams:
 - `intercept_keyframe_requests`: a subscriber's PLI/FIR on one `RTCRtpSender` (stock aiortc only sets a flag its
   encoder reads, so with pre-encoded packets the request is lost);
 - `force_codecs`: H.264 or VP8 (+ Opus) on a transceiver, before or after the remote offer was applied;
-- `set_loopback_candidates`: 127.0.0.1 among the ICE host candidates (aioice leaves it out), only when asked.
+- `set_loopback_candidates`: 127.0.0.1 among the ICE host candidates (aioice leaves it out), only when asked;
+- `probe_rtp_arrivals`, `probe_direct_sends`: a benchmark's timing of packets in and out (never installed otherwise).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import enum
 import logging
 import queue
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -568,6 +571,10 @@ class DirectSender:
         sender._retransmit = self._retransmit  # type: ignore[method-assign]
         sender.replaceTrack(_Idle(transceiver.kind))
 
+    def negotiated(self) -> bool:
+        """The transceiver has its codecs (the remote answer or offer was applied): `payload_types()` works."""
+        return bool(getattr(self._transceiver, "_codecs", None))
+
     def payload_types(self) -> tuple[int, int | None]:
         """The negotiated payload type and its RTX payload type (None without RTX); after the answer."""
         codecs = getattr(self._transceiver, "_codecs", None)
@@ -721,3 +728,103 @@ def srtp_profile(pc: RTCPeerConnection) -> str | None:
             selected = ssl.get_selected_srtp_profile()
             return selected.decode() if selected else None
     return None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Benchmark probes: packet in to packet out (process-wide, installed only by a benchmark's probed node)
+
+
+PacketArrivalHandler = Callable[[int, int, int, float], None]
+"""`(ssrc, sequence number, RTP timestamp, arrival)` of a received RTP packet; arrival on `time.perf_counter`."""
+
+_probe_arrival = 0.0
+_probe_frame: tuple[int, int] | None = None
+
+
+def probe_rtp_arrivals(on_packet: PacketArrivalHandler) -> Callable[[], tuple[int, int] | None]:
+    """For a benchmark only (nothing of it runs unless called; it cannot be undone): `on_packet` for every RTP
+    packet any connection of the process receives, with the time its datagram reached Python (aioice's
+    `Connection.data_received`, called from the socket's `datagram_received`: before the queue that the DTLS
+    transport reads, so the wait in that queue counts). Returns a function giving `(ssrc, RTP timestamp)` of the
+    video frame a tap is emitting (valid inside the tap's `on_frame`), to match frames to their packets.
+
+    Call it before the first connection is created."""
+    global _probe_arrival, _probe_frame
+    connection = aioice.ice.Connection
+    dtls = rtcdtlstransport.RTCDtlsTransport
+    for owner, name in (
+        (connection, "data_received"),
+        (connection, "recvfrom"),
+        (dtls, "_handle_rtp_data"),
+        (_MarkerJitterBuffer, "_release"),
+    ):
+        if not hasattr(owner, name):
+            raise AdapterError(f"aiortc {aiortc.__version__}: {owner.__name__}.{name} is gone")
+    data_received = connection.data_received
+    recvfrom = connection.recvfrom
+    handle_rtp_data = dtls._handle_rtp_data
+    release = _MarkerJitterBuffer._release
+
+    def timed_data_received(self: aioice.ice.Connection, data: bytes, component: int) -> None:
+        arrivals: collections.deque[float] | None = self.__dict__.get("_probe_arrivals")
+        if arrivals is None:
+            arrivals = self.__dict__["_probe_arrivals"] = collections.deque()
+        arrivals.append(time.perf_counter())
+        data_received(self, data, component)
+
+    async def timed_recvfrom(self: aioice.ice.Connection) -> tuple[bytes, int]:
+        global _probe_arrival
+        result = await recvfrom(self)
+        arrivals: collections.deque[float] | None = self.__dict__.get("_probe_arrivals")
+        _probe_arrival = arrivals.popleft() if arrivals else time.perf_counter()
+        return result
+
+    async def traced_rtp_data(self: rtcdtlstransport.RTCDtlsTransport, data: bytes, arrival_time_ms: int) -> None:
+        # The DTLS transport's loop runs from the `recvfrom` above to here without yielding.
+        if len(data) >= 12:
+            on_packet(
+                int.from_bytes(data[8:12], "big"), int.from_bytes(data[2:4], "big"),
+                int.from_bytes(data[4:8], "big"), _probe_arrival,
+            )  # fmt: skip
+        await handle_rtp_data(self, data, arrival_time_ms)
+
+    def traced_release(self: _MarkerJitterBuffer) -> JitterFrame | None:
+        global _probe_frame
+        frame = release(self)
+        if frame is not None and self.ssrc is not None:
+            _probe_frame = (self.ssrc, frame.timestamp)
+        return frame
+
+    connection.data_received = timed_data_received  # type: ignore[method-assign]
+    connection.recvfrom = timed_recvfrom  # type: ignore[method-assign]
+    dtls._handle_rtp_data = traced_rtp_data  # type: ignore[method-assign]
+    _MarkerJitterBuffer._release = traced_release  # type: ignore[method-assign]
+
+    def emitting() -> tuple[int, int] | None:
+        return _probe_frame
+
+    return emitting
+
+
+def probe_direct_sends(on_sent: Callable[[list[float]], None]) -> None:
+    """For a benchmark only (see `probe_rtp_arrivals`): `DirectSender.send_frame` records when each packet's
+    `sendto` returned (`time.perf_counter`) and hands the list to `on_sent` (inside `send_frame`)."""
+
+    def timed_send_frame(self: DirectSender, packets: list[bytes], first_seq: int) -> None:
+        history = self._history
+        for i, packet in enumerate(packets):
+            history[(first_seq + i) % _RTX_HISTORY] = packet
+        pair = self._dtls.transport._connection._nominated.get(1)
+        if pair is None:
+            return
+        protect = self._dtls._tx_srtp.protect
+        sendto = pair.protocol.transport.sendto
+        addr = pair.remote_addr
+        clock = time.perf_counter
+        sent: list[float] = []
+        for packet in packets:
+            sendto(protect(packet), addr)
+            sent.append(clock())
+        on_sent(sent)
+
+    DirectSender.send_frame = timed_send_frame  # type: ignore[method-assign]

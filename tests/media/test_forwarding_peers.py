@@ -314,3 +314,44 @@ async def test_the_direct_path_keeps_the_sender_reports_in_step() -> None:
             assert 10 <= reported[0] <= output.packets_sent  # ten frames, each in one or more packets
         finally:
             await node.close()
+
+
+async def test_a_sink_pointed_before_the_answer_waits_and_the_publishers_other_subscribers_keep_receiving() -> None:
+    """The node adds an m-line for a subscriber and points its sink at once, before the subscriber's answer gave the
+    direct output a codec: frames are dropped (counted) for that sink only, then it starts on a keyframe."""
+    publisher = Publisher(await h264_loop())
+    node = Node()
+    other, renegotiated = Counter(), Counter()
+    async with closing(publisher.pc, other.pc, renegotiated.pc):
+        try:
+            await negotiate(publisher.pc, node.pc)
+            await eventually(lambda: node.source is not None and node.pc.connectionState == "connected")
+            assert node.source is not None
+            await node.subscribe(other, "direct")
+            await node.subscribe(renegotiated, "direct")
+            await eventually(
+                lambda: other.pc.connectionState == "connected" and renegotiated.pc.connectionState == "connected"
+            )
+            await feed(publisher, 3, until=lambda: len(other.frames) == len(renegotiated.frames) == len(publisher.sent))
+            pc = node.subscribers[1]  # connected: the new m-line's transport is up, only its codec is missing
+            early = add_direct_sink(pc, lambda out: Sink("early", "video", clock=node.clock, output=out))
+            early.point(node.source)  # the GOP cache (3 frames) and the live frames find no codec
+            await feed(publisher, 5, until=lambda: len(other.frames) == len(renegotiated.frames) == len(publisher.sent))
+            assert early.stats.unnegotiated == 8 and early.stats.frames_out == 0
+            assert [f.data for f in other.frames] == publisher.sent
+            plis = publisher.plis
+            await negotiate(pc, renegotiated.pc)  # the node's offer, the subscriber's answer: now the codec is known
+            await feed(publisher, 1, until=lambda: len(other.frames) == len(publisher.sent))
+            # Ready but not on a keyframe: it waits for one and asks the publisher.
+            await eventually(lambda: publisher.plis > plis)
+            assert early.stats.frames_out == 0 and early.stats.gated == 1
+            # The loop's next keyframe is frame 50: from there the sink sends, the other subscribers never stopped.
+            await feed(publisher, 52 - len(publisher.sent), until=lambda: len(other.frames) == len(publisher.sent))
+            await eventually(lambda: early.stats.frames_out == 2)
+            await eventually(lambda: len(renegotiated.frames) == len(publisher.sent) + 2)
+            both = [f.data for f in renegotiated.frames]  # its two tracks: the first m-line's and the new one's
+            assert [both.count(data) for data in publisher.sent[48:52]] == [1, 1, 2, 2]
+            assert [f.data for f in other.frames] == publisher.sent
+            assert early.stats.unnegotiated == 8 and early.stats.gated == 42  # frames 8 to 49
+        finally:
+            await node.close()
