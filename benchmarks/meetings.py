@@ -13,11 +13,13 @@ video streams.
    4 to one of 10 (90 streams), then 2, 3, 4 meetings of 10 at once, until the frame rate or the lag degrades
    (delivered frames under 95% of those sent, or p95 lag over 200 ms), or `--max-meetings`.
 2. Broadcast: one presenter and `--viewers` receive-only participants in one room.
-3. Added latency, at about half the highest load that did not degrade, two ways. In the node (the JSON's
-   `added_latency_ms_*`): a probe in the node process (`--probed-node`: the app `python -m media serve` builds,
-   plus a timer around each frame's fan-out) measures from the moment the node has a frame whole (its last packet
-   in, reassembled) until its packets are handed to the kernel for every subscriber; the time a packet waits in
-   the socket before the node's event loop reads it is not in it. End to end (`e2e_added_latency_ms_*`): every
+3. Added latency, at about half the highest load that did not degrade, three ways, by a probe in the node process
+   (`--probed-node`: the node as `python -m media serve` runs it, plus the probes). Packet in to packet out (the
+   JSON's `added_latency_ms_*`): per incoming RTP packet of a publisher and per subscriber, from the moment its
+   datagram reaches the node's Python code to the return of the `sendto` of the matching outgoing packet; this
+   includes the wait for the rest of the frame and in the node's receive queue, not the kernel's socket buffers.
+   Fan-out (`fanout_latency_ms_*`): per frame, from the moment the node has it whole until its packets are
+   handed to the kernel for every subscriber. End to end (`e2e_added_latency_ms_*`): every
    frame carries its send time (time.monotonic, one clock for all processes) after the VP8 data, read back by
    the receivers; a direct pair of the same aiortc endpoints beside the load (no node) is the baseline; the
    difference of the percentiles includes the load generator's own scheduling of ten publishers.
@@ -131,8 +133,9 @@ class Step:
     frames_expected: float
     frames_received: int
     latencies: list[float] = field(default_factory=list)
-    probe: dict[str, float] = field(default_factory=dict)
-    """The node's own figures over the window (frame complete -> sent to every subscriber), when probed."""
+    probe: dict[str, dict[str, float]] = field(default_factory=dict)
+    """The node's own figures over the window (`packets`: packet in to packet out; `fanout`: frame complete to sent
+    to every subscriber), when probed."""
 
     @property
     def delivered(self) -> float:
@@ -168,7 +171,7 @@ class Step:
 
 
 @contextlib.asynccontextmanager
-async def media_node(workdir: Path, secret: bytes) -> AsyncIterator[tuple[int, int]]:
+async def media_node(workdir: Path, secret: bytes, freeze_gc: bool = True) -> AsyncIterator[tuple[int, int]]:
     """The node (`--probed-node`: the app `python -m media serve` builds, plus the forwarding probe) on a free
     port: (port, pid)."""
     port = _free_port()
@@ -183,7 +186,8 @@ async def media_node(workdir: Path, secret: bytes) -> AsyncIterator[tuple[int, i
     )
     log = (workdir / "node.log").open("w")
     process = subprocess.Popen(  # noqa: ASYNC220 (a child for the whole run)
-        [PYTHON, "-m", "benchmarks.meetings", "--probed-node", str(config)], cwd=REPO, stdout=log,
+        [PYTHON, "-m", "benchmarks.meetings", "--probed-node", str(config), *([] if freeze_gc else ["--no-gc-freeze"])],
+        cwd=REPO, stdout=log,
         stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
@@ -333,45 +337,107 @@ async def broadcast_step(meetings: Meetings, node_pid: int, viewers: int, second
 PROBE_PATH = "/bench/forwarding-latency"
 
 
-def serve_probed_node(config_path: Path) -> None:
-    """The node as `python -m media serve` builds it (`media.node.app.build_app`, default extensions), and a probe:
-    for every frame a publisher completes, the time from the moment the node has it whole (its last packet in,
-    reassembled) until its packets have been handed to the kernel for every subscriber (`ForwardingPlane._push`
-    sends synchronously on the fast path). `GET PROBE_PATH` answers the percentiles since the last call."""
+def serve_probed_node(config_path: Path, freeze_gc: bool = True) -> None:
+    """The node as `python -m media serve` runs it (`media.node.cli.serve`: `build_app`, default extensions,
+    `gc.freeze()` once listening unless `freeze_gc` is False), and two probes; `GET PROBE_PATH` answers the
+    percentiles since the last call.
+
+    Packet in to packet out (`packets`): every RTP packet a publisher sends is timed when its datagram reaches the
+    node's Python code (`rtc.aiortc_adapter.probe_rtp_arrivals`) and keyed by (SSRC, RTP timestamp); when the
+    tap emits the frame, its packets' arrival times (in sequence order) are attached to the frame's bytes object,
+    which every subscriber's direct output sends; there the time each `sendto` returned is recorded
+    (`probe_direct_sends`), and incoming packet k is matched with the subscriber's outgoing packet k (the last
+    one if the frame went out in fewer packets): one sample per incoming packet and subscriber. It includes the
+    wait for the rest of the frame and in the node's receive queue; not the time in the kernel's socket buffers.
+
+    Of that, the wait for the rest of the frame (`frame_wait`): per incoming packet, from its arrival to the
+    arrival of the frame's last packet (the publisher's spread, not the node's work).
+
+    Fan-out (`fanout`): per frame, from the moment the node has it whole until its packets have been handed to the
+    kernel for every subscriber (`ForwardingPlane._push` sends synchronously on the fast path)."""
+    from media import direct
+    from media.node import cli
     from media.node.app import build_app
     from media.node.config import load_media_secret, load_node_config
     from media.rooms import forward
 
-    samples: list[float] = []
-    original = forward.ForwardingPlane._push
+    fanout: list[float] = []
+    packets: list[float] = []
+    waits: list[float] = []
+    arrivals: dict[tuple[int, int], list[tuple[int, float]]] = {}
+    frames: dict[int, tuple[bytes, list[float]]] = {}
+    sending: list[list[float] | None] = [None]
 
-    def probed(self: forward.ForwardingPlane, source: Any, frame: ReceivedFrame) -> None:
+    def on_packet(ssrc: int, seq: int, timestamp: int, arrival: float) -> None:
+        times = arrivals.get((ssrc, timestamp))
+        if times is None:
+            if len(arrivals) >= 4096:
+                del arrivals[next(iter(arrivals))]
+            times = arrivals[(ssrc, timestamp)] = []
+        times.append((seq, arrival))
+
+    emitting = adapter.probe_rtp_arrivals(on_packet)
+
+    def on_sent(sent: list[float]) -> None:
+        times = sending[0]
+        if times is None or not sent or len(packets) >= 5_000_000:
+            return
+        last = len(sent) - 1
+        packets.extend(sent[min(k, last)] - arrival for k, arrival in enumerate(times))
+
+    adapter.probe_direct_sends(on_sent)
+    original_push = forward.ForwardingPlane._push
+    original_send = direct.DirectOutput._send
+
+    def probed_push(self: forward.ForwardingPlane, source: Any, frame: ReceivedFrame) -> None:
         start = time.perf_counter()
-        original(self, source, frame)
-        if source.kind == "video" and len(samples) < 1_000_000:
-            samples.append(time.perf_counter() - start)
+        key = emitting() if source.kind == "video" else None
+        received = arrivals.pop(key, None) if key is not None else None
+        if received:
+            first = received[0][0]
+            ordered = sorted(received, key=lambda p: (p[0] - first) & 0xFFFF)
+            if len(frames) >= 256:
+                del frames[next(iter(frames))]
+            frames[id(frame.data)] = (frame.data, [t for _, t in ordered])
+            if len(waits) < 1_000_000:
+                last = max(t for _, t in ordered)
+                waits.extend(last - t for _, t in ordered)
+        original_push(self, source, frame)
+        if source.kind == "video" and len(fanout) < 1_000_000:
+            fanout.append(time.perf_counter() - start)
 
-    forward.ForwardingPlane._push = probed  # type: ignore[method-assign]
+    def probed_send(self: direct.DirectOutput, data: bytes, pts: int, now: float) -> None:
+        entry = frames.get(id(data))
+        sending[0] = entry[1] if entry is not None and entry[0] is data else None
+        try:
+            original_send(self, data, pts, now)
+        finally:
+            sending[0] = None
+
+    forward.ForwardingPlane._push = probed_push  # type: ignore[method-assign]
+    direct.DirectOutput._send = probed_send  # type: ignore[method-assign]
     config = load_node_config(config_path)
-    app = build_app(config, load_media_secret(config.media_secret_file))
+    secret = load_media_secret(config.media_secret_file)
+    app = build_app(config, secret)
 
-    async def probe(request: web.Request) -> web.Response:
+    def summary(samples: list[float]) -> dict[str, float]:
         ordered = sorted(samples)
         samples.clear()
         if not ordered:
-            return web.json_response({"frames": 0})
-        return web.json_response(
-            {"frames": len(ordered), "p50_ms": _quantile(ordered, 0.5), "p99_ms": _quantile(ordered, 0.99),
-             "max_ms": ordered[-1] * 1000}
-        )  # fmt: skip
+            return {"count": 0}
+        return {"count": len(ordered), "p50_ms": _quantile(ordered, 0.5), "p99_ms": _quantile(ordered, 0.99),
+                "max_ms": ordered[-1] * 1000}  # fmt: skip
+
+    async def probe(request: web.Request) -> web.Response:
+        return web.json_response({"fanout": summary(fanout), "packets": summary(packets), "frame_wait": summary(waits)})
 
     app.router.add_get(PROBE_PATH, probe)
-    web.run_app(app, host=config.host, port=config.port, print=None, access_log=None)
+    asyncio.run(cli.serve(config, secret, app=app, freeze_gc=freeze_gc))
 
 
-async def _probe(port: int) -> dict[str, float]:
+async def _probe(port: int) -> dict[str, dict[str, float]]:
     async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}{PROBE_PATH}") as response:
-        answer: dict[str, float] = await response.json()
+        answer: dict[str, dict[str, float]] = await response.json()
         return answer
 
 
@@ -563,11 +629,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     kbps = sum(len(f) for f in loop) * 8 / (len(loop) / FPS) / 1000
     print(f"conditions: {platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; VP8 "
           f"{WIDTH}x{HEIGHT} {FPS} fps pre-encoded at {kbps:.0f} kbit/s; node in its own process; "
-          f"{args.seconds:.0f} s per measurement", flush=True)  # fmt: skip
+          f"{args.seconds:.0f} s per measurement; node gc.freeze() {'off' if args.no_gc_freeze else 'on'}",
+          flush=True)  # fmt: skip
+    print("definitions: added_latency_ms_* = packet in to packet out in the node: per incoming RTP packet of a "
+          "publisher and per subscriber, from its datagram reaching the node's Python code to the sendto of the "
+          "matching outgoing packet (incoming k -> outgoing k of the frame) returning; includes the wait for the "
+          "rest of the frame (of which added_latency_frame_wait_ms_* = per incoming packet, its arrival to the "
+          "frame's last packet's), not the kernel's socket buffers. fanout_latency_ms_* = per frame, frame complete to "
+          "its packets handed to the kernel for every subscriber. e2e_added_latency_ms_* = end to end through the "
+          "node minus a direct pair of the same endpoints beside the load (includes the load generator's "
+          "scheduling)", flush=True)  # fmt: skip
     steps: list[Step] = []
     with tempfile.TemporaryDirectory(prefix="bench-meetings-") as tmp:
         workdir = Path(tmp)
-        async with media_node(workdir, secret) as (port, pid):
+        async with media_node(workdir, secret, not args.no_gc_freeze) as (port, pid):
             meetings = Meetings(port, tokens)
             forwarded: list[Step] = []
             for count, parties in RAMP:
@@ -595,16 +670,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     direct_p50, direct_p99 = _quantile(under_load, 0.5), _quantile(under_load, 0.99)
     e2e_added_p50 = max(0.0, half_step.latency_ms(0.5) - direct_p50)
     e2e_added_p99 = max(0.0, half_step.latency_ms(0.99) - direct_p99)
-    added_p50 = half_step.probe.get("p50_ms", float("nan"))
-    added_p99 = half_step.probe.get("p99_ms", float("nan"))
+    packets = half_step.probe.get("packets", {})
+    fanout = half_step.probe.get("fanout", {})
+    added_p50 = packets.get("p50_ms", float("nan"))
+    added_p99 = packets.get("p99_ms", float("nan"))
     through = f"p50 {half_step.latency_ms(0.5):.2f} ms, p99 {half_step.latency_ms(0.99):.2f} ms"
     print(f"lag without the node: idle pair p50 {_quantile(idle, 0.5):.2f} ms, p99 {_quantile(idle, 0.99):.2f} ms; "
           f"a pair beside the load p50 {direct_p50:.2f} ms, p99 {direct_p99:.2f} ms; through the node at "
           f"{half_step.streams} streams: {through}", flush=True)  # fmt: skip
     ratio = best.per_core / naive.per_core if naive.per_core else float("inf")
     print(f"forwarded {best.per_core:.0f} streams/core vs naive {naive.per_core:.1f}: {ratio:.0f}x; broadcast "
-          f"{broadcast.per_core:.0f} streams/core; added latency in the node p50 {added_p50:.2f} ms, p99 "
-          f"{added_p99:.2f} ms (end to end against the direct pair: p50 {e2e_added_p50:.2f}, p99 {e2e_added_p99:.2f})",
+          f"{broadcast.per_core:.0f} streams/core; added latency in the node (packet in to packet out) p50 "
+          f"{added_p50:.2f} ms, p99 {added_p99:.2f} ms (fan-out per frame p99 {fanout.get('p99_ms', float('nan')):.2f};"
+          f" end to end against the direct pair: p50 {e2e_added_p50:.2f}, p99 {e2e_added_p99:.2f})",
           flush=True)  # fmt: skip
     return {
         "path": "forward",
@@ -614,7 +692,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "forward_vs_naive": round(ratio, 1),
         "added_latency_ms_p50": round(added_p50, 2),
         "added_latency_ms_p99": round(added_p99, 2),
-        "added_latency_frames": int(half_step.probe.get("frames", 0)),
+        "added_latency_samples": int(packets.get("count", 0)),
+        "added_latency_frame_wait_ms_p50": round(half_step.probe.get("frame_wait", {}).get("p50_ms", float("nan")), 2),
+        "added_latency_frame_wait_ms_p99": round(half_step.probe.get("frame_wait", {}).get("p99_ms", float("nan")), 2),
+        "fanout_latency_ms_p50": round(fanout.get("p50_ms", float("nan")), 2),
+        "fanout_latency_ms_p99": round(fanout.get("p99_ms", float("nan")), 2),
+        "fanout_latency_frames": int(fanout.get("count", 0)),
+        "node_gc_freeze": not args.no_gc_freeze,
         "e2e_added_latency_ms_p50": round(e2e_added_p50, 2),
         "e2e_added_latency_ms_p99": round(e2e_added_p99, 2),
         "latency_load_streams": half_step.streams,
@@ -663,12 +747,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="short: 3 s a step, 30 viewers, at most 1 meeting")
     parser.add_argument("--naive-node", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--probed-node", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--no-gc-freeze", action="store_true", help="the node without gc.freeze() (to compare)")
     args = parser.parse_args(argv)
     if args.naive_node:
         asyncio.run(serve_naive(args.naive_node))
         return 0
     if args.probed_node:
-        serve_probed_node(args.probed_node)
+        serve_probed_node(args.probed_node, freeze_gc=not args.no_gc_freeze)
         return 0
     if args.quick:
         args.seconds, args.viewers, args.max_meetings = 3.0, 30, 1
