@@ -351,7 +351,9 @@ def serve_probed_node(config_path: Path, freeze_gc: bool = True) -> None:
     wait for the rest of the frame and in the node's receive queue; not the time in the kernel's socket buffers.
 
     Of that, the wait for the rest of the frame (`frame_wait`): per incoming packet, from its arrival to the
-    arrival of the frame's last packet (the publisher's spread, not the node's work).
+    arrival of the frame's last packet (the publisher's spread, not the node's work). The node's own part
+    (`after_frame`): per outgoing packet, from the arrival of its frame's last packet to its `sendto` returning
+    (the node's receive queue, reassembly and fan-out).
 
     Fan-out (`fanout`): per frame, from the moment the node has it whole until its packets have been handed to the
     kernel for every subscriber (`ForwardingPlane._push` sends synchronously on the fast path)."""
@@ -364,6 +366,7 @@ def serve_probed_node(config_path: Path, freeze_gc: bool = True) -> None:
     fanout: list[float] = []
     packets: list[float] = []
     waits: list[float] = []
+    after_frame: list[float] = []
     arrivals: dict[tuple[int, int], list[tuple[int, float]]] = {}
     frames: dict[int, tuple[bytes, list[float]]] = {}
     sending: list[list[float] | None] = [None]
@@ -384,6 +387,8 @@ def serve_probed_node(config_path: Path, freeze_gc: bool = True) -> None:
             return
         last = len(sent) - 1
         packets.extend(sent[min(k, last)] - arrival for k, arrival in enumerate(times))
+        complete = max(times)
+        after_frame.extend(t - complete for t in sent)
 
     adapter.probe_direct_sends(on_sent)
     original_push = forward.ForwardingPlane._push
@@ -429,7 +434,14 @@ def serve_probed_node(config_path: Path, freeze_gc: bool = True) -> None:
                 "max_ms": ordered[-1] * 1000}  # fmt: skip
 
     async def probe(request: web.Request) -> web.Response:
-        return web.json_response({"fanout": summary(fanout), "packets": summary(packets), "frame_wait": summary(waits)})
+        return web.json_response(
+            {
+                "fanout": summary(fanout),
+                "packets": summary(packets),
+                "frame_wait": summary(waits),
+                "after_frame": summary(after_frame),
+            }
+        )
 
     app.router.add_get(PROBE_PATH, probe)
     asyncio.run(cli.serve(config, secret, app=app, freeze_gc=freeze_gc))
@@ -635,7 +647,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
           "publisher and per subscriber, from its datagram reaching the node's Python code to the sendto of the "
           "matching outgoing packet (incoming k -> outgoing k of the frame) returning; includes the wait for the "
           "rest of the frame (of which added_latency_frame_wait_ms_* = per incoming packet, its arrival to the "
-          "frame's last packet's), not the kernel's socket buffers. fanout_latency_ms_* = per frame, frame complete to "
+          "frame's last packet's; added_latency_after_frame_ms_* = per outgoing packet, from its frame's last "
+          "packet in to its sendto: the node's own part), not the kernel's socket buffers. "
+          "fanout_latency_ms_* = per frame, frame complete to "
           "its packets handed to the kernel for every subscriber. e2e_added_latency_ms_* = end to end through the "
           "node minus a direct pair of the same endpoints beside the load (includes the load generator's "
           "scheduling)", flush=True)  # fmt: skip
@@ -695,6 +709,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "added_latency_samples": int(packets.get("count", 0)),
         "added_latency_frame_wait_ms_p50": round(half_step.probe.get("frame_wait", {}).get("p50_ms", float("nan")), 2),
         "added_latency_frame_wait_ms_p99": round(half_step.probe.get("frame_wait", {}).get("p99_ms", float("nan")), 2),
+        "added_latency_after_frame_ms_p50": round(
+            half_step.probe.get("after_frame", {}).get("p50_ms", float("nan")), 2
+        ),
+        "added_latency_after_frame_ms_p99": round(
+            half_step.probe.get("after_frame", {}).get("p99_ms", float("nan")), 2
+        ),
         "fanout_latency_ms_p50": round(fanout.get("p50_ms", float("nan")), 2),
         "fanout_latency_ms_p99": round(fanout.get("p99_ms", float("nan")), 2),
         "fanout_latency_frames": int(fanout.get("count", 0)),
