@@ -11,6 +11,7 @@ from aiohttp import web
 from sqlalchemy import update
 
 from common.clock import Clock, SystemClock
+from common.ratelimit import WindowLimiter
 from controller import state
 from controller.config import ControllerConfig, load_secret_key
 from controller.db.engine import create_engine, session_factory
@@ -23,7 +24,6 @@ from controller.meetings import routes as meeting_routes
 from controller.metrics import CONTENT_TYPE, Metrics
 from controller.security.access import Handler, Routes, access_middleware, public
 from controller.security.passwords import Passwords
-from controller.security.ratelimit import WindowLimiter
 from controller.sso import routes as sso_routes
 from controller.uplink import metrics_proxy
 from controller.uplink.hub import Hub

@@ -8,9 +8,9 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from common.clock import Clock
+from common.ratelimit import WindowLimiter
 from controller.config import ControllerConfig
 from controller.security.passwords import Passwords
-from controller.security.ratelimit import WindowLimiter
 
 if TYPE_CHECKING:
     from controller.metrics import Metrics

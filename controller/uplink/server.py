@@ -18,10 +18,10 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import ValidationError
 from sqlalchemy import select
 
+from common.ratelimit import TokenBucket
 from controller import state
 from controller.db.models import Agent
 from controller.live.watcher import LIVE
-from controller.security.ratelimit import TokenBucket
 from controller.security.tokens import sha256_hex
 from controller.uplink import inventory
 from controller.uplink.hub import Connection

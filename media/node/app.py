@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Sequence
 from aiohttp import web
 
 from common.clock import Clock, SystemClock
+from common.ratelimit import WindowLimiter
 from media.node.config import NodeConfig
 from media.node.context import NODE, NodeContext
 from media.node.control import ControlRoutes
@@ -23,7 +24,6 @@ from media.node.cors import cors_middleware
 from media.node.extension import ExtensionLoad, NodeExtension
 from media.node.liveview import LiveView
 from media.node.metrics import CONTENT_TYPE, NodeMetrics
-from media.node.ratelimit import AddressLimiter
 from media.node.reporter import VERSION, Reporter
 from media.rooms.extension import Meetings, MeetingSettings
 from protocol.media import CONTROL_CLOSE_PATH, MediaTokens, ReplayGuard
@@ -68,7 +68,7 @@ def build_app(
         secret=secret,
         tokens=MediaTokens(secret, clock),
         replay=ReplayGuard(clock),
-        limiter=AddressLimiter(clock, config.token_requests_per_minute),
+        limiter=WindowLimiter(clock, config.token_requests_per_minute),
         metrics=metrics,
         load=load,
     )

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from common.clock import Clock
+from common.ratelimit import WindowLimiter
 from media.node.config import NodeConfig
 from media.node.extension import ExtensionLoad
 from media.node.metrics import NodeMetrics
-from media.node.ratelimit import AddressLimiter
 from protocol.media import MediaTokens, ReplayGuard
 
 
@@ -23,7 +23,7 @@ class NodeContext:
     tokens: MediaTokens
     replay: ReplayGuard
     """Single-use token ids (publish and view tokens) seen by this node, until they expire."""
-    limiter: AddressLimiter
+    limiter: WindowLimiter
     metrics: NodeMetrics
     load: Callable[[], ExtensionLoad]
     """What the whole node carries now (every extension), for capacity checks."""

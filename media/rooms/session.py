@@ -22,7 +22,7 @@ from aiohttp import WSMessage, WSMsgType, web
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
 from pydantic import ValidationError
 
-from media.rooms.limits import TokenBucket
+from common.ratelimit import TokenBucket
 from media.rooms.plane import Sink
 from media.rooms.room import Member, Refused
 from media.rooms.slots import Feed, assign

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from common.clock import ManualClock
-from media.rooms.limits import TokenBucket
+from common.ratelimit import TokenBucket
 from media.rooms.room import MeetingRoom, Refused
 from media.rooms.selection import wanted_audio, wanted_video
 from media.rooms.slots import Feed, assign

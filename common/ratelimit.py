@@ -1,4 +1,10 @@
-"""Rate limits: a sliding window per client address (sign-in, enrolment) and a token bucket per connection."""
+"""Rate limits shared by every part, on an injected clock so tests move time instead of sleeping.
+
+- `WindowLimiter`: at most N events per sliding window per key (client address: sign-in, enrolment, the media
+  node's token endpoints), bounded in memory.
+- `TokenBucket`: a steady rate with a burst, for one connection (the agent uplink, a meeting's signalling
+  WebSocket): a flood is refused message by message without touching anyone else.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ from common.clock import Clock
 class WindowLimiter:
     """At most `limit` events per `window_s` seconds per key; keeps at most `max_keys` keys (oldest dropped)."""
 
-    def __init__(self, clock: Clock, limit: int, window_s: float, max_keys: int = 10_000) -> None:
+    def __init__(self, clock: Clock, limit: int, window_s: float = 60.0, max_keys: int = 10_000) -> None:
         self._clock = clock
         self._limit = limit
         self._window = window_s
@@ -37,9 +43,11 @@ class WindowLimiter:
 
 
 class TokenBucket:
-    """`rate` tokens per second up to `burst`; `take()` is False when the bucket is empty."""
+    """`rate` tokens per second up to `burst`; `take()` is False (nothing spent) when the bucket is empty."""
 
     def __init__(self, clock: Clock, rate: float, burst: int) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("a token bucket needs a positive rate and a burst of at least one")
         self._clock = clock
         self._rate = rate
         self._burst = float(burst)
