@@ -11,6 +11,7 @@ RTP timestamps are unwrapped (32 bits wrap after 13 hours at 90 kHz) so that the
 
 from __future__ import annotations
 
+import abc
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ class Frame:
 FrameSink = Callable[[Frame], None]
 
 
-class Depacketizer:
+class Depacketizer(abc.ABC):
     """Common state: the access unit being gathered, timestamps, parameter sets; one subclass per codec."""
 
     codec = ""
@@ -99,8 +100,9 @@ class Depacketizer:
         parts.append(_LENGTH.pack(len(nal)))
         parts.append(nal)
 
+    @abc.abstractmethod
     def _payload(self, data: bytes, start: int, end: int) -> None:
-        raise NotImplementedError
+        """One RTP payload (`data[start:end]`): the codec's packetization (single NAL, aggregation, fragments)."""
 
 
 class H264Depacketizer(Depacketizer):
