@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 
+from demo.api import Api, ApiRefused
 from demo.live import LiveSeedFailed, seed_live
 from demo.media import start_media_nodes
 from demo.meetings import seed_meeting
@@ -167,32 +168,13 @@ ROLE_USERS = (
 )
 
 
-class Api:
-    """The controller's JSON API as one signed-in user (cookie session and CSRF token)."""
-
-    def __init__(self, http: aiohttp.ClientSession, url: str, token: str) -> None:
-        self.http, self.url, self.token = http, url, token
-
-    async def call(self, method: str, path: str, body: object = None) -> Any:
-        headers = {"Origin": self.url, "X-CSRF-Token": self.token}
-        async with self.http.request(method, f"{self.url}{path}", json=body, headers=headers) as response:
-            answer = await response.json()
-            if response.status >= 400:
-                raise ChildFailed(f"{method} {path}: HTTP {response.status} {answer}")
-            return answer
-
-
 async def seed_bookings(plan: Plan, admin_password: str, kindergarten_id: int) -> dict[str, str]:
     """A dual-use room at every unit, a user of each booking role and a parent, and a few bookings this week.
 
     Everything goes through the JSON API as the administrator; returns the new logins (random passwords)."""
     jar = aiohttp.CookieJar(unsafe=True)
     async with aiohttp.ClientSession(cookie_jar=jar, timeout=aiohttp.ClientTimeout(total=30)) as http:
-        form = {"username": "admin", "password": admin_password}
-        async with http.post(f"{plan.url}/signin", data=form, headers={"Origin": plan.url}, allow_redirects=False):
-            pass
-        async with http.get(f"{plan.url}/api/session") as response:
-            api = Api(http, plan.url, (await response.json())["csrf_token"])
+        api = await Api.sign_in(http, plan.url, admin_password)
         units = (await api.call("GET", "/api/units"))["units"]
         rooms: dict[str, int] = {}
         for unit in units:
@@ -472,7 +454,7 @@ async def run(plan: Plan) -> int:
         print("\nCtrl-C để dừng / to stop.", flush=True)
         await wait_for_stop(children)
         return 0
-    except (ChildFailed, LiveSeedFailed) as exc:
+    except (ChildFailed, LiveSeedFailed, ApiRefused) as exc:
         print(f"demo: {exc}", file=sys.stderr, flush=True)
         return 1
     finally:

@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 
+from demo.api import Api
+
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 CLASS_NAME = "Lá 1"
 
@@ -22,36 +24,13 @@ class LiveSeedFailed(Exception):
     """The controller refused a step of the live-view seed."""
 
 
-class _Admin:
-    def __init__(self, http: aiohttp.ClientSession, url: str) -> None:
-        self.http, self.url, self.token = http, url, ""
-
-    async def sign_in(self, password: str) -> None:
-        form = {"username": "admin", "password": password}
-        async with self.http.post(f"{self.url}/signin", data=form, headers={"Origin": self.url}, allow_redirects=False):
-            pass
-        async with self.http.get(f"{self.url}/api/session") as response:
-            if response.status != 200:
-                raise LiveSeedFailed(f"signing in as admin failed (HTTP {response.status})")
-            self.token = (await response.json())["csrf_token"]
-
-    async def call(self, method: str, path: str, body: object = None) -> Any:
-        headers = {"Origin": self.url, "X-CSRF-Token": self.token}
-        async with self.http.request(method, f"{self.url}{path}", json=body, headers=headers) as response:
-            answer = await response.json()
-            if response.status >= 400:
-                raise LiveSeedFailed(f"{method} {path}: HTTP {response.status} {answer}")
-            return answer
-
-
 async def seed_live(url: str, admin_password: str, school_id: int, cameras: list[dict[str, Any]]) -> list[str]:
     ready = [c for c in cameras if c["state"] == "ready"]
     if len(ready) < 3:
         raise LiveSeedFailed(f"the live-view demo needs 3 ready cameras, the school has {len(ready)}")
     jar = aiohttp.CookieJar(unsafe=True)
     async with aiohttp.ClientSession(cookie_jar=jar, timeout=aiohttp.ClientTimeout(total=30)) as http:
-        api = _Admin(http, url)
-        await api.sign_in(admin_password)
+        api = await Api.sign_in(http, url, admin_password)
         classes = (await api.call("GET", f"/api/units/{school_id}/classes"))["classes"]
         klass = next((c for c in classes if c["name"] == CLASS_NAME), None)
         if klass is None:

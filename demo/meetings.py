@@ -15,31 +15,16 @@ from typing import Any
 
 import aiohttp
 
+from demo.api import Api, ApiRefused
+
 TITLE = "Họp thử ngay bây giờ / Try-out meeting, open now"
-
-
-class _Api:
-    def __init__(self, http: aiohttp.ClientSession, url: str, token: str) -> None:
-        self.http, self.url, self.token = http, url, token
-
-    async def call(self, method: str, path: str, body: object = None) -> Any:
-        headers = {"Origin": self.url, "X-CSRF-Token": self.token}
-        async with self.http.request(method, f"{self.url}{path}", json=body, headers=headers) as response:
-            answer = await response.json()
-            if response.status >= 400:
-                raise RuntimeError(f"{method} {path}: HTTP {response.status} {answer}")
-            return answer
 
 
 async def seed_meeting(url: str, admin_password: str, *, check: bool = False, timeout: float = 60.0) -> list[str]:  # noqa: ASYNC109
     """Book the session and return the lines to print (its join links)."""
     jar = aiohttp.CookieJar(unsafe=True)
     async with aiohttp.ClientSession(cookie_jar=jar, timeout=aiohttp.ClientTimeout(total=30)) as http:
-        form = {"username": "admin", "password": admin_password}
-        async with http.post(f"{url}/signin", data=form, headers={"Origin": url}, allow_redirects=False):
-            pass
-        async with http.get(f"{url}/api/session") as response:
-            api = _Api(http, url, (await response.json())["csrf_token"])
+        api = await Api.sign_in(http, url, admin_password)
         units = (await api.call("GET", "/api/units"))["units"]
         department = next(u for u in units if u["kind"] == "department")
         schools = [u for u in units if u["kind"] == "school"][:2]
@@ -78,5 +63,5 @@ async def _wait_for_placement(http: aiohttp.ClientSession, url: str, join_url: s
                 return
             answer = await response.json()
             if response.status != 503 or time.monotonic() > deadline:
-                raise RuntimeError(f"the demo meeting cannot be joined: HTTP {response.status} {answer}")
+                raise ApiRefused(f"the demo meeting cannot be joined: HTTP {response.status} {answer}")
         await asyncio.sleep(0.5)
