@@ -12,7 +12,8 @@ aiortc gathers all candidates before it answers (no trickle), so each offer and 
 offer is sent whenever tracks are added (a participant starts publishing, shares a screen).
 
 Browser -> node
-  hello            first frame: the token (`MediaTokens`, kind meeting, for this node and room)
+  hello            first frame: the token (`MediaTokens`, kind meeting, for this node and room), and on a rejoin
+                   the resume key of the last welcome
   publish_offer    an SDP offer for the publish connection and which of its m-lines is the camera or the screen
   subscribe_answer the answer to the node's last `subscribe_offer` (with its `version`)
   media_state      what the participant sends: microphone on, camera on, screen on
@@ -29,6 +30,12 @@ Node -> browser
   muted            the host muted you (audio stops being forwarded until you are allowed again)
   error            a message was refused (`fatal` closes the socket)
   closed           you were removed, the meeting ended, or your token was refused
+
+Rejoining: a page whose WebSocket or ICE drops asks the controller for a fresh token and says hello again with
+the key its welcome gave it. The node then takes it back as the same participant: an old connection that still
+looks open is closed (`replaced`), and a participant whose socket went away is kept out of everyone's roster and
+grid but resumable for `RESUME_S`. Reasons after which a page does not retry: removed, ended, locked, full,
+replaced, left.
 """
 
 from __future__ import annotations
@@ -46,6 +53,9 @@ MAX_SDP_CHARS = 64 * 1024
 MAX_TOKEN_CHARS = 4096
 PARTICIPANT_ID = r"^[A-Za-z0-9_-]{1,32}$"
 MID = r"^[A-Za-z0-9_-]{1,16}$"
+RESUME_KEY = r"^[A-Za-z0-9_-]{16,64}$"
+RESUME_S = 120.0
+"""How long a participant whose connection dropped may come back as itself (`Hello.resume`)."""
 
 
 class Message(BaseModel):
@@ -89,6 +99,8 @@ class CloseReason(enum.StrEnum):
     PROTOCOL = "protocol"
     LEFT = "left"
     REPLACED = "replaced"
+    DROPPED = "dropped"
+    """The socket went away without a `leave` (never sent: the node keeps the participant resumable)."""
 
 
 # ----- browser -> node -----
@@ -97,6 +109,9 @@ class CloseReason(enum.StrEnum):
 class Hello(Message):
     type: Literal["hello"] = "hello"
     token: str = Field(min_length=16, max_length=MAX_TOKEN_CHARS)
+    resume: str | None = Field(default=None, pattern=RESUME_KEY)
+    """A rejoin: the `resume` key of this page's last `welcome`. Within `RESUME_S` of losing its connection (or
+    while the old one still looks open) the participant comes back as itself: same id, role, host mute, hand."""
 
 
 class TrackInfo(Message):
@@ -159,6 +174,11 @@ class Welcome(Message):
     """False for observers: they open no publish connection."""
     muted_by_host: bool
     """Students in class mode join muted."""
+    resume: str
+    """The key to send in a rejoin's `hello` (known to this page only)."""
+    resumed: bool = False
+    """This join resumed an earlier one (the same participant id, role and host mute)."""
+    hand: bool = False
 
 
 class PublishAnswer(Message):

@@ -89,26 +89,45 @@ class Meetings:
         except _NoHello as exc:
             node.metrics.refused(ENDPOINT, "no_hello")
             return await _refuse(ws, CloseReason.PROTOCOL, str(exc))
-        live = self._room(room_name, claims.class_mode)
+        live = await self._replace(self._room(room_name, claims.class_mode), hello, claims.subject, claims.class_mode)
         try:
-            member = live.room.admit(claims.subject, claims.name, claims.role or MeetingRole.PARTICIPANT)
+            member = live.room.admit(
+                claims.subject, claims.name, claims.role or MeetingRole.PARTICIPANT,
+                resume=hello.resume, now=node.clock.monotonic(),
+            )  # fmt: skip
         except Refused as exc:
             if not live.connections:
                 self._drop(live)
             return await _refuse(ws, CloseReason(exc.reason), str(exc))
+        resumed = hello.resume is not None and member.resume == hello.resume
         connection = Connection(live, member, ws)
         connection.send(
             Welcome(
                 participant=member.id, name=member.name, role=member.role, class_mode=live.room.class_mode,
                 codec=live.room.codec, max_video=live.max_video, may_publish=member.may_publish,
-                muted_by_host=member.muted_by_host,
+                muted_by_host=member.muted_by_host, resume=member.resume, resumed=resumed, hand=member.hand,
             )
         )  # fmt: skip
-        logger.info("meeting %s: %s joined as %s", room_name, member.id, member.role.value)
+        logger.info(
+            "meeting %s: %s %s as %s", room_name, member.id, "rejoined" if resumed else "joined", member.role.value
+        )
         live.attach(connection)
         await connection.run()
         logger.info("meeting %s: %s left (%s)", room_name, member.id, connection.close_reason)
         return ws
+
+    async def _replace(self, live: LiveRoom, hello: Hello, subject: str, class_mode: bool) -> LiveRoom:
+        """A rejoin while the participant's old connection still looks open (a half-open socket, or ICE lost under
+        a live WebSocket): close the old one first, so that its member is resumable and nothing of it is left in
+        the others' rosters and grids. The room is looked up again: it closes if that was its last connection."""
+        old = live.room.present_by_resume(hello.resume, subject)
+        connection = live.connections.get(old.id) if old is not None else None
+        if connection is None:
+            return live
+        logger.info("meeting %s: %s rejoins, replacing its old connection", live.name, connection.member.id)
+        await connection.shutdown(CloseReason.REPLACED)
+        await connection.wait_closed()
+        return self._room(live.name, class_mode)
 
     async def _hello(self, ws: web.WebSocketResponse) -> Hello:
         try:

@@ -76,12 +76,12 @@ class LiveRoom:
         self.broadcast_roster()
         self.refresh()
 
-    def detach(self, connection: Connection) -> None:
+    def detach(self, connection: Connection, *, resumable: bool = False) -> None:
         if self.connections.get(connection.member.id) is connection:
             del self.connections[connection.member.id]
         self.speakers.forget(connection.member.id)
         self.live_feeds = {feed for feed in self.live_feeds if feed[0] != connection.member.id}
-        self.room.leave(connection.member.id)
+        self.room.leave(connection.member.id, resumable=resumable, now=self.clock.monotonic())
         self.broadcast_roster()
         self.refresh()
         if not self.connections:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from protocol.media import MeetingRole
 from protocol.meeting import (
+    RESUME_S,
     TARGETED,
     CloseReason,
     Codec,
@@ -55,6 +56,8 @@ class Member:
     camera: bool = False
     screen: bool = False
     hand: bool = False
+    resume: str = field(default_factory=lambda: secrets.token_urlsafe(18))
+    """The key a rejoin presents to come back as this member (`Hello.resume`)."""
 
     @property
     def may_publish(self) -> bool:
@@ -93,15 +96,28 @@ class MeetingRoom:
         self.ended = False
         self.members: dict[str, Member] = {}
         self._banned: set[str] = set()
+        self._away: dict[str, tuple[Member, float]] = {}
+        """Members whose connection dropped, by resume key, with the monotonic time their chance to resume ends."""
         self._order = itertools.count()
 
     # ----- membership -----
 
-    def admit(self, subject: str, name: str, role: MeetingRole) -> Member:
+    def admit(
+        self, subject: str, name: str, role: MeetingRole, *, resume: str | None = None, now: float = 0.0
+    ) -> Member:
+        """A new member, or with the `resume` key of a member who dropped within `RESUME_S` (and the same link),
+        that member again: its id, role, host mute and hand kept, and let in even if the room was locked since."""
         if self.ended:
             raise Refused(CloseReason.ENDED, "the meeting has ended")
         if subject in self._banned:
             raise Refused(CloseReason.REMOVED, "you were removed from this meeting")
+        self._forget_expired(now)
+        away = self._away.get(resume or "")
+        if away is not None and away[0].subject == subject:
+            del self._away[away[0].resume]
+            member = away[0]
+            self.members[member.id] = member
+            return member
         if self.locked and role is not MeetingRole.HOST:
             raise Refused(CloseReason.LOCKED, "the host has locked the meeting")
         if len(self.members) >= self.max_participants:
@@ -115,9 +131,29 @@ class MeetingRoom:
         self.members[member.id] = member
         return member
 
-    def leave(self, member_id: str) -> Outcome:
+    def leave(self, member_id: str, *, resumable: bool = False, now: float = 0.0) -> Outcome:
+        """Out of the roster; with `resumable` (the connection dropped or was replaced, nobody asked to leave) kept
+        for `RESUME_S` so that a rejoin with its key comes back as the same member."""
         gone = self.members.pop(member_id, None)
+        if gone is not None and resumable:
+            self._forget_expired(now)
+            gone.microphone = gone.camera = gone.screen = False  # what it publishes starts again with its offer
+            self._away[gone.resume] = (gone, now + RESUME_S)
         return Outcome(roster=gone is not None)
+
+    def is_away(self, resume: str) -> bool:
+        return resume in self._away
+
+    def present_by_resume(self, resume: str | None, subject: str) -> Member | None:
+        """The member still present with this resume key and link (a rejoin while its old connection looks open)."""
+        if not resume:
+            return None
+        return next((m for m in self.members.values() if m.resume == resume and m.subject == subject), None)
+
+    def _forget_expired(self, now: float) -> None:
+        for key, (_, until) in list(self._away.items()):
+            if until <= now:
+                del self._away[key]
 
     def forwards_audio(self, member: Member) -> bool:
         """Whether the node forwards this member's microphone: never an observer's nor a host-muted one's."""
@@ -173,6 +209,7 @@ class MeetingRoom:
                 if target.id == actor.id:
                     raise Refused("not_allowed", "a host leaves rather than removing themselves")
                 self._banned.add(target.subject)
+                self._away = {k: (m, t) for k, (m, t) in self._away.items() if m.subject != target.subject}
                 outcome.close.append((target.id, CloseReason.REMOVED))
             case HostAction.PROMOTE:
                 assert target is not None

@@ -55,6 +55,9 @@ MESSAGE_BURST = 40
 MAX_STRIKES = 50
 """Refused or malformed messages a connection may send before it is closed."""
 OUTBOX = 256
+_QUIET = frozenset({CloseReason.LEFT, CloseReason.DROPPED})
+"""Reasons not told to the browser (it left, or its socket is gone) and that do not override an earlier reason."""
+_RESUMABLE = frozenset({CloseReason.DROPPED, CloseReason.REPLACED})
 
 
 class _Slot:
@@ -95,6 +98,7 @@ class Connection:
         self._sent_slots: dict[str, Slot] = {}
         self._sources: dict[str, Source] = {}
         self._shut = False
+        self._done = asyncio.Event()
         self.closed = False
         self.close_reason: CloseReason | None = None
 
@@ -138,7 +142,7 @@ class Connection:
                 if self.closed:
                     break
         finally:
-            await self.shutdown(self.close_reason or CloseReason.LEFT)
+            await self.shutdown(self.close_reason or CloseReason.DROPPED)
 
     async def _receive(self, frame: WSMessage) -> None:
         if frame.type is not WSMsgType.TEXT:
@@ -185,15 +189,16 @@ class Connection:
                 self._strike("unexpected", "hello only once, first")
 
     async def shutdown(self, reason: CloseReason, message: str = "") -> None:
-        """Tell the browser why (when it is still there), close both peer connections, leave the room."""
-        if self.close_reason is None or reason is not CloseReason.LEFT:
+        """Tell the browser why (when it is still there), close both peer connections, leave the room. A dropped or
+        replaced connection leaves its member resumable (`MeetingRoom.leave`)."""
+        if self.close_reason is None or reason not in _QUIET:
             self.close_reason = reason
         if self._shut:
             return
         self._shut = True
         self.closed = True
         with contextlib.suppress(asyncio.QueueFull):
-            if reason is not CloseReason.LEFT:
+            if reason not in _QUIET:
                 self._outbox.put_nowait(Closed(reason=reason, message=message).model_dump_json())
             self._outbox.put_nowait(None)
         if self._writer is not None:
@@ -202,15 +207,22 @@ class Connection:
             self._writer.cancel()
         with contextlib.suppress(ConnectionError, RuntimeError):
             await self.ws.close()
-        self.live.detach(self)
+        self.live.detach(self, resumable=self.close_reason in _RESUMABLE)
         for feed in self._published:
             self.live.plane.unpublish(feed)
         for slots in self._slots.values():
             for slot in slots:
                 slot.sink.close()
-        for pc in (self._publish, self._subscribe):
-            if pc is not None:
-                await pc.close()
+        try:
+            for pc in (self._publish, self._subscribe):
+                if pc is not None:
+                    await pc.close()
+        finally:
+            self._done.set()
+
+    async def wait_closed(self) -> None:
+        """Until `shutdown` has finished (its member out of the room, its feeds unpublished)."""
+        await self._done.wait()
 
     # ----- publishing -----
 
