@@ -48,6 +48,12 @@ TEXTS: dict[str, tuple[str, str]] = {
     "closed_protocol": ("Kết nối bị đóng do lỗi.", "The connection was closed after an error."),
     "closed_left": ("Bạn đã rời phòng.", "You left the meeting."),
     "closed_replaced": ("Bạn đã vào phòng ở nơi khác.", "You joined from somewhere else."),
+    "closed_gave_up": (
+        "Không kết nối lại được với phòng họp. Hãy kiểm tra mạng rồi bấm “Vào lại”.",
+        "Could not reconnect to the meeting. Check the network, then press “Join again”.",
+    ),
+    "reconnecting": ("Mất kết nối, đang kết nối lại…", "Connection lost, reconnecting…"),
+    "reconnected": ("Đã kết nối lại.", "Reconnected."),
     "refused": ("Không vào được phòng:", "Could not join:"),
     "too_early": ("Phòng chưa mở. Buổi bắt đầu lúc", "Not open yet. The session starts at"),
     "over": ("Buổi đã kết thúc.", "The session is over."),

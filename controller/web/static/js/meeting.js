@@ -5,6 +5,12 @@
  * aiortc does not trickle ICE, so each side sends a complete description after gathering. The node says which
  * participant each subscribe m-line carries ("slots"); tiles follow the slots.
  * No framework and nothing from another origin: the page's CSP allows this script and the node's WebSocket.
+ *
+ * Rejoining: when the WebSocket closes without a final "closed" (removed, ended, locked, full, replaced) or a
+ * peer connection's ICE fails, the page drops its connections (keeping its camera, microphone, screen and mute
+ * state), asks the controller for a fresh pass after a backoff with jitter, and says hello with the resume key
+ * of its last welcome, so the node takes it back as the same participant. It gives up after RECONNECT_FOR_MS,
+ * or at once when the controller or the node refuses it for good.
  */
 (() => {
   "use strict";
@@ -14,6 +20,11 @@
   const token = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop());
   const role = root.dataset.role;
   const $ = (id) => document.getElementById(id);
+  const RETRY_FIRST_MS = 500;
+  const RETRY_MAX_MS = 8000;
+  const RECONNECT_FOR_MS = 90000;
+  const ICE_GRACE_MS = 4000;
+  const FINAL = ["removed", "ended", "locked", "full", "replaced", "left"];
 
   const st = {
     ws: null, info: null, welcome: null, me: null, role,
@@ -22,6 +33,7 @@
     micOn: true, camOn: true, screenOn: false, hand: false, mutedByHost: false,
     slots: {}, roster: [], speakers: [], closed: null, locked: false,
     audioEls: {},
+    gen: 0, resume: null, attempt: 0, dropAt: null, retryTimer: null, passes: 0, rejoins: 0,
   };
   window.ketnoiMeeting = st;
 
@@ -110,7 +122,17 @@
   }
 
   function newPeer() {
-    return new RTCPeerConnection({ iceServers: st.info.ice_servers, bundlePolicy: "max-bundle" });
+    const pc = new RTCPeerConnection({ iceServers: st.info.ice_servers, bundlePolicy: "max-bundle" });
+    const gen = st.gen;
+    // ICE lost: "failed" at once; "disconnected" only if it does not come back by itself within ICE_GRACE_MS.
+    pc.addEventListener("connectionstatechange", () => {
+      if (gen !== st.gen) return;
+      if (pc.connectionState === "failed") drop();
+      else if (pc.connectionState === "disconnected") {
+        setTimeout(() => { if (gen === st.gen && pc.connectionState === "disconnected") drop(); }, ICE_GRACE_MS);
+      }
+    });
+    return pc;
   }
 
   function preferCodec(transceiver, kind) {
@@ -118,7 +140,10 @@
     const caps = RTCRtpReceiver.getCapabilities(kind);
     if (!caps) return;
     const mime = kind === "audio" ? "audio/opus" : `video/${st.welcome.codec}`.toLowerCase();
-    const chosen = caps.codecs.filter((c) => c.mimeType.toLowerCase() === mime);
+    // H.264: what the node's aiortc takes, packetization-mode 1 in (constrained) baseline, 42e01f first.
+    const h264 = (c) => /packetization-mode=1/.test(c.sdpFmtpLine || "") && /profile-level-id=42(e0|00)/i.test(c.sdpFmtpLine || "");
+    const chosen = caps.codecs.filter((c) => c.mimeType.toLowerCase() === mime && (mime !== "video/h264" || h264(c)))
+      .sort((a, b) => (/42e0/i.test(b.sdpFmtpLine || "") ? 1 : 0) - (/42e0/i.test(a.sdpFmtpLine || "") ? 1 : 0));
     const rest = caps.codecs.filter((c) => c.mimeType.toLowerCase().endsWith("/rtx"));
     if (chosen.length) transceiver.setCodecPreferences(chosen.concat(rest));
   }
@@ -126,36 +151,87 @@
   async function join() {
     $("join").disabled = true;
     notice(T.joining);
+    if (role !== "observer" && !st.local) await openDevices();
+    await connect();
+  }
+
+  function refusal(answer) {
+    const local = { timeZone: "Asia/Ho_Chi_Minh", dateStyle: "short", timeStyle: "short" };
+    const when = answer.reason === "too_early" && answer.starts_at
+      ? ` ${new Date(answer.starts_at).toLocaleString(document.documentElement.lang === "en" ? "en-GB" : "vi-VN", local)} (Asia/Ho_Chi_Minh)`
+      : "";
+    return `${T.refused} ${T[answer.reason] || answer.error}${when}`;
+  }
+
+  // A pass from the controller (the join link is the credential), then the WebSocket. While rejoining, a refusal
+  // that a retry cannot change (a 4xx but 429: the link, the window, the session) ends it; the rest is retried.
+  async function connect() {
     let answer;
+    let response;
+    st.passes += 1;
     try {
-      const response = await fetch("/api/meetings/join", {
+      response = await fetch("/api/meetings/join", {
         method: "POST", headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ token, name: $("name").value.trim() }),
       });
       answer = await response.json();
-      if (!response.ok) {
-        const local = { timeZone: "Asia/Ho_Chi_Minh", dateStyle: "short", timeStyle: "short" };
-        const when = answer.reason === "too_early" && answer.starts_at
-          ? ` ${new Date(answer.starts_at).toLocaleString(document.documentElement.lang === "en" ? "en-GB" : "vi-VN", local)} (Asia/Ho_Chi_Minh)`
-          : "";
-        notice(`${T.refused} ${T[answer.reason] || answer.error}${when}`, true);
-        root.dataset.state = "refused";
-        $("join").disabled = false;
-        return;
-      }
     } catch (error) {
+      if (st.resume) return drop();
       notice(`${T.refused} ${error}`, true);
       $("join").disabled = false;
       return;
     }
+    if (!response.ok) {
+      const lasting = response.status >= 400 && response.status < 500 && response.status !== 429;
+      if (st.resume && !lasting) return drop();
+      if (st.resume) return closed({ reason: answer.reason || "refused", message: refusal(answer), final: true });
+      notice(refusal(answer), true);
+      root.dataset.state = "refused";
+      $("join").disabled = false;
+      return;
+    }
     st.info = answer;
-    if (role !== "observer" && !st.local) await openDevices();
+    const gen = st.gen;
     const ws = st.ws = new WebSocket(answer.ws_url);
-    ws.onopen = () => ws.send(JSON.stringify({ type: "hello", token: answer.token }));
-    ws.onmessage = (event) => handle(JSON.parse(event.data)).catch((error) => console.error(error));
-    ws.onclose = () => {
-      if (!st.closed) closed({ reason: "protocol", message: "" });
-    };
+    ws.onopen = () => ws.send(JSON.stringify(st.resume ? { type: "hello", token: answer.token, resume: st.resume }
+      : { type: "hello", token: answer.token }));
+    ws.onmessage = (event) => { if (gen === st.gen) handle(JSON.parse(event.data)).catch((error) => console.error(error)); };
+    ws.onclose = () => { if (gen === st.gen && !st.closed) drop(); };
+  }
+
+  // The connection is gone but the participant is not: keep the devices and their state, try again.
+  function drop(why) {
+    if (st.closed) return;
+    if (!st.resume) return closed(why || { reason: "protocol", message: "" });
+    teardown();
+    if (st.retryTimer) return;
+    st.dropAt = st.dropAt || Date.now();
+    if (Date.now() - st.dropAt > RECONNECT_FOR_MS) return closed({ reason: "gave_up", message: "" });
+    root.dataset.state = "reconnecting";
+    notice(T.reconnecting, true);
+    const ceiling = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** st.attempt);
+    st.attempt += 1;
+    const delay = ceiling / 2 + Math.random() * (ceiling / 2);
+    st.retryTimer = setTimeout(() => { st.retryTimer = null; connect(); }, delay);
+  }
+
+  // Everything of the connection that was: the socket, both peer connections and what others sent.
+  function teardown() {
+    st.gen += 1;
+    const ws = st.ws;
+    st.ws = null;
+    if (ws) {
+      ws.onclose = ws.onmessage = ws.onopen = null;
+      if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) ws.close();
+    }
+    for (const pc of [st.pub, st.sub]) if (pc) pc.close();
+    st.pub = st.sub = st.micTx = st.camTx = st.screenTx = null;
+    st.pubBusy = Promise.resolve();
+    st.slots = {};
+    st.speakers = [];
+    for (const audio of Object.values(st.audioEls)) audio.remove();
+    st.audioEls = {};
+    for (const tile of [...$("grid").children]) if (!tile.dataset.self) tile.remove();
   }
 
   async function handle(message) {
@@ -173,28 +249,36 @@
         $("share-btn").hidden = !st.welcome.may_publish || (st.welcome.class_mode && !["host", "presenter"].includes(message.role));
         return renderPeople();
       case "error": console.warn("meeting:", message.code, message.message); if (message.fatal) notice(message.message, true); return;
-      case "closed": return closed(message);
+      case "closed": return FINAL.includes(message.reason) ? closed(message) : drop(message);
     }
   }
 
   async function welcome(message) {
+    if (st.resume) st.rejoins += 1;
     st.welcome = message;
+    st.role = message.role;
     st.me = message.participant;
+    st.resume = message.resume;
+    st.attempt = 0;
+    st.dropAt = null;
+    st.hand = message.hand;
     root.dataset.state = "joined";
     root.dataset.participant = message.participant;
     $("lobby").hidden = true;
     $("stage").hidden = false;
     $("controls").hidden = false;
-    notice(message.role === "observer" ? T.observer_note : "");
+    notice(message.role === "observer" ? T.observer_note : st.rejoins ? T.reconnected : "");
     $("host-panel").hidden = message.role !== "host";
     for (const id of ["mic-btn", "cam-btn", "share-btn", "hand-btn"]) $(id).hidden = !message.may_publish;
     $("share-btn").hidden = !message.may_publish || (message.class_mode && !["host", "presenter"].includes(message.role));
     $("hand-btn").hidden = !message.may_publish || message.role === "host";
+    st.mutedByHost = message.muted_by_host;
     if (message.muted_by_host) {
-      st.mutedByHost = true;
       st.micOn = false;
-      notice(T.class_muted);
+      notice(message.class_mode && message.role === "student" ? T.class_muted : T.muted_by_host);
     }
+    const old = document.querySelector(".tile.self");
+    if (old) old.remove();
     if (message.may_publish && st.local) {
       const video = el("video", { autoplay: true, playsInline: true, muted: true });
       video.srcObject = new MediaStream(st.local.getVideoTracks());
@@ -217,8 +301,14 @@
           preferCodec(st.micTx, "audio");
         }
         if (st.cam) {
+          st.cam.enabled = st.camOn;
           st.camTx = st.pub.addTransceiver(st.cam, { direction: "sendonly", streams: [st.local] });
           preferCodec(st.camTx, "video");
+        }
+        const screen = st.screenOn && st.screen ? st.screen.getVideoTracks()[0] : null;
+        if (screen && screen.readyState === "live") { // a rejoin while sharing: share again
+          st.screenTx = st.pub.addTransceiver(screen, { direction: "sendonly" });
+          preferCodec(st.screenTx, "video");
         }
       }
       if (!st.micTx && !st.camTx && !st.screenTx) return;
@@ -265,18 +355,20 @@
   }
 
   function closed(message) {
+    if (st.retryTimer) clearTimeout(st.retryTimer);
+    st.retryTimer = null;
+    teardown();
     st.closed = message;
     root.dataset.state = "closed";
     root.dataset.closed = message.reason;
-    notice(T[`closed_${message.reason}`] || message.message || message.reason, message.reason !== "left");
-    for (const pc of [st.pub, st.sub]) if (pc) pc.close();
+    notice(message.final ? message.message : T[`closed_${message.reason}`] || message.message || message.reason,
+      message.reason !== "left");
     if (st.local) st.local.getTracks().forEach((t) => t.stop());
     if (st.screen) st.screen.getTracks().forEach((t) => t.stop());
     $("controls").hidden = true;
     $("grid").replaceChildren();
     // A dropped connection or an expired pass: joining again asks the controller for a new pass (a reload).
-    $("rejoin").hidden = ["removed", "ended", "locked", "full"].includes(message.reason);
-    if (st.ws && st.ws.readyState === WebSocket.OPEN) st.ws.close();
+    $("rejoin").hidden = ["removed", "ended", "locked", "full"].includes(message.reason) || Boolean(message.final);
   }
 
   // ----- what is shown -----
@@ -444,9 +536,12 @@
           const slot = st.slots[s.mid] || {};
           out.inbound.push({ pc: name, mid: s.mid, kind: s.kind, participant: slot.participant || null, source: slot.source || null,
             framesDecoded: s.framesDecoded || 0, packetsReceived: s.packetsReceived || 0,
-            audioLevel: s.audioLevel || 0, totalAudioEnergy: s.totalAudioEnergy || 0, bytesReceived: s.bytesReceived || 0 });
+            audioLevel: s.audioLevel || 0, totalAudioEnergy: s.totalAudioEnergy || 0, bytesReceived: s.bytesReceived || 0,
+            codec: s.codecId && report.get(s.codecId) ? report.get(s.codecId).mimeType : null });
         } else if (s.type === "outbound-rtp") {
-          out.outbound.push({ pc: name, kind: s.kind, packetsSent: s.packetsSent || 0, bytesSent: s.bytesSent || 0 });
+          out.outbound.push({ pc: name, kind: s.kind, packetsSent: s.packetsSent || 0, bytesSent: s.bytesSent || 0,
+            framesEncoded: s.framesEncoded || 0, encoder: s.encoderImplementation || null,
+            codec: s.codecId && report.get(s.codecId) ? report.get(s.codecId).mimeType : null });
         }
       });
     }
