@@ -158,3 +158,22 @@ class AuditEntry(Base):
     target: Mapped[str] = mapped_column(String(200), default="")
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     address: Mapped[str | None] = mapped_column(String(64))
+
+
+class SsoLink(Base):
+    """A person at the Department's provider (issuer + subject) linked to a local user (controller/sso/links.py).
+
+    `link_key` is sha256(issuer, subject): the unique lookup key. Links moved from the old `!sso:<key>` password
+    markers keep their key, with issuer and subject NULL until the person's next sign-in fills them in."""
+
+    __tablename__ = "sso_links"
+    __table_args__ = (UniqueConstraint("issuer", "subject", name="uq_sso_links_issuer_subject"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    link_key: Mapped[str] = mapped_column(String(64), unique=True)
+    issuer: Mapped[str | None] = mapped_column(String(512))
+    subject: Mapped[str | None] = mapped_column(String(255))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(100))
+    """Who linked it, as the audit log names actors (`user:NAME`, `cli`, `system:sso`, `migration`)."""

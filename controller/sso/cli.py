@@ -1,7 +1,8 @@
 """`python -m controller sso-link`: link an existing local user to their subject at the Department's provider.
 
-Without `sso_create_users`, only linked users sign in with the Department account. Linking replaces the user's
-password (a linked account signs in through the provider only); a password reset turns it back into a local one.
+Without `sso_create_users`, only linked users sign in with the Department account. The link is a row of
+`sso_links` (controller/sso/links.py), audited `sso.link` by `cli`; the user keeps their password, if they have
+one. A user links their own account from `/account`, and removes it there or an administrator does.
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from controller import audit
 from controller.config import ControllerConfig
 from controller.db.models import User
-from controller.sso import users
+from controller.sso import links
 
 
 class LinkError(Exception):
@@ -38,11 +38,8 @@ async def link_command(session: AsyncSession, config: ControllerConfig, args: ar
     user = (await session.execute(select(User).where(User.username == args.username))).scalar_one_or_none()
     if user is None:
         raise LinkError(f"no user named {args.username}")
-    marker = users.link_marker(config.sso_issuer, subject)
-    taken = (await session.execute(select(User.username).where(User.password_hash == marker))).scalar_one_or_none()
-    if taken is not None and taken != user.username:
-        raise LinkError(f"that subject is already linked to {taken}")
-    await users.link(session, user, config.sso_issuer, subject)
-    audit.record(session, at=datetime.now(UTC), actor="cli", action="sso.link", target=f"user:{user.username}",
-                 details={"issuer": config.sso_issuer, "subject": subject})  # fmt: skip
+    try:
+        await links.link(session, user, config.sso_issuer, subject, actor="cli", now=datetime.now(UTC), address=None)
+    except links.LinkError as exc:
+        raise LinkError(f"that subject is already linked to {exc.other}") from None
     return {"id": user.id, "username": user.username, "issuer": config.sso_issuer, "subject": subject}

@@ -1,14 +1,13 @@
 """From validated provider claims to a local user: the link, the role mapping, creation and role changes.
 
-The link (issuer + subject -> local user) needs no table: a linked user's `password_hash` is
-`!sso:<sha256(issuer, subject)>`, a value argon2 never accepts (like the roster import's `!imported`), so a
-linked account signs in through the provider only and the lookup is one indexed-by-nothing scan of the small
-users table. A password reset by an administrator turns it back into a local account (and unlinks it).
+The link (issuer + subject -> local user) is a row of `sso_links` (controller/sso/links.py). A user created at
+their first sign-in has no password (an administrator's password reset gives them one, and keeps the link).
+The groups or roles are read at `sso_role_claim`, a claim name or a dotted path into nested claims (Keycloak's
+`realm_access.roles`, `resource_access.CLIENT.roles`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,12 +21,12 @@ from controller.accounts import USERNAME
 from controller.config import ControllerConfig
 from controller.db.models import Role, Unit, User, UserSession
 from controller.people.users import SCOPE_KIND
+from controller.sso import links
 from controller.sso.settings import SsoRole
 
 logger = logging.getLogger(__name__)
 
 ACTOR = "system:sso"
-LINK_PREFIX = "!sso:"
 
 
 class Refusal(Exception):
@@ -45,19 +44,22 @@ class Mapping:
     unit_id: int | None
 
 
-def link_marker(issuer: str, subject: str) -> str:
-    digest = hashlib.sha256(f"{issuer}\n{subject}".encode()).hexdigest()
-    return f"{LINK_PREFIX}{digest}"
+def claim_at(claims: dict[str, Any], path: str) -> Any:
+    """The claim named `path`, or else the value at that dotted path (`realm_access.roles`); None when absent.
 
-
-async def link(session: AsyncSession, user: User, issuer: str, subject: str) -> None:
-    """Link an existing local user to a provider subject (their password stops working)."""
-    user.password_hash = link_marker(issuer, subject)
-    await session.flush()
+    A claim whose own name has dots (`https://example.vn/roles`) is found by its name first."""
+    if path in claims:
+        return claims[path]
+    value: Any = claims
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
 
 
 def groups_of(claims: dict[str, Any], claim: str) -> list[str]:
-    value = claims.get(claim)
+    value = claim_at(claims, claim)
     if isinstance(value, str):
         return [value]
     if isinstance(value, list):
@@ -106,10 +108,9 @@ async def sign_in(
     if mapping is None:
         raise Refusal("no_role")
     await _check_unit(session, mapping)
-    marker = link_marker(issuer, subject)
-    user = (await session.execute(select(User).where(User.password_hash == marker))).scalar_one_or_none()
+    user = await links.user_of(session, issuer, subject)
     if user is None:
-        return await _create(session, config, claims, mapping, marker, now, address)
+        return await _create(session, config, claims, mapping, issuer, now, address)
     if user.disabled:
         raise Refusal("disabled")
     if (user.role, user.unit_id) != (mapping.role, mapping.unit_id):
@@ -124,6 +125,7 @@ async def sign_in(
         audit.record(session, at=now, actor=ACTOR, action="role.change", target=f"user:{user.username}",
                      details={"before": before, "after": after, "via": "sso", "group": mapping.group},
                      address=address)  # fmt: skip
+    await links.link(session, user, issuer, str(claims["sub"]), actor=ACTOR, now=now, address=address)
     return user
 
 
@@ -137,7 +139,7 @@ async def _create(
     config: ControllerConfig,
     claims: dict[str, Any],
     mapping: Mapping,
-    marker: str,
+    issuer: str,
     now: datetime,
     address: str | None,
 ) -> User:
@@ -153,7 +155,7 @@ async def _create(
     user = User(
         username=username,
         display_name=name[:200] if isinstance(name, str) and name.strip() else username,
-        password_hash=marker,
+        password_hash=links.NO_PASSWORD,
         role=mapping.role,
         unit_id=mapping.unit_id,
         created_at=now,
@@ -163,4 +165,5 @@ async def _create(
     audit.record(session, at=now, actor=ACTOR, action="user.create", target=f"user:{username}",
                  details={"role": mapping.role.value, "unit_id": mapping.unit_id, "via": "sso", "group": mapping.group},
                  address=address)  # fmt: skip
+    await links.link(session, user, issuer, str(claims["sub"]), actor=ACTOR, now=now, address=address)
     return user

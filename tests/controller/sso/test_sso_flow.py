@@ -19,9 +19,9 @@ from yarl import URL
 from common.clock import ManualClock
 from controller import state
 from controller.app import build_app
-from controller.db.models import AuditEntry, Role, User
+from controller.db.models import AuditEntry, Role, SsoLink, User
 from controller.security.passwords import Passwords, cheap_hasher
-from controller.sso import users as sso_users
+from controller.sso import links as sso_links
 from controller.sso.routes import CALLBACK_PATH
 from tests.controller.conftest import ORIGIN, POSTGRES_URL, AiohttpClient, Client, World, make_config, seed
 from tests.controller.sso.fake_provider import CLIENT_ID, CLIENT_SECRET, FakeProvider
@@ -151,7 +151,9 @@ async def test_first_sign_in_creates_the_user_with_the_mapped_scoped_role_and_a_
     assert request["code_verifier"] and request["redirect_uri"].endswith(CALLBACK_PATH)
     async with setup.app[state.DB]() as session:
         user = (await session.execute(select(User).where(User.username == "nguyen.van.a"))).scalar_one()
-    assert user.display_name == "Nguyễn Văn A" and user.password_hash.startswith("!sso:")
+        link = (await session.execute(select(SsoLink).where(SsoLink.user_id == user.id))).scalar_one()
+    assert user.display_name == "Nguyễn Văn A" and user.password_hash == sso_links.NO_PASSWORD
+    assert (link.issuer, link.subject, link.created_by) == (fake.issuer, "sub-0001", "system:sso")
     created = await _audit(setup.app, "user.create")
     assert [(e.actor, e.details["via"], e.details["role"]) for e in created] == [("system:sso", "sso", "teacher")]
     signins = await _audit(setup.app, "signin.sso")
@@ -217,7 +219,7 @@ async def test_without_user_creation_only_linked_users_sign_in(
     assert response.status == 403 and _reason(await response.text()) == "unknown_user"
     async with setup.app[state.DB].begin() as session:
         teacher = (await session.execute(select(User).where(User.username == setup.world.teacher))).scalar_one()
-        await sso_users.link(session, teacher, fake.issuer, "sub-0001")
+        await sso_links.link(session, teacher, fake.issuer, "sub-0001", actor="test", now=clock.now(), address=None)
     assert (await _sign_in(setup.client)).status == 303
     me = await _whoami(setup.client)
     assert (me["username"], me["role"]) == (setup.world.teacher, Role.TEACHER.value)
