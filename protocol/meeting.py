@@ -99,6 +99,8 @@ class CloseReason(enum.StrEnum):
     PROTOCOL = "protocol"
     LEFT = "left"
     REPLACED = "replaced"
+    SHUTDOWN = "shutdown"
+    """The media node is stopping (a restart or a deploy): rejoin, through the controller."""
     DROPPED = "dropped"
     """The socket went away without a `leave` (never sent: the node keeps the participant resumable)."""
 

@@ -69,6 +69,12 @@ class Meetings:
     def setup(self, app: web.Application, node: NodeContext) -> None:
         self._node = node
         app.router.add_get(MEETING_WS_PATH, self.websocket)
+        app.on_shutdown.append(self._stopping)
+
+    async def _stopping(self, app: web.Application) -> None:
+        """Before aiohttp waits for open handlers: every participant is told to rejoin (`shutdown`, not `ended`:
+        the session goes on, on this node once it is back or on another), and the WebSockets end."""
+        await self.shutdown()
 
     # ----- the WebSocket -----
 
@@ -211,7 +217,7 @@ class Meetings:
         rooms, self.rooms = list(self.rooms.values()), {}
         for live in rooms:
             with contextlib.suppress(Exception):
-                await live.close(CloseReason.ENDED)
+                await live.close(CloseReason.SHUTDOWN)
 
 
 class _NoHello(Exception):
