@@ -11,16 +11,22 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import av
-import cv2
-import numpy as np
 
 from simulator.rtp import MAX_PAYLOAD, RtpFrame
 from simulator.rtsp_feed import StreamFeed
-from simulator.video import EncodedFrame, EncodedLoop, LoopCache, ProfileSpec, render_frame, split_annexb
+from simulator.video import (
+    LOOP_GOPS,
+    EncodedFrame,
+    EncodedLoop,
+    LoopCache,
+    ProfileSpec,
+    encode_rendered,
+    frame_durations,
+    split_annexb,
+)
 
 MAIN_H265 = ProfileSpec("main265", "MainStreamH265", 1280, 720, 25, 2000, 2.0, "main265")
 _VPS, _SPS, _PPS = 32, 33, 34
@@ -48,12 +54,8 @@ class HevcLoop(EncodedLoop):
 
 def encode_hevc_loop(camera_name: str, profile: ProfileSpec) -> HevcLoop:
     """Render and encode the loop with libx265 (CPU-heavy, blocking: call it in a thread)."""
-    count = profile.gop * 2
+    count = profile.gop * LOOP_GOPS
     ctx = av.CodecContext.create("libx265", "w")
-    ctx.width, ctx.height, ctx.pix_fmt = profile.width, profile.height, "yuv420p"
-    ctx.time_base = Fraction(1, profile.fps)
-    ctx.framerate = Fraction(profile.fps, 1)
-    ctx.bit_rate = profile.bitrate_kbps * 1000
     ctx.options = {
         "preset": "ultrafast",
         "x265-params": (
@@ -61,25 +63,15 @@ def encode_hevc_loop(camera_name: str, profile: ProfileSpec) -> HevcLoop:
             f"vbv-maxrate={profile.bitrate_kbps}:vbv-bufsize={profile.bitrate_kbps}"
         ),
     }
-    units: list[bytes] = []
-    for index in range(count):
-        yuv = cv2.cvtColor(render_frame(camera_name, profile, index), cv2.COLOR_BGR2YUV_I420)
-        frame = av.VideoFrame.from_ndarray(np.asarray(yuv, dtype=np.uint8), format="yuv420p")
-        frame.pts = index
-        frame.time_base = ctx.time_base
-        units.extend(bytes(packet) for packet in ctx.encode(frame))
-    units.extend(bytes(packet) for packet in ctx.encode(None))
-    if len(units) != count:
-        raise RuntimeError(f"libx265 returned {len(units)} access units for {count} frames")
+    units = encode_rendered(ctx, camera_name, profile, count)
     params: dict[int, bytes] = {}
     frames: list[EncodedFrame] = []
-    for i, unit in enumerate(units):
+    for unit, duration in zip(units, frame_durations(profile, count), strict=True):
         nals = [nal for nal in split_annexb(unit) if nal_type(nal) not in _SEI]
         for nal in nals:
             if nal_type(nal) in (_VPS, _SPS, _PPS):
                 params.setdefault(nal_type(nal), nal)
         keyframe = any(16 <= nal_type(nal) <= 21 for nal in nals)
-        duration = round((i + 1) * 90_000 / profile.fps) - round(i * 90_000 / profile.fps)
         frames.append(EncodedFrame(tuple(nals), keyframe, duration))
     if len(params) != 3 or not frames[0].keyframe:
         raise RuntimeError("libx265 output lacks VPS, SPS, PPS or a leading keyframe")

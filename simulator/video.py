@@ -195,21 +195,35 @@ def split_annexb(data: bytes) -> list[bytes]:
     return nals
 
 
-def _durations(profile: ProfileSpec, count: int) -> list[int]:
+def frame_durations(profile: ProfileSpec, count: int) -> list[int]:
     """Per-frame durations in 90 kHz ticks that add up without drift even when fps does not divide 90000."""
     return [round((i + 1) * RTP_CLOCK / profile.fps) - round(i * RTP_CLOCK / profile.fps) for i in range(count)]
+
+
+def encode_rendered(ctx: av.VideoCodecContext, camera_name: str, profile: ProfileSpec, count: int) -> list[bytes]:
+    """The loop's first `count` frames rendered and encoded by `ctx`, one access unit (Annex B) per frame. The
+    profile's size, rate and bitrate are set here; the codec's own options are the caller's."""
+    ctx.width, ctx.height, ctx.pix_fmt = profile.width, profile.height, "yuv420p"
+    ctx.time_base = Fraction(1, profile.fps)
+    ctx.framerate = Fraction(profile.fps, 1)
+    ctx.bit_rate = profile.bitrate_kbps * 1000
+    units: list[bytes] = []
+    for index in range(count):
+        yuv = cv2.cvtColor(render_frame(camera_name, profile, index), cv2.COLOR_BGR2YUV_I420)
+        frame = av.VideoFrame.from_ndarray(np.asarray(yuv, dtype=np.uint8), format="yuv420p")
+        frame.pts = index
+        frame.time_base = ctx.time_base
+        units.extend(bytes(packet) for packet in ctx.encode(frame))
+    units.extend(bytes(packet) for packet in ctx.encode(None))
+    if len(units) != count:
+        raise RuntimeError(f"{ctx.name} returned {len(units)} access units for {count} frames")
+    return units
 
 
 def encode_loop(camera_name: str, profile: ProfileSpec) -> EncodedLoop:
     """Render and encode the loop (CPU-heavy, blocking: call it in a thread)."""
     count = profile.gop * LOOP_GOPS
     ctx = av.CodecContext.create("libx264", "w")
-    ctx.width = profile.width
-    ctx.height = profile.height
-    ctx.pix_fmt = "yuv420p"
-    ctx.time_base = Fraction(1, profile.fps)
-    ctx.framerate = Fraction(profile.fps, 1)
-    ctx.bit_rate = profile.bitrate_kbps * 1000
     ctx.gop_size = profile.gop
     ctx.max_b_frames = 0
     ctx.profile = "Main"
@@ -221,20 +235,10 @@ def encode_loop(camera_name: str, profile: ProfileSpec) -> EncodedLoop:
             f"vbv-maxrate={kbps}:vbv-bufsize={kbps}:sliced-threads=0:rc-lookahead=0:sync-lookahead=0:nal-hrd=cbr"
         ),
     }
-    access_units: list[bytes] = []
-    for index in range(count):
-        yuv = cv2.cvtColor(render_frame(camera_name, profile, index), cv2.COLOR_BGR2YUV_I420)
-        frame = av.VideoFrame.from_ndarray(np.asarray(yuv, dtype=np.uint8), format="yuv420p")
-        frame.pts = index
-        frame.time_base = ctx.time_base
-        access_units.extend(bytes(packet) for packet in ctx.encode(frame))
-    access_units.extend(bytes(packet) for packet in ctx.encode(None))
-    if len(access_units) != count:
-        raise RuntimeError(f"encoder returned {len(access_units)} access units for {count} frames")
-
+    access_units = encode_rendered(ctx, camera_name, profile, count)
     sps = pps = b""
     frames: list[EncodedFrame] = []
-    for unit, duration in zip(access_units, _durations(profile, count), strict=True):
+    for unit, duration in zip(access_units, frame_durations(profile, count), strict=True):
         nals = [nal for nal in split_annexb(unit) if nal[0] & 0x1F != _NAL_SEI]
         for nal in nals:
             kind = nal[0] & 0x1F
