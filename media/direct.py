@@ -8,10 +8,16 @@ header is written, SRTP-protected (C) and sent on the ICE pair's socket (`rtc.ai
 aiortc's sender keeps its RTCP role: sender reports, the subscriber's NACK (answered from `DirectSender`'s history
 with RTX), PLI/FIR (to the sink).
 
-Until the connection is up, and while a burst (the GOP cache at a start) is paced, frames wait in a bounded queue
-drained by a task; otherwise a frame goes out synchronously inside `push`, so a steady stream costs no task, no
-timer and no coroutine per subscriber. A subscriber whose socket backs up (asyncio's write buffer grows) is
-reported full, and the sink drops to the next keyframe.
+Per-packet forwarding (`push_packet`, meetings): a publisher's RTP packet goes out to every subscriber as soon as
+it arrives, without waiting for the rest of its frame; per subscriber only the header changes (SSRC, payload type,
+and sequence number and timestamp moved onto the subscriber's own continuous numbering: a new run, after a
+keyframe-gated start or a re-point, continues right after the last packet this output sent, so the subscriber
+never sees a jump; late copies of a run's packets, retransmitted by the publisher, keep their place).
+
+Until the connection is up, and while a burst (the GOP cache at a start) is paced, frames and packets wait in a
+bounded queue drained by a task; otherwise they go out synchronously inside `push`/`push_packet`, so a steady
+stream costs no task, no timer and no coroutine per subscriber. A subscriber whose socket backs up (asyncio's
+write buffer grows) is reported full, and the sink drops to the next keyframe.
 """
 
 from __future__ import annotations
@@ -30,6 +36,20 @@ logger = logging.getLogger(__name__)
 
 _HEADER = struct.Struct("!BBHII")
 _WRITE_BUFFER_LIMIT = 256 * 1024
+_PACKETS_PER_FRAME = 16
+"""The queue's bound in packets is this many times its bound in frames."""
+_RUN_WINDOW = 1024
+"""A late packet more than this many sequence numbers before the newest one of its run is not forwarded."""
+
+
+def _seq_delta(a: int, b: int) -> int:
+    """a - b on the 16-bit sequence circle, in [-32768, 32767]."""
+    d = (a - b) & 0xFFFF
+    return d - 0x10000 if d >= 0x8000 else d
+
+
+_MARKER = 1 << 16
+_START = 1 << 17
 
 
 class PayloadCache:
@@ -76,7 +96,9 @@ class DirectOutput:
         self._max_frames = max_frames
         self._pace = pace_bps
         self._payloads = payloads
-        self._queue: collections.deque[tuple[bytes, int]] = collections.deque()
+        self._queue: collections.deque[tuple[bytes, int, int]] = collections.deque()
+        """(data, pts, flags): a frame (flags < 0) or a packet (the source's sequence number in the low 16 bits,
+        `_MARKER` and `_START`)."""
         self._queued_bytes = 0
         self._drain: asyncio.Task[None] | None = None
         self._release_at = 0.0
@@ -85,6 +107,11 @@ class DirectOutput:
         self._ts_origin = random.getrandbits(32)
         self._pt: int | None = None
         self._header = bytearray(12)
+        self._seq_offset = 0
+        """Per-packet forwarding: the subscriber's sequence number minus the source's, for the current run."""
+        self._run_newest = 0
+        self._run_octets = 0
+        self._run_packets = 0
         self.keyframe_handler: Callable[[], None] | None = None
         self.frames_sent = 0
         self.unnegotiated_frames = 0
@@ -108,6 +135,9 @@ class DirectOutput:
             self._pt, _ = self._sender.payload_types()
         return True
 
+    takes_packets = True
+    """`media.forwarding.Sink` may hand this output single RTP packets (`push_packet`) instead of frames."""
+
     @property
     def pending_bytes(self) -> int:
         return self._queued_bytes + self._sender.write_buffer_size()
@@ -126,11 +156,30 @@ class DirectOutput:
             if self._release_at <= now:
                 self._send(data, pts, now)
                 return True
-        self._queue.append((data, pts))
+        self._enqueue(data, pts, -1)
+        return True
+
+    def push_packet(self, payload: bytes, pts: int, seq: int, marker: bool, start: bool) -> bool:
+        """One RTP packet of the source (`seq`: its sequence number there) at `pts`; `start`: it begins a new run
+        (the first packet of a keyframe after a gated start, or of the first frame after a cache burst), numbered
+        right after what this output sent last. False: refused (not negotiated, or the subscriber fell behind)."""
+        if self._ended or (self._pt is None and not self.negotiated):
+            return False
+        if self._sender.write_buffer_size() > _WRITE_BUFFER_LIMIT:
+            return False  # the kernel does not take this subscriber's packets fast enough
+        if not self._queue and self._sender.ready() and self._release_at <= asyncio.get_running_loop().time():
+            self._send_packet(payload, pts, seq, marker, start)
+            return True
+        if len(self._queue) >= self._max_frames * _PACKETS_PER_FRAME or self._sender.closed():
+            return False
+        self._enqueue(payload, pts, seq | (_MARKER if marker else 0) | (_START if start else 0))
+        return True
+
+    def _enqueue(self, data: bytes, pts: int, flags: int) -> None:
+        self._queue.append((data, pts, flags))
         self._queued_bytes += len(data)
         if self._drain is None:
             self._drain = asyncio.get_running_loop().create_task(self._drain_queue())
-        return True
 
     def clear(self) -> int:
         dropped = len(self._queue)
@@ -162,9 +211,12 @@ class DirectOutput:
                 if self._release_at > now:
                     await asyncio.sleep(self._release_at - now)  # pacing a burst
                     continue
-                data, pts = self._queue.popleft()
+                data, pts, flags = self._queue.popleft()
                 self._queued_bytes -= len(data)
-                self._send(data, pts, now)
+                if flags < 0:
+                    self._send(data, pts, now)
+                else:
+                    self._send_packet(data, pts, flags & 0xFFFF, bool(flags & _MARKER), bool(flags & _START))
         finally:
             self._drain = None
 
@@ -194,6 +246,34 @@ class DirectOutput:
         self.packets_sent += len(payloads)
         if self._pace is not None:
             self._release_at = max(now, self._release_at) + len(data) * 8 / self._pace
+
+    def _send_packet(self, payload: bytes, pts: int, seq: int, marker: bool, start: bool) -> None:
+        pt = self._pt
+        if pt is None:
+            return  # not reached: `push_packet` takes nothing before the codec is known
+        if start:
+            self._seq_offset = (self._seq - seq) & 0xFFFF
+            self._run_newest = seq
+        else:
+            behind = _seq_delta(seq, self._run_newest)
+            if behind > 0:
+                self._run_newest = seq
+            elif behind < -_RUN_WINDOW:
+                return  # a very late copy, or one from before this run
+        out_seq = (seq + self._seq_offset) & 0xFFFF
+        if _seq_delta(out_seq, self._seq) >= 0:
+            self._seq = (out_seq + 1) & 0xFFFF
+        timestamp = (self._ts_origin + pts) & 0xFFFFFFFF
+        header = self._header
+        _HEADER.pack_into(header, 0, 0x80, pt | 0x80 if marker else pt, out_seq, timestamp, self._sender.ssrc)
+        self._sender.send(bytes(header) + payload, out_seq)
+        self.packets_sent += 1
+        self._run_packets += 1
+        self._run_octets += len(payload)
+        if marker:
+            self._sender.account(timestamp, self._run_packets, self._run_octets)
+            self._run_packets = self._run_octets = 0
+            self.frames_sent += 1
 
     async def close(self) -> None:
         task, self._drain = self._drain, None

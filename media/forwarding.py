@@ -14,9 +14,16 @@ What it guarantees:
 - timestamps stay continuous for a subscriber across re-pointing, so its decoder sees one stream;
 - counters for metrics and tests on both ends (`SourceStats`, `SinkStats`).
 
+Per-packet forwarding (meetings): a source made with `by_packet=True` is fed every RTP packet as it arrives
+(`push_packet`) besides its complete frames (`push`, for the GOP cache, keyframe bookkeeping and sinks that take
+frames). A video sink whose output takes packets (`media.direct.DirectOutput`) then forwards each packet at once
+instead of waiting for its frame: a start waits for the first packet of a keyframe (or, after a GOP cache burst,
+for the first packet of the next frame), and the output keeps the subscriber's sequence numbers contiguous across
+starts and re-points. The frames of a sink in that mode are not sent again.
+
 Retransmissions to subscribers (NACK) are answered by aiortc's sender from the packets it sent (its history of
-128 packets); retransmissions from publishers are asked for by aiortc's receiver and waited for by the adapter's
-jitter buffer.
+128 packets; the direct path keeps its own of 256); retransmissions from publishers are asked for by aiortc's
+receiver and waited for by the adapter's jitter buffer (and forwarded, on the per-packet path, when they come).
 """
 
 from __future__ import annotations
@@ -25,16 +32,17 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 from common.clock import Clock
 from media.gop import Frame, GopCache
 from media.keyframes import KeyframeRequests, is_keyframe
+from rtc.aiortc_adapter import ReceivedPacket
 from rtc.packet_track import PacketTrack
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Frame", "Output", "Sink", "SinkStats", "Source", "SourceStats"]
+__all__ = ["Frame", "Output", "PacketOutput", "Sink", "SinkStats", "Source", "SourceStats"]
 
 
 @dataclass
@@ -87,6 +95,14 @@ class Output(Protocol):
     def end(self) -> None: ...
 
 
+class PacketOutput(Output, Protocol):
+    """An output that also takes single RTP packets (`media.direct.DirectOutput`): see "Per-packet forwarding"."""
+
+    takes_packets: bool
+
+    def push_packet(self, payload: bytes, pts: int, seq: int, marker: bool, start: bool) -> bool: ...
+
+
 class Source:
     """One publisher's one track: encoded frames in, fanned out to the sinks pointed at it."""
 
@@ -103,9 +119,11 @@ class Source:
         keyframe_min_interval: float = 0.3,
         gop_max_frames: int = 250,
         gop_max_bytes: int = 4 * 1024 * 1024,
+        by_packet: bool = False,
     ) -> None:
         """`request_keyframe` sends a PLI to the publisher (True if sent): `ReceiverTap.request_keyframe` for a
-        WebRTC publisher; None for a source that cannot make keyframes on demand. `gop_cache` applies to video."""
+        WebRTC publisher; None for a source that cannot make keyframes on demand. `gop_cache` applies to video.
+        `by_packet`: the source is fed `push_packet` too (video), and sinks that can forward packets do."""
         if kind not in ("audio", "video"):
             raise ValueError(f"kind must be audio or video, not {kind!r}")
         self.name = name
@@ -121,6 +139,7 @@ class Source:
 
         self._requests = KeyframeRequests(request_keyframe or never, clock, keyframe_min_interval)
         self._stats = SourceStats()
+        self.by_packet = by_packet and kind == "video"
         self.closed = asyncio.Event()
 
     # -- in
@@ -140,7 +159,17 @@ class Source:
         if self._gop is not None:
             self._gop.add(frame)
         for sink in tuple(self._sinks):
-            sink._offer(frame)
+            if not sink._by_packet:
+                sink._offer(frame)
+
+    def push_packet(self, packet: ReceivedPacket) -> None:
+        """One RTP packet of the publisher as it arrived (a `by_packet` video source), before its frame is whole:
+        forwarded at once by the sinks that take packets."""
+        if self.closed.is_set():
+            return
+        for sink in tuple(self._sinks):
+            if sink._by_packet:
+                sink._offer_packet(packet)
 
     def lost(self) -> None:
         """Frames were lost on the way in: hold every sink until a keyframe, and ask for one."""
@@ -235,6 +264,14 @@ class Sink:
             self.track = PacketTrack(kind, clock_rate=self.clock_rate, max_packets=max_frames, pace_bps=pace)
             output = self.track
         self._out: Output = output
+        self._takes_packets = kind == "video" and bool(getattr(output, "takes_packets", False))
+        self._packet_out = cast(PacketOutput, output)
+        """The same output, for `push_packet` (used only when `_takes_packets`)."""
+        self._by_packet = False
+        """Pointed at a `by_packet` source with an output that takes packets: forwarding packet by packet."""
+        self._resume_after: int | None = None
+        """Packet by packet after a GOP cache burst: the last cached frame's timestamp (the next frame's first
+        packet resumes the stream); None: a start waits for a keyframe's first packet."""
         self._source: Source | None = None
         self._waiting = True
         self._dropping = False
@@ -251,6 +288,11 @@ class Sink:
     @property
     def source(self) -> Source | None:
         return self._source
+
+    @property
+    def by_packet(self) -> bool:
+        """Forwarding packet by packet (a `by_packet` source and an output that takes packets), not by frame."""
+        return self._by_packet
 
     @property
     def waiting_for_keyframe(self) -> bool:
@@ -273,6 +315,8 @@ class Sink:
             self._stats.repoints += 1
         self._source = source
         self._rebase = True
+        self._resume_after = None
+        self._by_packet = source is not None and source.by_packet and self._takes_packets
         if source is None:
             self._waiting = True
             return
@@ -289,6 +333,10 @@ class Sink:
             for frame in cached:
                 if self._send(frame):
                     self._stats.cached_frames_out += 1
+            if self._by_packet and not self._waiting:
+                # Live packets take over at the first packet of the frame after the last cached one.
+                self._waiting = True
+                self._resume_after = cached[-1].timestamp
         else:
             self._waiting = True
             source.request_keyframe()
@@ -332,14 +380,83 @@ class Sink:
             self._dropping = False
         self._send(frame)
 
+    def _offer_packet(self, packet: ReceivedPacket) -> None:
+        if self._unnegotiated:
+            if not getattr(self._out, "negotiated", True):
+                if packet.starts_frame:
+                    self._stats.unnegotiated += 1
+                return
+            self._unnegotiated = False
+            self._resume_after = None
+            if not packet.keyframe:
+                self._waiting = True
+                if self._source is not None:
+                    self._source.request_keyframe()
+        start = False
+        if self._waiting:
+            resume = self._resume_after
+            if not (packet.keyframe or (packet.starts_frame and resume is not None and packet.timestamp > resume)):
+                if packet.starts_frame:
+                    if self._dropping:
+                        self._stats.drops += 1
+                    else:
+                        self._stats.gated += 1
+                return
+            self._waiting = False
+            self._dropping = False
+            self._resume_after = None
+            start = True
+        self._send_packet(packet, start)
+
+    def _send_packet(self, packet: ReceivedPacket, start: bool) -> None:
+        out = self._packet_out
+        if not out.accepting:
+            if self._source is not None:
+                self._source._detach(self)
+                self._source = None
+            return
+        if self._rebase:
+            now = self._clock.monotonic()
+            if self._last_pts is None:
+                self._offset = -packet.timestamp
+            else:
+                step = max(1, round((now - self._last_at) * self.clock_rate))
+                self._offset = self._last_pts + step - packet.timestamp
+            self._last_at = now
+            self._rebase = False
+        pts = packet.timestamp + self._offset
+        if not out.push_packet(packet.payload, pts, packet.sequence_number, packet.marker, start):
+            stats = self._stats
+            self._waiting = True
+            self._resume_after = None
+            if not getattr(out, "negotiated", True):
+                self._unnegotiated = True
+                stats.unnegotiated += 1
+                return
+            # The subscriber fell behind: drop what waits for it, and everything up to the next keyframe.
+            stats.overflows += 1
+            stats.drops += out.clear() + 1
+            self._dropping = True
+            if self._source is not None:
+                self._source.request_keyframe()
+            return
+        self._last_pts = pts
+        stats = self._stats
+        stats.bytes_out += len(packet.payload)
+        if packet.marker:
+            self._last_at = self._clock.monotonic()
+            stats.frames_out += 1
+
     def _gate(self) -> None:
         if self.kind == "video":
             self._waiting = True
+            self._resume_after = None
 
     def _source_closed(self, source: Source) -> None:
         if self._source is source:
             self._source = None
             self._waiting = True
+            self._resume_after = None
 
     def _send(self, frame: Frame) -> bool:
         out = self._out

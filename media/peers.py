@@ -25,8 +25,10 @@ def source_from_track(
     clock: Clock,
     gop_cache: bool = True,
     keyframe_min_interval: float = 0.3,
+    by_packet: bool = False,
 ) -> tuple[Source, ReceiverTap]:
     """A `Source` fed with the track's encoded frames. Call it inside `pc.on("track")` (see `tap_receiver`).
+    `by_packet`: with each RTP packet as it arrives too, so that direct sinks forward packet by packet.
 
     The source asks the publisher for keyframes with PLIs through the tap; the tap's `ssrc` is the publisher's."""
     codec, clock_rate = adapter.negotiated_codec(adapter.transceiver_of_track(pc, track))
@@ -44,12 +46,13 @@ def source_from_track(
         request_keyframe=request_keyframe,
         gop_cache=gop_cache,
         keyframe_min_interval=keyframe_min_interval,
+        by_packet=by_packet,
     )
 
     def on_frame(frame: ReceivedFrame) -> None:
         source.push(frame.data, frame.timestamp)
 
-    tap = adapter.tap_receiver(pc, track, on_frame, source.lost)
+    tap = adapter.tap_receiver(pc, track, on_frame, source.lost, source.push_packet if source.by_packet else None)
     return source, tap
 
 

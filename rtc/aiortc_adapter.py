@@ -9,7 +9,8 @@ raises `AdapterError` at once rather than misbehaving later.
 Seams:
 - `tap_receiver`: the encoded frames a receiver reassembles, taken before its decoder (the private decoder queue
   is replaced by an object whose `put()` hands frames over and whose `get()` reads the original queue), with a
-  jitter buffer that releases a frame on its RTP marker bit instead of one frame later;
+  jitter buffer that releases a frame on its RTP marker bit instead of one frame later; with `on_packet`, every
+  video RTP packet as well, the moment it arrives (`ReceivedPacket`, for per-packet forwarding);
 - `ReceiverTap.request_keyframe`: a PLI to the publisher (`RTCRtpReceiver._send_rtcp_pli`);
 - `ReceiverTap.ssrc`: the publisher's media SSRC, read from its packets;
 - `intercept_keyframe_requests`: a subscriber's PLI/FIR on one `RTCRtpSender` (stock aiortc only sets a flag its
@@ -91,8 +92,95 @@ class ReceivedFrame:
     timestamp: int
 
 
+@dataclass(frozen=True, slots=True)
+class ReceivedPacket:
+    """One video RTP packet of a publisher, as it arrived (decrypted, RTX unwrapped), for per-packet forwarding.
+
+    `timestamp` is on the same unwrapped timeline as `ReceivedFrame.timestamp` of the same receiver. `payload`
+    is the RTP payload to forward: as received for H.264; for VP8 with a one-byte payload descriptor (the
+    extension with picture id, TL0PICIDX and key index removed), the form the node's own packetizer makes, so
+    that packets and packetized frames (a GOP cache burst) can follow each other in one outgoing stream."""
+
+    sequence_number: int
+    timestamp: int
+    marker: bool
+    payload: bytes
+    starts_frame: bool
+    """The first packet of a frame (VP8: S bit and partition 0; H.264: see `_starts_frame`)."""
+    keyframe: bool
+    """The first packet of a keyframe (VP8: a frame start whose payload header's P bit is 0; H.264: a frame start
+    carrying an SPS or the start of an IDR slice)."""
+
+
 FrameHandler = Callable[[ReceivedFrame], None]
 GapHandler = Callable[[], None]
+PacketHandler = Callable[[ReceivedPacket], None]
+
+
+class _Unwrapper:
+    """RTP timestamps unwrapped (32-bit circle) and counted from the first one seen; a packet older than the
+    newest (a retransmission) maps below it instead of being taken for a wrap (aiortc's `TimestampMapper`
+    would move its origin on any smaller timestamp)."""
+
+    def __init__(self) -> None:
+        self._last_raw: int | None = None
+        self._last = 0
+
+    def map(self, raw: int) -> int:
+        if self._last_raw is None:
+            self._last_raw = raw
+            return 0
+        delta = (raw - self._last_raw) & 0xFFFFFFFF
+        if delta >= 0x80000000:
+            return self._last - (0x100000000 - delta)
+        self._last_raw = raw
+        self._last += delta
+        return self._last
+
+
+def _vp8_descriptor_length(payload: bytes) -> int:
+    """Bytes of the VP8 payload descriptor (RFC 7741 4.2) at the start of `payload`; 0 if it is malformed."""
+    if not payload:
+        return 0
+    length = 1
+    if payload[0] & 0x80:  # X: an extension byte follows
+        if len(payload) < 2:
+            return 0
+        ext = payload[1]
+        length = 2
+        if ext & 0x80:  # I: picture id, 7 or 15 bits
+            if len(payload) < 3:
+                return 0
+            length += 2 if payload[2] & 0x80 else 1
+        if ext & 0x40:  # L: TL0PICIDX
+            length += 1
+        if ext & 0x30:  # T or K: TID/Y/KEYIDX
+            length += 1
+    return length if length < len(payload) else 0
+
+
+def _packet_of(codec: str | None, packet: Any, timestamp: int) -> ReceivedPacket | None:
+    """The forwardable form of a received RTP packet (None for a VP8 payload too short to be one)."""
+    payload: bytes = packet.payload
+    starts = _starts_frame(codec, payload)
+    key = False
+    if codec == "VP8":
+        if payload:
+            length = _vp8_descriptor_length(payload)
+            if length == 0:
+                return None
+            if length > 1:
+                payload = bytes((payload[0] & 0x7F,)) + payload[length:]
+            key = starts and payload[1] & 0x01 == 0
+    elif codec == "H264" and starts:
+        nal_type = payload[0] & 0x1F
+        if nal_type == 24:  # STAP-A: the first aggregated unit's type (SPS comes first in a keyframe)
+            key = len(payload) > 3 and payload[3] & 0x1F in (5, 7)
+        elif nal_type == 28:
+            key = payload[1] & 0x1F == 5
+        else:
+            key = nal_type in (5, 7)
+    return ReceivedPacket(packet.sequence_number, timestamp, bool(packet.marker), payload, starts, key)
 
 
 class _TapQueue:
@@ -169,8 +257,12 @@ class _MarkerJitterBuffer:
         emit: Callable[[JitterFrame, int], None],
         capacity: int = 512,
         max_wait: int = 96,
+        on_packet: Callable[[Any], None] | None = None,
     ) -> None:
         self._emit = emit
+        self._on_packet = on_packet
+        """Every packet the receiver hands over, before reassembly (late copies too: they fill a hole in what
+        was forwarded)."""
         self._codecs = codecs
         """Codec names by payload type, to recognise the first packet of a frame."""
         self._on_gap = on_gap or (lambda: None)
@@ -192,6 +284,8 @@ class _MarkerJitterBuffer:
         seq: int = packet.sequence_number
         if self.ssrc is None:
             self.ssrc = packet.ssrc
+        if self._on_packet is not None:
+            self._on_packet(packet)
         if self._next is None:
             # Not in step yet: a frame begins with a packet that says so, or right after one that ends a frame.
             if _starts_frame(self._codecs.get(packet.payload_type), packet.payload):
@@ -357,13 +451,19 @@ def _transceiver_of(pc: RTCPeerConnection, receiver: RTCRtpReceiver) -> RTCRtpTr
 
 
 def tap_receiver(
-    pc: RTCPeerConnection, track: MediaStreamTrack, on_frame: FrameHandler, on_gap: GapHandler | None = None
+    pc: RTCPeerConnection,
+    track: MediaStreamTrack,
+    on_frame: FrameHandler,
+    on_gap: GapHandler | None = None,
+    on_packet: PacketHandler | None = None,
 ) -> ReceiverTap:
     """Take a remote track's encoded frames before its decoder.
 
     Call it from `pc.on("track")`, which aiortc fires inside `setRemoteDescription` before the receiver starts:
     later, the decoder thread would already hold the original queue. `on_frame` runs in the event loop for each
-    complete frame; `on_gap` when video packets were lost for good (the next frames need a keyframe first).
+    complete frame; `on_gap` when video packets were lost for good (the next frames need a keyframe first);
+    `on_packet` (video) for every RTP packet as it arrives, before its frame is complete, on the frames'
+    timeline (late retransmissions too, out of order).
     """
     receiver = receiver_for_track(pc, track)
     if getattr(receiver, "_RTCRtpReceiver__started", False):
@@ -378,16 +478,26 @@ def tap_receiver(
     if track.kind == "video":
         negotiated = getattr(_transceiver_of(pc, receiver), "_codecs", None) or []
         by_type = {int(c.payloadType): c for c in negotiated}
-        mapper = getattr(receiver, _TIMESTAMP_MAPPER)
+        names = {pt: str(c.name) for pt, c in by_type.items()}
+        unwrap = _Unwrapper()
 
         def emit(frame: JitterFrame, payload_type: int) -> None:
             # What the receiver does with a frame its buffer returns: map the timestamp, queue it for decoding.
             codec = by_type.get(payload_type)
             if codec is not None:
-                frame.timestamp = mapper.map(frame.timestamp)
+                frame.timestamp = unwrap.map(frame.timestamp)
                 tap_queue.put((codec, frame))
 
-        buffer = _MarkerJitterBuffer(on_gap, {pt: str(c.name) for pt, c in by_type.items()}, emit)
+        forward: Callable[[Any], None] | None = None
+        if on_packet is not None:
+            handler = on_packet
+
+            def forward(packet: Any) -> None:
+                received = _packet_of(names.get(packet.payload_type), packet, unwrap.map(packet.timestamp))
+                if received is not None:
+                    handler(received)
+
+        buffer = _MarkerJitterBuffer(on_gap, names, emit, on_packet=forward)
     setattr(receiver, _JITTER_BUFFER, buffer)
     setattr(receiver, _DECODER_QUEUE, tap_queue)
     return ReceiverTap(receiver, track.kind, buffer)

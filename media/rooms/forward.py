@@ -38,6 +38,7 @@ from protocol.media import IceServer
 from protocol.meeting import Codec, Source
 from rtc.aiortc_adapter import (
     ReceivedFrame,
+    ReceivedPacket,
     VideoCodec,
     force_codecs,
     tap_receiver,
@@ -92,8 +93,12 @@ class ForwardingPlane:
         *,
         on_level: LevelCallback,
         on_feed: Callable[[Feed, bool], None],
+        by_packet: bool = True,
     ) -> None:
+        """`by_packet`: video goes to subscribers packet by packet as it arrives (`media.forwarding`, "Per-packet
+        forwarding"); False: frame by frame, once each frame is whole (what the node did before; kept to compare)."""
         self.room = room
+        self.by_packet = by_packet
         self.codec = codec
         self._clock = clock
         self._ice = [RTCIceServer(urls=s.urls, username=s.username, credential=s.credential) for s in ice_servers]
@@ -132,6 +137,7 @@ class ForwardingPlane:
             clock=self._clock,
             clock_rate=48_000 if kind == "audio" else 90_000,
             request_keyframe=request_keyframe if kind == "video" else None,
+            by_packet=self.by_packet,
         )
         if kind == "audio":
 
@@ -144,7 +150,8 @@ class ForwardingPlane:
             def on_frame(frame: ReceivedFrame) -> None:
                 self._push(source, frame)
 
-        tap = tap_receiver(pc, track, on_frame, source.lost)
+        on_packet = (lambda packet: self._push_packet(source, packet)) if source.by_packet else None
+        tap = tap_receiver(pc, track, on_frame, source.lost, on_packet)
         old = self.sources.get(feed)
         self.sources[feed] = source
         if old is not None:
@@ -163,6 +170,15 @@ class ForwardingPlane:
             self.push_errors += 1
             if self.push_errors <= 3:
                 logger.exception("%s: forwarding a frame of %s failed", self.room, source.name)
+
+    def _push_packet(self, source: CoreSource, packet: ReceivedPacket) -> None:
+        """As `_push`, for one RTP packet forwarded before its frame is complete."""
+        try:
+            source.push_packet(packet)
+        except Exception:
+            self.push_errors += 1
+            if self.push_errors <= 3:
+                logger.exception("%s: forwarding a packet of %s failed", self.room, source.name)
 
     def unpublish(self, feed: Feed) -> None:
         source = self.sources.pop(feed, None)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import fractions
+import itertools
 from collections.abc import Awaitable, Callable, Iterator
 
 import av
@@ -33,7 +34,7 @@ def loopback() -> Iterator[None]:
 class Node:
     """The node's side: one publisher connection feeding a source, one connection per subscriber."""
 
-    def __init__(self) -> None:
+    def __init__(self, by_packet: bool = False) -> None:
         self.clock = SystemClock()
         self.pc = peer()
         self.source: Source | None = None
@@ -41,7 +42,7 @@ class Node:
 
         @self.pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
-            self.source, _ = source_from_track(self.pc, track, name="cam-1", clock=self.clock)
+            self.source, _ = source_from_track(self.pc, track, name="cam-1", clock=self.clock, by_packet=by_packet)
 
     async def subscribe(self, counter: Counter, path: str = "stock") -> Sink:
         """A WHEP-style exchange: the subscriber offers to receive video, the node answers with a sink."""
@@ -51,7 +52,7 @@ class Node:
         self.subscribers.append(pc)
         await counter.pc.setLocalDescription(await counter.pc.createOffer())
         await pc.setRemoteDescription(counter.pc.localDescription)
-        if path == "direct":
+        if path in ("direct", "packets"):
             sink = add_direct_sink(pc, lambda out: Sink("viewer", "video", clock=self.clock, output=out))
         else:
             sink = Sink("viewer", "video", clock=self.clock)
@@ -97,14 +98,15 @@ def drop_one_incoming(pc: RTCPeerConnection, nth: int) -> dict[str, int]:
     return seen
 
 
-PATHS = pytest.mark.parametrize("path", ["stock", "direct"])
+PATHS = pytest.mark.parametrize("path", ["stock", "direct", "packets"])
+"""stock: aiortc's sender; direct: the fast send path, frame by frame; packets: the fast path, packet by packet."""
 
 
 @PATHS
 async def test_subscribers_get_the_publishers_frames_as_sent_and_a_late_one_starts_from_the_cache(path: str) -> None:
     loop = await h264_loop()
     publisher = Publisher(loop)
-    node = Node()
+    node = Node(by_packet=path == "packets")
     early, late = Counter(), Counter()
     async with closing(publisher.pc, early.pc, late.pc):
         try:
@@ -137,7 +139,7 @@ async def test_subscribers_get_the_publishers_frames_as_sent_and_a_late_one_star
 @PATHS
 async def test_a_subscribers_pli_reaches_the_publisher(path: str) -> None:
     publisher = Publisher(await h264_loop())
-    node = Node()
+    node = Node(by_packet=path == "packets")
     viewer = Counter()
     async with closing(publisher.pc, viewer.pc):
         try:
@@ -159,7 +161,7 @@ async def test_a_subscribers_pli_reaches_the_publisher(path: str) -> None:
 async def test_a_packet_lost_to_a_subscriber_is_retransmitted_from_the_senders_history(path: str) -> None:
     """NACK and RTX for forwarded packets: aiortc's sender keeps what it sent and answers the subscriber's NACK."""
     publisher = Publisher(await h264_loop())
-    node = Node()
+    node = Node(by_packet=path == "packets")
     viewer = Counter()
     async with closing(publisher.pc, viewer.pc):
         try:
@@ -191,7 +193,7 @@ async def test_audio_is_forwarded_packet_for_packet(path: str) -> None:
 
     @node_pc.on("track")
     def on_track(remote: MediaStreamTrack) -> None:
-        sources.append(source_from_track(node_pc, remote, name="mic", clock=clock)[0])
+        sources.append(source_from_track(node_pc, remote, name="mic", clock=clock, by_packet=path == "packets")[0])
 
     listener = Counter()
     viewer_pc = peer()
@@ -203,7 +205,7 @@ async def test_audio_is_forwarded_packet_for_packet(path: str) -> None:
         listener.pc.addTransceiver("audio", direction="recvonly")
         await listener.pc.setLocalDescription(await listener.pc.createOffer())
         await viewer_pc.setRemoteDescription(listener.pc.localDescription)
-        if path == "direct":
+        if path in ("direct", "packets"):
             sink = add_direct_sink(viewer_pc, lambda out: Sink("ear", "audio", clock=clock, output=out), kind="audio")
         else:
             sink = Sink("ear", "audio", clock=clock)
@@ -252,7 +254,7 @@ async def test_vp8_is_forwarded_frame_for_frame_and_a_late_subscriber_starts_on_
 
     @node_pc.on("track")
     def on_track(remote: MediaStreamTrack) -> None:
-        sources.append(source_from_track(node_pc, remote, name="cam-vp8", clock=clock)[0])
+        sources.append(source_from_track(node_pc, remote, name="cam-vp8", clock=clock, by_packet=path == "packets")[0])
 
     viewer = Counter()
     viewer_pc = peer()
@@ -268,7 +270,7 @@ async def test_vp8_is_forwarded_frame_for_frame_and_a_late_subscriber_starts_on_
         adapter.force_codecs(transceiver, VideoCodec.VP8)
         await viewer.pc.setLocalDescription(await viewer.pc.createOffer())
         await viewer_pc.setRemoteDescription(viewer.pc.localDescription)
-        if path == "direct":
+        if path in ("direct", "packets"):
             sink = add_direct_sink(
                 viewer_pc, lambda out: Sink("v", "video", clock=clock, output=out), video_codec=VideoCodec.VP8
             )
@@ -287,17 +289,18 @@ async def test_vp8_is_forwarded_frame_for_frame_and_a_late_subscriber_starts_on_
         await source.close()
 
 
-async def test_the_direct_path_keeps_the_sender_reports_in_step() -> None:
+@pytest.mark.parametrize("path", ["direct", "packets"])
+async def test_the_direct_path_keeps_the_sender_reports_in_step(path: str) -> None:
     """RTCP sender reports on the direct path count the packets and bytes it sent (aiortc's sender writes them
     from counters the direct path keeps up to date): a subscriber's stats see them."""
     publisher = Publisher(await h264_loop())
-    node = Node()
+    node = Node(by_packet=path == "packets")
     viewer = Counter()
     async with closing(publisher.pc, viewer.pc):
         try:
             await negotiate(publisher.pc, node.pc)
             await eventually(lambda: node.source is not None and node.pc.connectionState == "connected")
-            sink = await node.subscribe(viewer, "direct")
+            sink = await node.subscribe(viewer, path)
             await eventually(lambda: viewer.pc.connectionState == "connected")
             await feed(publisher, 10, until=lambda: len(viewer.frames) == len(publisher.sent))
             output = sink._out
@@ -316,19 +319,22 @@ async def test_the_direct_path_keeps_the_sender_reports_in_step() -> None:
             await node.close()
 
 
-async def test_a_sink_pointed_before_the_answer_waits_and_the_publishers_other_subscribers_keep_receiving() -> None:
+@pytest.mark.parametrize("path", ["direct", "packets"])
+async def test_a_sink_pointed_before_the_answer_waits_and_the_publishers_other_subscribers_keep_receiving(
+    path: str,
+) -> None:
     """The node adds an m-line for a subscriber and points its sink at once, before the subscriber's answer gave the
     direct output a codec: frames are dropped (counted) for that sink only, then it starts on a keyframe."""
     publisher = Publisher(await h264_loop())
-    node = Node()
+    node = Node(by_packet=path == "packets")
     other, renegotiated = Counter(), Counter()
     async with closing(publisher.pc, other.pc, renegotiated.pc):
         try:
             await negotiate(publisher.pc, node.pc)
             await eventually(lambda: node.source is not None and node.pc.connectionState == "connected")
             assert node.source is not None
-            await node.subscribe(other, "direct")
-            await node.subscribe(renegotiated, "direct")
+            await node.subscribe(other, path)
+            await node.subscribe(renegotiated, path)
             await eventually(
                 lambda: other.pc.connectionState == "connected" and renegotiated.pc.connectionState == "connected"
             )
@@ -353,5 +359,146 @@ async def test_a_sink_pointed_before_the_answer_waits_and_the_publishers_other_s
             assert [both.count(data) for data in publisher.sent[48:52]] == [1, 1, 2, 2]
             assert [f.data for f in other.frames] == publisher.sent
             assert early.stats.unnegotiated == 8 and early.stats.gated == 42  # frames 8 to 49
+        finally:
+            await node.close()
+
+
+def record_incoming(pc: RTCPeerConnection, hold: Callable[[RtpPacket], bool] | None = None) -> list[RtpPacket]:
+    """Every RTP packet that reaches `pc` (decrypted, as sent), in arrival order; with `hold`, the packets for
+    which it returns True are kept back (not passed to the receiver) in `held` until `release` is called."""
+    transport = pc.getTransceivers()[0].receiver.transport
+    handle: Callable[[bytes, int], Awaitable[None]] = transport._handle_rtp_data
+    seen: list[RtpPacket] = []
+
+    async def recording(data: bytes, arrival_time_ms: int) -> None:
+        packet = RtpPacket.parse(data)
+        seen.append(packet)
+        if hold is not None and hold(packet):
+            return
+        await handle(data, arrival_time_ms)
+
+    transport._handle_rtp_data = recording  # type: ignore[method-assign]
+    return seen
+
+
+def contiguous(packets: list[RtpPacket], media_pt: int) -> bool:
+    seqs = [p.sequence_number for p in packets if p.payload_type == media_pt]
+    return all((b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(seqs))
+
+
+async def test_packet_by_packet_a_frame_goes_out_before_it_is_whole() -> None:
+    """The node holds back the last packet of a frame (and its retransmissions): on the per-packet path the
+    subscriber already has the frame's other packets, although the node has not got the frame; once the packet
+    comes, the frame completes at the subscriber, byte for byte."""
+    publisher = Publisher(await h264_loop())
+    node = Node(by_packet=True)
+    viewer = Counter()
+    holding = {"on": False}
+    held: list[RtpPacket] = []
+
+    def hold(packet: RtpPacket) -> bool:
+        if holding["on"] and (packet.marker or packet.payload_type != media_pt[0]):
+            held.append(packet)
+            return True
+        return False
+
+    media_pt = [0]
+    async with closing(publisher.pc, viewer.pc):
+        try:
+            await negotiate(publisher.pc, node.pc)
+            await eventually(lambda: node.source is not None and node.pc.connectionState == "connected")
+            incoming = record_incoming(node.pc, hold)
+            sink = await node.subscribe(viewer, "packets")
+            assert sink.by_packet
+            await eventually(lambda: viewer.pc.connectionState == "connected")
+            await feed(publisher, 50, until=lambda: len(viewer.frames) == len(publisher.sent))
+            media_pt[0] = incoming[-1].payload_type
+            arriving = record_incoming(viewer.pc)
+            assert node.source is not None
+            frames_in = node.source.stats.frames_in
+            holding["on"] = True
+            publisher.push_frame()  # frame 50: a keyframe of several packets
+            await eventually(lambda: len(held) >= 1)
+            first_ts = held[0].timestamp
+            parts = [p for p in incoming if p.timestamp == first_ts and p.payload_type == media_pt[0]]
+            assert len(parts) >= 3, "the frame spans several packets"
+            # Everything but the held last packet went through, and the node has no whole frame yet.
+            await eventually(lambda: len(arriving) == len(parts) - 1)
+            assert node.source.stats.frames_in == frames_in and len(viewer.frames) == 50
+            holding["on"] = False
+            original = held[0]
+            await node.pc.getTransceivers()[0].receiver.transport._handle_rtp_data(original.serialize(), 0)
+            await eventually(lambda: len(viewer.frames) == 51)
+            assert [f.data for f in viewer.frames] == publisher.sent
+            assert node.source.stats.frames_in == frames_in + 1
+        finally:
+            await node.close()
+
+
+async def test_packet_by_packet_sequence_numbers_stay_contiguous_across_starts_and_repoints() -> None:
+    """A subscriber's sequence numbers have no jump from its start on the GOP cache (packetized frames) to the
+    live packets, nor across a re-point to another publisher gated to its keyframe, nor back again."""
+    first, second = Publisher(await h264_loop()), Publisher(await h264_loop())
+    one, two = Node(by_packet=True), Node(by_packet=True)
+    viewer = Counter()
+    async with closing(first.pc, second.pc, viewer.pc):
+        try:
+            await negotiate(first.pc, one.pc)
+            await negotiate(second.pc, two.pc)
+            await eventually(lambda: one.source is not None and two.source is not None)
+            await eventually(lambda: one.pc.connectionState == two.pc.connectionState == "connected")
+            assert one.source is not None and two.source is not None
+            await feed(first, 5, until=lambda: one.source is not None and one.source.stats.frames_in == len(first.sent))
+            sink = await one.subscribe(viewer, "packets")  # starts on the cache: frames 0-4
+            await eventually(lambda: viewer.pc.connectionState == "connected")
+            arriving = record_incoming(viewer.pc)
+            await eventually(lambda: len(viewer.frames) == 5)
+            await feed(first, 5, until=lambda: len(viewer.frames) == len(first.sent))
+            await feed(
+                second, 10, until=lambda: two.source is not None and two.source.stats.frames_in == len(second.sent)
+            )
+            sink.point(two.source, use_cache=False)  # gated: second's next keyframe is its frame 50
+            await feed(
+                second, 40, until=lambda: two.source is not None and two.source.stats.frames_in == len(second.sent)
+            )
+            assert len(viewer.frames) == 10 and sink.stats.gated == 40
+            await feed(second, 5, until=lambda: len(viewer.frames) == 10 + len(second.sent) - 50)
+            assert [f.data for f in viewer.frames[10:]] == second.sent[50:55]
+            sink.point(one.source)  # back, on first's cache (frames 0-9) then live
+            await eventually(lambda: len(viewer.frames) == 25)
+            await feed(first, 3, until=lambda: len(viewer.frames) == 25 + len(first.sent) - 10)
+            assert [f.data for f in viewer.frames[25:]] == first.sent[10:13]
+            pt = arriving[0].payload_type
+            assert contiguous(arriving, pt), [p.sequence_number for p in arriving]
+            stamps = [f.timestamp for f in viewer.frames]
+            assert stamps == sorted(stamps), "one timeline across the re-points"
+            assert viewer.gaps == 0
+        finally:
+            await one.close()
+            await two.close()
+
+
+@PATHS
+async def test_a_packet_lost_upstream_is_asked_for_from_the_publisher_and_forwarded(path: str) -> None:
+    """The node loses a publisher's packet: its receiver NACKs the publisher, the RTX copy comes, and the
+    subscriber gets every frame as sent (on the per-packet path the late copy fills its place in the stream)."""
+    publisher = Publisher(await h264_loop())
+    node = Node(by_packet=path == "packets")
+    viewer = Counter()
+    async with closing(publisher.pc, viewer.pc):
+        try:
+            await negotiate(publisher.pc, node.pc)
+            await eventually(lambda: node.source is not None and node.pc.connectionState == "connected")
+            await node.subscribe(viewer, path)
+            await eventually(lambda: viewer.pc.connectionState == "connected")
+            await feed(publisher, 2, until=lambda: len(viewer.frames) == len(publisher.sent))
+            seen = drop_one_incoming(node.pc, nth=3)
+            await feed(publisher, 10)
+            await eventually(lambda: len(viewer.frames) == len(publisher.sent))
+            assert seen["dropped_seq"] >= 0
+            assert seen["payload_types"] == 2, "the lost packet came back from the publisher as RTX"
+            assert [f.data for f in viewer.frames] == publisher.sent
+            assert viewer.gaps == 0
+            assert node.source is not None and node.source.stats.gaps == 0
         finally:
             await node.close()
