@@ -73,6 +73,8 @@ class FakeProvider:
     """Claims to override (or add) in the next ID tokens."""
     header: dict[str, Any] = field(default_factory=dict)
     """Header fields to override in the next ID tokens (e.g. kid)."""
+    omit_kid: bool = False
+    """Next ID tokens carry no `kid` in their header."""
     mode: str = "rs256"
     """rs256, es256, none (alg none, no signature), hs256 (HMAC keyed with the public key), other_key (signed with
     a key that is not published, under the published kid)."""
@@ -202,12 +204,14 @@ class FakeProvider:
         claims |= {k: v for k, v in grant.user.items() if k not in self.id_token_claims_only_in_userinfo}
         claims |= self.tweak
         header: dict[str, Any] = {"alg": "RS256", "kid": self.key.kid} | self.header
+        if self.mode == "es256":
+            header |= {"alg": "ES256", "kid": self.ec_key.kid}
+        if self.omit_kid:
+            del header["kid"]
         if self.mode == "rs256":
             return jwt.encode(header, claims, self.key, algorithms=["RS256"])
         if self.mode == "es256":
-            return jwt.encode(
-                header | {"alg": "ES256", "kid": self.ec_key.kid}, claims, self.ec_key, algorithms=["ES256"]
-            )
+            return jwt.encode(header, claims, self.ec_key, algorithms=["ES256"])
         if self.mode == "other_key":
             return jwt.encode(header, claims, new_rsa_key(str(self.key.kid)), algorithms=["RS256"])
         if self.mode == "none":
