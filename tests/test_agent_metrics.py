@@ -123,33 +123,39 @@ async def test_metrics_scrape_is_valid_and_complete(aiohttp_client: AiohttpClien
     assert lint == "", lint
 
     label = f'camera="{CAMERA}"'
-    assert value(text, f"ketnoi_agent_camera_up{{{label}}}") == 1
+    camera = {  # ketnoi_agent_camera_<name>{camera="..."}: the recorder's and image health's figures
+        "up": 1,
+        "frames_total": 1500,
+        "received_bytes_total": 15_000_000,
+        "frames_per_second": 25,
+        "receive_rate_bytes_per_second": 250_000,
+        "keyframe_interval_seconds": 2,
+        "last_packet_age_seconds": 10,  # clock at 1000
+        "gap_seconds_total": 3.5,
+        "stalls_total": 2,
+        "segments_written_total": 1,
+        "recording_lag_seconds": 0.4,
+        "image_frozen": 1,
+        "image_dark": 0,
+        "image_sharpness": 450,
+        "image_sample_age_seconds": 3,
+    }
+    assert {name: value(text, f"ketnoi_agent_camera_{name}{{{label}}}") for name in camera} == camera
     assert value(text, f'ketnoi_agent_camera_state{{{label},state="recording"}}') == 1
     assert value(text, f'ketnoi_agent_camera_state{{{label},state="stalled"}}') == 0
-    assert value(text, f"ketnoi_agent_camera_frames_total{{{label}}}") == 1500
-    assert value(text, f"ketnoi_agent_camera_received_bytes_total{{{label}}}") == 15_000_000
-    assert value(text, f"ketnoi_agent_camera_frames_per_second{{{label}}}") == 25
-    assert value(text, f"ketnoi_agent_camera_receive_rate_bytes_per_second{{{label}}}") == 250_000
-    assert value(text, f"ketnoi_agent_camera_keyframe_interval_seconds{{{label}}}") == 2
-    assert value(text, f"ketnoi_agent_camera_last_packet_age_seconds{{{label}}}") == 10  # clock at 1000
-    assert value(text, f"ketnoi_agent_camera_gap_seconds_total{{{label}}}") == 3.5
-    assert value(text, f"ketnoi_agent_camera_stalls_total{{{label}}}") == 2
-    assert value(text, f"ketnoi_agent_camera_segments_written_total{{{label}}}") == 1
-    assert value(text, f"ketnoi_agent_camera_recording_lag_seconds{{{label}}}") == 0.4
-    assert value(text, f"ketnoi_agent_camera_image_frozen{{{label}}}") == 1
-    assert value(text, f"ketnoi_agent_camera_image_dark{{{label}}}") == 0
-    assert value(text, f"ketnoi_agent_camera_image_sharpness{{{label}}}") == 450
-    assert value(text, f"ketnoi_agent_camera_image_sample_age_seconds{{{label}}}") == 3
     assert value(text, 'ketnoi_agent_camera_up{camera="0b6c9a4e-2222-4a6b-9a51-000000000002"}') == 0
     # Storage, read at scrape time: 10000 bytes, 6000 used by other files, 1000 by the one recording.
-    assert value(text, "ketnoi_agent_recordings_volume_free_bytes") == 3000
-    assert value(text, "ketnoi_agent_recordings_volume_floor_bytes") == 5000
-    assert value(text, "ketnoi_agent_recordings_floor_breached") == 1
-    assert value(text, "ketnoi_agent_recordings_bytes") == 1000
-    assert value(text, "ketnoi_agent_recordings_oldest_age_seconds") == 3 * 3600
-    assert value(text, 'ketnoi_agent_recordings_write_errors_total{kind="io"}') == 1
-    assert value(text, 'ketnoi_agent_recordings_deleted_segments_total{reason="floor"}') == 0
-    assert value(text, 'ketnoi_agent_build_info{version="0.1.0"}') == 1
+    agent = {
+        "ketnoi_agent_recordings_volume_free_bytes": 3000,
+        "ketnoi_agent_recordings_volume_floor_bytes": 5000,
+        "ketnoi_agent_recordings_floor_breached": 1,
+        "ketnoi_agent_recordings_bytes": 1000,
+        "ketnoi_agent_recordings_oldest_age_seconds": 3 * 3600,
+        'ketnoi_agent_recordings_write_errors_total{kind="io"}': 1,
+        'ketnoi_agent_recordings_deleted_segments_total{reason="floor"}': 0,
+        'ketnoi_agent_build_info{version="0.1.0"}': 1,
+    }
+    assert {name: value(text, name) for name in agent} == agent
 
     # Labels come from fixed sets: camera ids, states, reasons, kinds; never a URL or a password.
     assert "rtsp" not in text and "p%40ss" not in text and "127.0.1.5" not in text
