@@ -1,5 +1,7 @@
 """The people API: my API tokens, user administration, the audit log, classes, children, guardians,
-consents, and the roster import. Every route goes through `Routes.add` with its policy.
+consents, and the roster import. Every route goes through `Routes.add` with its policy; most have one shape
+(check the input, call a service in a session, answer its dict) and are added by `add_json` from a table of
+what differs: method, path, the call, policy, input model, answer model and status.
 
 Errors are {"error": "..."} with a 4xx status. Bodies are JSON objects checked by pydantic (extra fields
 refused), except the import, whose body is the file itself.
@@ -9,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import date
 from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from controller import state
 from controller.db.models import Role
@@ -43,7 +48,17 @@ from controller.people.importer import RosterImportError
 from controller.people.roster import RosterError
 from controller.people.tabular import TableError, read_table
 from controller.people.users import Actor, UserAdminError
-from controller.security.access import ADMINS, MAX_ID, TECHNICIANS, Kind, Policy, Routes, Scope, principal_of
+from controller.security.access import (
+    ADMINS,
+    MAX_ID,
+    TECHNICIANS,
+    Handler,
+    Kind,
+    Policy,
+    Routes,
+    Scope,
+    principal_of,
+)
 from controller.web import jsonbody
 from controller.web.errors import error
 from controller.web.jsonbody import BodyError, parse_json, parse_query
@@ -110,140 +125,6 @@ class StaffBody(_Strict):
     user_id: int
 
 
-BadBody = BodyError
-"""The people routes' name for `jsonbody.BodyError` (one rule for bodies and queries: see controller.web.jsonbody)."""
-
-
-async def parse(request: web.Request, model: type[Body]) -> Body:
-    return await parse_json(request, model, MAX_JSON_BYTES)
-
-
-def actor_of(request: web.Request) -> Actor:
-    return Actor(principal_of(request), request.remote, request.app[state.CLOCK].now())
-
-
-def _id(request: web.Request, name: str) -> int:
-    return int(request.match_info[name])
-
-
-# -- API tokens ---------------------------------------------------------------------------------------------
-async def list_tokens(request: web.Request) -> web.StreamResponse:
-    principal = principal_of(request)
-    async with request.app[state.DB]() as session:
-        mine = await tokens.list_for(session, principal.user_id, request.app[state.CLOCK].now())
-    return web.json_response({"tokens": [tokens.token_dict(token) for token in mine]})
-
-
-async def create_token(request: web.Request) -> web.StreamResponse:
-    actor = actor_of(request)
-    if actor.principal.token_id is not None:
-        return error(403, "an API token cannot make API tokens: sign in")
-    try:
-        body = await parse(request, NewTokenBody)
-    except BadBody as exc:
-        return error(exc.status, exc.message)
-    async with request.app[state.DB].begin() as session:
-        try:
-            made = await tokens.create(session, actor.principal.user_id, name=body.name, days=body.days, now=actor.now)
-        except tokens.TokenError as exc:
-            return error(409, str(exc))
-        users.record(session, actor, "token.create", f"token:{made.token.id}", name=made.token.name)
-        shown = {**tokens.token_dict(made.token), "token": made.secret}
-    return web.json_response(shown, status=201)
-
-
-async def revoke_token(request: web.Request) -> web.StreamResponse:
-    actor = actor_of(request)
-    async with request.app[state.DB].begin() as session:
-        token = await tokens.revoke(session, actor.principal.user_id, _id(request, "token_id"), actor.now)
-        if token is None:
-            return error(404, "no such token")
-        users.record(session, actor, "token.revoke", f"token:{token.id}")
-        shown = tokens.token_dict(token)
-    return web.json_response(shown)
-
-
-# -- users ----------------------------------------------------------------------------------------------------
-async def list_users(request: web.Request) -> web.StreamResponse:
-    try:
-        wanted = parse_query(UsersQuery, dict(request.query))
-    except BadBody as exc:
-        return error(exc.status, exc.message)
-    async with request.app[state.DB]() as session:
-        found = await users.visible_users(session, principal_of(request), search=wanted.q, offset=wanted.offset)
-    return web.json_response({"users": [users.user_dict(user) for user in found]})
-
-
-async def create_user(request: web.Request) -> web.StreamResponse:
-    try:
-        body = await parse(request, NewUserBody)
-    except BadBody as exc:
-        return error(exc.status, exc.message)
-    async with request.app[state.DB].begin() as session:
-        try:
-            user, password = await users.create(
-                session, request.app[state.PASSWORDS], actor_of(request), username=body.username, role=body.role,
-                unit_id=body.unit_id, display_name=body.display_name,
-            )  # fmt: skip
-        except UserAdminError as exc:
-            return error(exc.status, str(exc))
-        shown = {**users.user_dict(user), "password": password}
-    return web.json_response(shown, status=201)
-
-
-async def get_user(request: web.Request) -> web.StreamResponse:
-    async with request.app[state.DB]() as session:
-        try:
-            user = await users.get_user(session, actor_of(request), _id(request, "user_id"))
-        except UserAdminError as exc:
-            return error(exc.status, str(exc))
-        return web.json_response(users.user_dict(user))
-
-
-async def change_role(request: web.Request) -> web.StreamResponse:
-    try:
-        body = await parse(request, RoleBody)
-    except BadBody as exc:
-        return error(exc.status, exc.message)
-    async with request.app[state.DB].begin() as session:
-        try:
-            user = await users.change_role(
-                session, actor_of(request), _id(request, "user_id"), role=body.role, unit_id=body.unit_id
-            )
-        except UserAdminError as exc:
-            return error(exc.status, str(exc))
-        return web.json_response(users.user_dict(user))
-
-
-async def _set_disabled(request: web.Request, disabled: bool) -> web.StreamResponse:
-    async with request.app[state.DB].begin() as session:
-        try:
-            user = await users.set_disabled(session, actor_of(request), _id(request, "user_id"), disabled=disabled)
-        except UserAdminError as exc:
-            return error(exc.status, str(exc))
-        return web.json_response(users.user_dict(user))
-
-
-async def disable_user(request: web.Request) -> web.StreamResponse:
-    return await _set_disabled(request, True)
-
-
-async def enable_user(request: web.Request) -> web.StreamResponse:
-    return await _set_disabled(request, False)
-
-
-async def reset_password(request: web.Request) -> web.StreamResponse:
-    async with request.app[state.DB].begin() as session:
-        try:
-            user, password = await users.reset_password(
-                session, request.app[state.PASSWORDS], actor_of(request), _id(request, "user_id")
-            )
-        except UserAdminError as exc:
-            return error(exc.status, str(exc))
-        return web.json_response({**users.user_dict(user), "password": password})
-
-
-# -- audit log ------------------------------------------------------------------------------------------------
 class UsersQuery(BaseModel):
     """GET /api/users: a search and a page."""
 
@@ -276,9 +157,167 @@ class ImportQuery(BaseModel):
     filename: str = Field(default="", max_length=255, description="the file's name: .xlsx is read as XLSX")
 
 
-def audit_filter(query: Any) -> audit_view.AuditFilter:
-    """The filter from a query string; BadBody (422) naming what is wrong."""
-    wanted = parse_query(AuditQuery, dict(query))
+BadBody = BodyError
+"""The people routes' name for `jsonbody.BodyError` (one rule for bodies and queries: see controller.web.jsonbody)."""
+
+
+async def parse(request: web.Request, model: type[Body]) -> Body:
+    return await parse_json(request, model, MAX_JSON_BYTES)
+
+
+def actor_of(request: web.Request) -> Actor:
+    return Actor(principal_of(request), request.remote, request.app[state.CLOCK].now())
+
+
+def _id(request: web.Request, name: str) -> int:
+    return int(request.match_info[name])
+
+
+# -- the common shape: check the input, call the service, answer --------------------------------------------
+Given = TypeVar("Given", bound=BaseModel)
+Shown = dict[str, Any]
+Call = Callable[[AsyncSession, web.Request, Given], Awaitable[Shown]]
+"""What a route of the common shape does: the service call in `session`, given the checked input; the JSON answer."""
+
+
+class NoInput(_Strict):
+    """The input of a route that reads neither a body nor its query string (neither is looked at)."""
+
+
+class RouteError(Exception):
+    """A refusal a route's call decides itself, answered as {"error": message} with `status`."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+REFUSALS = (UserAdminError, RosterError, RouteError)
+"""What a call may raise to refuse: each carries the status to answer with, and its message is the error."""
+
+
+def _session(request: web.Request, write: bool) -> AbstractAsyncContextManager[AsyncSession]:
+    db = request.app[state.DB]
+    return db.begin() if write else db()
+
+
+def json_handler(method: str, call: Call[Given], given: type[Given], status: int = 200) -> Handler:
+    """The handler of a route of the common shape. A POST reads `given` from its JSON body and calls in a
+    transaction; a GET reads it from the query string and calls in a plain session (`NoInput`: nothing is read).
+    Input refused: BadBody's status and message. A refusal (REFUSALS) is answered from inside the session, as
+    each route did before this shape was shared."""
+    write = method == "POST"
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        try:
+            if given is NoInput:
+                wanted = given()
+            elif write:
+                wanted = await parse(request, given)
+            else:
+                wanted = parse_query(given, dict(request.query))
+        except BadBody as exc:
+            return error(exc.status, exc.message)
+        async with _session(request, write) as session:
+            try:
+                shown = await call(session, request, wanted)
+            except REFUSALS as exc:
+                return error(exc.status, str(exc))
+        return web.json_response(shown, status=status)
+
+    handle.__name__ = handle.__qualname__ = getattr(call, "__name__", "handle")
+    return handle
+
+
+def add_json(
+    routes: Routes, method: str, path: str, call: Call[Given], policy: Policy, given: type[Given],
+    answer: type[BaseModel], status: int = 200,
+) -> None:  # fmt: skip
+    """Adds a route of the common shape (`json_handler`); OpenAPI documents `given` as the body of a POST or
+    the query of a GET, and `answer` as the JSON of a success."""
+    documented = None if given is NoInput else given
+    body, query = (documented, None) if method == "POST" else (None, documented)
+    routes.add(method, path, json_handler(method, call, given, status), policy, body=body, query=query, response=answer)
+
+
+# -- API tokens ---------------------------------------------------------------------------------------------
+async def list_tokens(session: AsyncSession, request: web.Request, _: NoInput) -> Shown:
+    mine = await tokens.list_for(session, principal_of(request).user_id, request.app[state.CLOCK].now())
+    return {"tokens": [tokens.token_dict(token) for token in mine]}
+
+
+async def create_token(request: web.Request) -> web.StreamResponse:
+    # Not of the common shape: an API token is refused before the body is read, and TokenError is a 409.
+    actor = actor_of(request)
+    if actor.principal.token_id is not None:
+        return error(403, "an API token cannot make API tokens: sign in")
+    try:
+        body = await parse(request, NewTokenBody)
+    except BadBody as exc:
+        return error(exc.status, exc.message)
+    async with request.app[state.DB].begin() as session:
+        try:
+            made = await tokens.create(session, actor.principal.user_id, name=body.name, days=body.days, now=actor.now)
+        except tokens.TokenError as exc:
+            return error(409, str(exc))
+        users.record(session, actor, "token.create", f"token:{made.token.id}", name=made.token.name)
+        shown = {**tokens.token_dict(made.token), "token": made.secret}
+    return web.json_response(shown, status=201)
+
+
+async def revoke_token(session: AsyncSession, request: web.Request, _: NoInput) -> Shown:
+    actor = actor_of(request)
+    token = await tokens.revoke(session, actor.principal.user_id, _id(request, "token_id"), actor.now)
+    if token is None:
+        raise RouteError("no such token", 404)
+    users.record(session, actor, "token.revoke", f"token:{token.id}")
+    return tokens.token_dict(token)
+
+
+# -- users ----------------------------------------------------------------------------------------------------
+async def list_users(session: AsyncSession, request: web.Request, wanted: UsersQuery) -> Shown:
+    found = await users.visible_users(session, principal_of(request), search=wanted.q, offset=wanted.offset)
+    return {"users": [users.user_dict(user) for user in found]}
+
+
+async def create_user(session: AsyncSession, request: web.Request, body: NewUserBody) -> Shown:
+    user, password = await users.create(
+        session, request.app[state.PASSWORDS], actor_of(request), username=body.username, role=body.role,
+        unit_id=body.unit_id, display_name=body.display_name,
+    )  # fmt: skip
+    return {**users.user_dict(user), "password": password}
+
+
+async def get_user(session: AsyncSession, request: web.Request, _: NoInput) -> Shown:
+    return users.user_dict(await users.get_user(session, actor_of(request), _id(request, "user_id")))
+
+
+async def change_role(session: AsyncSession, request: web.Request, body: RoleBody) -> Shown:
+    user = await users.change_role(
+        session, actor_of(request), _id(request, "user_id"), role=body.role, unit_id=body.unit_id
+    )
+    return users.user_dict(user)
+
+
+async def disable_user(session: AsyncSession, request: web.Request, _: NoInput) -> Shown:
+    user = await users.set_disabled(session, actor_of(request), _id(request, "user_id"), disabled=True)
+    return users.user_dict(user)
+
+
+async def enable_user(session: AsyncSession, request: web.Request, _: NoInput) -> Shown:
+    user = await users.set_disabled(session, actor_of(request), _id(request, "user_id"), disabled=False)
+    return users.user_dict(user)
+
+
+async def reset_password(session: AsyncSession, request: web.Request, _: NoInput) -> Shown:
+    user, password = await users.reset_password(
+        session, request.app[state.PASSWORDS], actor_of(request), _id(request, "user_id")
+    )
+    return {**users.user_dict(user), "password": password}
+
+
+# -- audit log ------------------------------------------------------------------------------------------------
+def audit_filter(wanted: AuditQuery) -> audit_view.AuditFilter:
     return audit_view.AuditFilter(
         actor=wanted.actor.strip(),
         action=wanted.action.strip(),
@@ -289,179 +328,102 @@ def audit_filter(query: Any) -> audit_view.AuditFilter:
     )
 
 
-async def list_audit(request: web.Request) -> web.StreamResponse:
-    try:
-        wanted = audit_filter(request.query)
-    except BadBody as exc:
-        return error(exc.status, exc.message)
-    async with request.app[state.DB]() as session:
-        found = await audit_view.page(session, wanted)
-    return web.json_response(
-        {"entries": [audit_view.entry_dict(e) for e in found.entries], "next_before_id": found.next_before_id}
-    )
+async def list_audit(session: AsyncSession, request: web.Request, wanted: AuditQuery) -> Shown:
+    found = await audit_view.page(session, audit_filter(wanted))
+    return {"entries": [audit_view.entry_dict(e) for e in found.entries], "next_before_id": found.next_before_id}
 
 
 # -- classes and children -------------------------------------------------------------------------------------
-async def list_classes(request: web.Request) -> web.StreamResponse:
-    async with request.app[state.DB]() as session:
-        try:
-            await roster.school(session, _id(request, "unit_id"))
-        except RosterError as exc:
-            return error(exc.status, str(exc))
-        found = await roster.classes_of(session, _id(request, "unit_id"))
-    return web.json_response({"classes": [roster.class_dict(klass) for klass in found]})
+async def list_classes(session: AsyncSession, request: web.Request, _: NoInput) -> Shown:
+    await roster.school(session, _id(request, "unit_id"))
+    found = await roster.classes_of(session, _id(request, "unit_id"))
+    return {"classes": [roster.class_dict(klass) for klass in found]}
 
 
-async def create_class(request: web.Request) -> web.StreamResponse:
-    try:
-        body = await parse(request, NewClassBody)
-    except BadBody as exc:
-        return error(exc.status, exc.message)
-    async with request.app[state.DB].begin() as session:
-        try:
-            klass = await roster.create_class(
-                session, actor_of(request), _id(request, "unit_id"), school_year=body.school_year, name=body.name
-            )
-        except RosterError as exc:
-            return error(exc.status, str(exc))
-        return web.json_response(roster.class_dict(klass), status=201)
+async def create_class(session: AsyncSession, request: web.Request, body: NewClassBody) -> Shown:
+    klass = await roster.create_class(
+        session, actor_of(request), _id(request, "unit_id"), school_year=body.school_year, name=body.name
+    )
+    return roster.class_dict(klass)
 
 
-async def get_class(request: web.Request) -> web.StreamResponse:
-    async with request.app[state.DB]() as session:
-        try:
-            klass = await roster.get_class(session, _id(request, "class_id"))
-        except RosterError as exc:
-            return error(exc.status, str(exc))
-        children = await roster.children_of_class(session, klass.id)
-        consented = await roster.class_fully_consented(session, klass.id)
-    return web.json_response(
-        {**roster.class_dict(klass), "children": [roster.child_dict(c) for c in children], "all_consented": consented}
+async def get_class(session: AsyncSession, request: web.Request, _: NoInput) -> Shown:
+    klass = await roster.get_class(session, _id(request, "class_id"))
+    children = await roster.children_of_class(session, klass.id)
+    consented = await roster.class_fully_consented(session, klass.id)
+    return {
+        **roster.class_dict(klass),
+        "children": [roster.child_dict(c) for c in children],
+        "all_consented": consented,
+    }
+
+
+async def assign_staff(session: AsyncSession, request: web.Request, body: StaffBody) -> Shown:
+    await roster.assign_staff(session, actor_of(request), _id(request, "class_id"), body.user_id)
+    return {"class_id": _id(request, "class_id"), "user_id": body.user_id}
+
+
+async def create_child(session: AsyncSession, request: web.Request, body: NewChildBody) -> Shown:
+    child = await roster.create_child(
+        session, actor_of(request), _id(request, "unit_id"), code=body.code, full_name=body.full_name,
+        date_of_birth=body.date_of_birth, class_id=body.class_id,
+    )  # fmt: skip
+    return roster.child_dict(child)
+
+
+async def get_child(session: AsyncSession, request: web.Request, _: NoInput) -> Shown:
+    child = await roster.get_child(session, _id(request, "child_id"))
+    shown: Shown = roster.child_dict(child)
+    shown["consents"] = [roster.consent_dict(c) for c in await roster.consents_of(session, child.id)]
+    if principal_of(request).role is not Role.PARENT:
+        shown["guardians"] = [
+            {"user_id": user.id, "username": user.username, "display_name": user.display_name,
+             "relationship": link.relationship, "revoked": link.revoked_at is not None}
+            for link, user in await roster.guardians_of(session, child.id)
+        ]  # fmt: skip
+        shown["placements"] = [
+            {"class_id": p.class_id, "started_at": p.started_at.isoformat(),
+             "ended_at": p.ended_at.isoformat() if p.ended_at else None}
+            for p in await roster.placements(session, child.id)
+        ]  # fmt: skip
+    return shown
+
+
+async def move_child(session: AsyncSession, request: web.Request, body: MoveBody) -> Shown:
+    return roster.child_dict(
+        await roster.move_child(session, actor_of(request), _id(request, "child_id"), body.class_id)
     )
 
 
-async def assign_staff(request: web.Request) -> web.StreamResponse:
-    try:
-        body = await parse(request, StaffBody)
-    except BadBody as exc:
-        return error(exc.status, exc.message)
-    async with request.app[state.DB].begin() as session:
-        try:
-            await roster.assign_staff(session, actor_of(request), _id(request, "class_id"), body.user_id)
-        except RosterError as exc:
-            return error(exc.status, str(exc))
-    return web.json_response({"class_id": _id(request, "class_id"), "user_id": body.user_id}, status=201)
+async def link_guardian(session: AsyncSession, request: web.Request, body: GuardianBody) -> Shown:
+    await roster.link_guardian(
+        session, actor_of(request), _id(request, "child_id"), user_id=body.user_id, relationship=body.relationship
+    )
+    return {"child_id": _id(request, "child_id"), "user_id": body.user_id}
 
 
-async def create_child(request: web.Request) -> web.StreamResponse:
-    try:
-        body = await parse(request, NewChildBody)
-    except BadBody as exc:
-        return error(exc.status, exc.message)
-    async with request.app[state.DB].begin() as session:
-        try:
-            child = await roster.create_child(
-                session, actor_of(request), _id(request, "unit_id"), code=body.code, full_name=body.full_name,
-                date_of_birth=body.date_of_birth, class_id=body.class_id,
-            )  # fmt: skip
-        except RosterError as exc:
-            return error(exc.status, str(exc))
-        return web.json_response(roster.child_dict(child), status=201)
+async def revoke_guardian(session: AsyncSession, request: web.Request, _: NoInput) -> Shown:
+    await roster.revoke_guardian(session, actor_of(request), _id(request, "child_id"), _id(request, "guardian_id"))
+    return {"revoked": True}
 
 
-async def get_child(request: web.Request) -> web.StreamResponse:
-    parent = principal_of(request).role is Role.PARENT
-    async with request.app[state.DB]() as session:
-        try:
-            child = await roster.get_child(session, _id(request, "child_id"))
-        except RosterError as exc:
-            return error(exc.status, str(exc))
-        shown: dict[str, Any] = roster.child_dict(child)
-        shown["consents"] = [roster.consent_dict(c) for c in await roster.consents_of(session, child.id)]
-        if not parent:
-            shown["guardians"] = [
-                {"user_id": user.id, "username": user.username, "display_name": user.display_name,
-                 "relationship": link.relationship, "revoked": link.revoked_at is not None}
-                for link, user in await roster.guardians_of(session, child.id)
-            ]  # fmt: skip
-            shown["placements"] = [
-                {"class_id": p.class_id, "started_at": p.started_at.isoformat(),
-                 "ended_at": p.ended_at.isoformat() if p.ended_at else None}
-                for p in await roster.placements(session, child.id)
-            ]  # fmt: skip
-    return web.json_response(shown)
-
-
-async def move_child(request: web.Request) -> web.StreamResponse:
-    try:
-        body = await parse(request, MoveBody)
-    except BadBody as exc:
-        return error(exc.status, exc.message)
-    async with request.app[state.DB].begin() as session:
-        try:
-            child = await roster.move_child(session, actor_of(request), _id(request, "child_id"), body.class_id)
-        except RosterError as exc:
-            return error(exc.status, str(exc))
-        return web.json_response(roster.child_dict(child))
-
-
-async def link_guardian(request: web.Request) -> web.StreamResponse:
-    try:
-        body = await parse(request, GuardianBody)
-    except BadBody as exc:
-        return error(exc.status, exc.message)
-    async with request.app[state.DB].begin() as session:
-        try:
-            await roster.link_guardian(
-                session, actor_of(request), _id(request, "child_id"), user_id=body.user_id,
-                relationship=body.relationship,
-            )  # fmt: skip
-        except RosterError as exc:
-            return error(exc.status, str(exc))
-    return web.json_response({"child_id": _id(request, "child_id"), "user_id": body.user_id}, status=201)
-
-
-async def revoke_guardian(request: web.Request) -> web.StreamResponse:
-    async with request.app[state.DB].begin() as session:
-        try:
-            await roster.revoke_guardian(
-                session, actor_of(request), _id(request, "child_id"), _id(request, "guardian_id")
-            )
-        except RosterError as exc:
-            return error(exc.status, str(exc))
-    return web.json_response({"revoked": True})
-
-
-async def record_consent(request: web.Request) -> web.StreamResponse:
-    try:
-        body = await parse(request, ConsentBody)
-    except BadBody as exc:
-        return error(exc.status, exc.message)
+async def record_consent(session: AsyncSession, request: web.Request, body: ConsentBody) -> Shown:
     actor = actor_of(request)
     given_by = actor.principal.actor if actor.principal.role is Role.PARENT else body.given_by
-    async with request.app[state.DB].begin() as session:
-        try:
-            consent = await roster.record_consent(session, actor, _id(request, "child_id"), given_by=given_by)
-        except RosterError as exc:
-            return error(exc.status, str(exc))
-        return web.json_response(roster.consent_dict(consent), status=201)
+    consent = await roster.record_consent(session, actor, _id(request, "child_id"), given_by=given_by)
+    return roster.consent_dict(consent)
 
 
-async def withdraw_consent(request: web.Request) -> web.StreamResponse:
-    async with request.app[state.DB].begin() as session:
-        try:
-            consent = await roster.withdraw_consent(
-                session, actor_of(request), _id(request, "child_id"), _id(request, "consent_id")
-            )
-        except RosterError as exc:
-            return error(exc.status, str(exc))
-        return web.json_response(roster.consent_dict(consent))
+async def withdraw_consent(session: AsyncSession, request: web.Request, _: NoInput) -> Shown:
+    consent = await roster.withdraw_consent(
+        session, actor_of(request), _id(request, "child_id"), _id(request, "consent_id")
+    )
+    return roster.consent_dict(consent)
 
 
-async def my_children(request: web.Request) -> web.StreamResponse:
-    async with request.app[state.DB]() as session:
-        found = await roster.children_of_parent(session, principal_of(request).user_id)
-    return web.json_response({"children": [roster.child_dict(child) for child in found]})
+async def my_children(session: AsyncSession, request: web.Request, _: NoInput) -> Shown:
+    found = await roster.children_of_parent(session, principal_of(request).user_id)
+    return {"children": [roster.child_dict(child) for child in found]}
 
 
 # -- roster import --------------------------------------------------------------------------------------------
@@ -526,116 +488,57 @@ async def import_roster(request: web.Request) -> web.StreamResponse:
 
 def add_routes(routes: Routes) -> None:
     api = Kind.API
-    routes.add("GET", "/api/tokens", list_tokens, Policy(EVERYONE), response=TokensOut)
-    routes.add("POST", "/api/tokens", create_token, Policy(EVERYONE), body=NewTokenBody, response=NewTokenOut)
-    routes.add("POST", "/api/tokens/{token_id:\\d+}/revoke", revoke_token, Policy(EVERYONE), response=TokenOut)
+    everyone, technicians = Policy(EVERYONE), Policy(TECHNICIANS)
+    user = Policy(TECHNICIANS, api, Scope.USER)
+    unit_read, unit_write = Policy(SCHOOL_READ, api, Scope.UNIT), Policy(SCHOOL_WRITE, api, Scope.UNIT)
+    class_read, class_write = Policy(SCHOOL_READ, api, Scope.CLASS), Policy(SCHOOL_WRITE, api, Scope.CLASS)
+    child_read, child_write = Policy(CHILD_READ, api, Scope.CHILD), Policy(SCHOOL_WRITE, api, Scope.CHILD)
+    consent = Policy(CONSENT_WRITE, api, Scope.CHILD)
 
-    routes.add("GET", "/api/users", list_users, Policy(TECHNICIANS), query=UsersQuery, response=UsersOut)
-    routes.add("POST", "/api/users", create_user, Policy(TECHNICIANS), body=NewUserBody, response=UserWithPasswordOut)
-    routes.add("GET", "/api/users/{user_id:\\d+}", get_user, Policy(TECHNICIANS, api, Scope.USER), response=UserOut)
-    routes.add(
-        "POST",
-        "/api/users/{user_id:\\d+}/role",
-        change_role,
-        Policy(TECHNICIANS, api, Scope.USER),
-        body=RoleBody,
-        response=UserOut,
-    )
-    routes.add(
-        "POST",
-        "/api/users/{user_id:\\d+}/disable",
-        disable_user,
-        Policy(TECHNICIANS, api, Scope.USER),
-        response=UserOut,
-    )
-    routes.add(
-        "POST", "/api/users/{user_id:\\d+}/enable", enable_user, Policy(TECHNICIANS, api, Scope.USER), response=UserOut
-    )
-    routes.add(
-        "POST",
-        "/api/users/{user_id:\\d+}/reset-password",
-        reset_password,
-        Policy(TECHNICIANS, api, Scope.USER),
-        response=UserWithPasswordOut,
-    )
-    routes.add("GET", "/api/audit", list_audit, Policy(ADMINS), query=AuditQuery, response=AuditPageOut)
+    # routes, method, path, call, policy, input (body or query), answer, status
+    add_json(routes, "GET", "/api/tokens", list_tokens, everyone, NoInput, TokensOut)
+    routes.add("POST", "/api/tokens", create_token, everyone, body=NewTokenBody, response=NewTokenOut)
+    add_json(routes, "POST", "/api/tokens/{token_id:\\d+}/revoke", revoke_token, everyone, NoInput, TokenOut)
 
-    routes.add(
-        "GET",
-        "/api/units/{unit_id:\\d+}/classes",
-        list_classes,
-        Policy(SCHOOL_READ, api, Scope.UNIT),
-        response=ClassesOut,
+    add_json(routes, "GET", "/api/users", list_users, technicians, UsersQuery, UsersOut)
+    add_json(routes, "POST", "/api/users", create_user, technicians, NewUserBody, UserWithPasswordOut, 201)
+    add_json(routes, "GET", "/api/users/{user_id:\\d+}", get_user, user, NoInput, UserOut)
+    add_json(routes, "POST", "/api/users/{user_id:\\d+}/role", change_role, user, RoleBody, UserOut)
+    add_json(routes, "POST", "/api/users/{user_id:\\d+}/disable", disable_user, user, NoInput, UserOut)
+    add_json(routes, "POST", "/api/users/{user_id:\\d+}/enable", enable_user, user, NoInput, UserOut)
+    add_json(
+        routes, "POST", "/api/users/{user_id:\\d+}/reset-password", reset_password, user, NoInput, UserWithPasswordOut
     )
-    routes.add(
-        "POST",
-        "/api/units/{unit_id:\\d+}/classes",
-        create_class,
-        Policy(SCHOOL_WRITE, api, Scope.UNIT),
-        body=NewClassBody,
-        response=ClassOut,
+    add_json(routes, "GET", "/api/audit", list_audit, Policy(ADMINS), AuditQuery, AuditPageOut)
+
+    add_json(routes, "GET", "/api/units/{unit_id:\\d+}/classes", list_classes, unit_read, NoInput, ClassesOut)
+    add_json(routes, "POST", "/api/units/{unit_id:\\d+}/classes", create_class, unit_write, NewClassBody, ClassOut, 201)
+    add_json(
+        routes, "POST", "/api/units/{unit_id:\\d+}/children", create_child, unit_write, NewChildBody, ChildOut, 201
     )
-    routes.add(
-        "POST",
-        "/api/units/{unit_id:\\d+}/children",
-        create_child,
-        Policy(SCHOOL_WRITE, api, Scope.UNIT),
-        body=NewChildBody,
-        response=ChildOut,
+    add_json(routes, "GET", "/api/classes/{class_id:\\d+}", get_class, class_read, NoInput, ClassDetailOut)
+    add_json(
+        routes, "POST", "/api/classes/{class_id:\\d+}/staff", assign_staff, class_write, StaffBody, StaffAssignedOut,
+        201,
+    )  # fmt: skip
+    add_json(routes, "GET", "/api/children/{child_id:\\d+}", get_child, child_read, NoInput, ChildDetailOut)
+    add_json(routes, "POST", "/api/children/{child_id:\\d+}/move", move_child, child_write, MoveBody, ChildOut)
+    add_json(
+        routes, "POST", "/api/children/{child_id:\\d+}/guardians", link_guardian, child_write, GuardianBody,
+        GuardianLinkedOut, 201,
+    )  # fmt: skip
+    add_json(
+        routes, "POST", "/api/children/{child_id:\\d+}/guardians/{guardian_id:\\d+}/revoke", revoke_guardian,
+        child_write, NoInput, RevokedOut,
+    )  # fmt: skip
+    add_json(
+        routes, "POST", "/api/children/{child_id:\\d+}/consents", record_consent, consent, ConsentBody, ConsentOut, 201
     )
-    routes.add(
-        "GET", "/api/classes/{class_id:\\d+}", get_class, Policy(SCHOOL_READ, api, Scope.CLASS), response=ClassDetailOut
-    )
-    routes.add(
-        "POST",
-        "/api/classes/{class_id:\\d+}/staff",
-        assign_staff,
-        Policy(SCHOOL_WRITE, api, Scope.CLASS),
-        body=StaffBody,
-        response=StaffAssignedOut,
-    )
-    routes.add(
-        "GET", "/api/children/{child_id:\\d+}", get_child, Policy(CHILD_READ, api, Scope.CHILD), response=ChildDetailOut
-    )
-    routes.add(
-        "POST",
-        "/api/children/{child_id:\\d+}/move",
-        move_child,
-        Policy(SCHOOL_WRITE, api, Scope.CHILD),
-        body=MoveBody,
-        response=ChildOut,
-    )
-    routes.add(
-        "POST",
-        "/api/children/{child_id:\\d+}/guardians",
-        link_guardian,
-        Policy(SCHOOL_WRITE, api, Scope.CHILD),
-        body=GuardianBody,
-        response=GuardianLinkedOut,
-    )
-    routes.add(
-        "POST",
-        "/api/children/{child_id:\\d+}/guardians/{guardian_id:\\d+}/revoke",
-        revoke_guardian,
-        Policy(SCHOOL_WRITE, api, Scope.CHILD),
-        response=RevokedOut,
-    )
-    routes.add(
-        "POST",
-        "/api/children/{child_id:\\d+}/consents",
-        record_consent,
-        Policy(CONSENT_WRITE, api, Scope.CHILD),
-        body=ConsentBody,
-        response=ConsentOut,
-    )
-    routes.add(
-        "POST",
-        "/api/children/{child_id:\\d+}/consents/{consent_id:\\d+}/withdraw",
-        withdraw_consent,
-        Policy(CONSENT_WRITE, api, Scope.CHILD),
-        response=ConsentOut,
-    )
-    routes.add("GET", "/api/my/children", my_children, Policy(frozenset({Role.PARENT})), response=ChildrenOut)
+    add_json(
+        routes, "POST", "/api/children/{child_id:\\d+}/consents/{consent_id:\\d+}/withdraw", withdraw_consent,
+        consent, NoInput, ConsentOut,
+    )  # fmt: skip
+    add_json(routes, "GET", "/api/my/children", my_children, Policy(frozenset({Role.PARENT})), NoInput, ChildrenOut)
     routes.add(
         "POST",
         "/api/import",
