@@ -1,7 +1,8 @@
 """The browser's side of one sign-in attempt: a short-lived signed cookie from which `state`, `nonce` and the
 PKCE verifier are derived.
 
-The cookie holds a random seed, when the attempt began and where to go after it, signed with a key derived from
+The cookie holds a random seed, when the attempt began, where to go after it and, for an attempt started from the
+account page to link the signed-in user's Department account, that user's id, signed with a key derived from
 the server's secret key for this use alone. `state`, `nonce` and the verifier are HMACs of the seed, so they are
 not in the cookie (the verifier never leaves the server but for the token call), nothing is stored server-side,
 and any replica can finish the attempt. The callback deletes the cookie; the provider refuses a second use of the
@@ -50,6 +51,8 @@ class Attempt:
     started: datetime
     next_path: str
     key: bytes
+    link_user: int | None = None
+    """Set when a signed-in user started the attempt to link their account (the callback links, not signs in)."""
 
     def _derive(self, what: bytes) -> str:
         return _b64(hmac.new(self.key, what + b"\0" + self.seed.encode(), hashlib.sha256).digest())
@@ -72,7 +75,10 @@ class Attempt:
         return _b64(hashlib.sha256(self.verifier.encode("ascii")).digest())
 
     def cookie(self) -> str:
-        body = _b64(json.dumps([self.seed, int(self.started.timestamp()), self.next_path]).encode())
+        fields: list[object] = [self.seed, int(self.started.timestamp()), self.next_path]
+        if self.link_user is not None:
+            fields.append(self.link_user)
+        body = _b64(json.dumps(fields).encode())
         return f"{body}.{_b64(hmac.new(self.key, body.encode(), hashlib.sha256).digest())}"
 
 
@@ -80,8 +86,8 @@ def _key(secret_key: bytes) -> bytes:
     return hmac.new(secret_key, _PURPOSE, hashlib.sha256).digest()
 
 
-def begin(secret_key: bytes, now: datetime, next_path: str) -> Attempt:
-    return Attempt(secrets.token_urlsafe(32), now.replace(microsecond=0), next_path, _key(secret_key))
+def begin(secret_key: bytes, now: datetime, next_path: str, link_user: int | None = None) -> Attempt:
+    return Attempt(secrets.token_urlsafe(32), now.replace(microsecond=0), next_path, _key(secret_key), link_user)
 
 
 def resume(secret_key: bytes, cookie: str | None, now: datetime) -> Attempt:
@@ -94,15 +100,18 @@ def resume(secret_key: bytes, cookie: str | None, now: datetime) -> Attempt:
     if not hmac.compare_digest(signature.encode(), expected.encode()):
         raise AttemptError("no_attempt")
     try:
-        seed, started, next_path = json.loads(_unb64(body))
+        seed, started, next_path, *rest = json.loads(_unb64(body))
         begun = datetime.fromtimestamp(int(started), tz=now.tzinfo)
     except (ValueError, TypeError, OverflowError):
         raise AttemptError("no_attempt") from None
-    if not isinstance(seed, str) or not isinstance(next_path, str):
+    link_user = rest[0] if len(rest) == 1 else None
+    if not isinstance(seed, str) or not isinstance(next_path, str) or len(rest) > 1:
+        raise AttemptError("no_attempt")
+    if rest and (not isinstance(link_user, int) or isinstance(link_user, bool)):
         raise AttemptError("no_attempt")
     if now - begun > LIFETIME or begun - now > timedelta(minutes=1):
         raise AttemptError("expired")
-    return Attempt(seed, begun, next_path, key)
+    return Attempt(seed, begun, next_path, key, link_user)
 
 
 def state_matches(attempt: Attempt, state: str | None) -> bool:

@@ -1,9 +1,12 @@
-"""`GET /signin/sso` (to the provider) and `GET /signin/sso/callback` (back from it): both public pages.
+"""`GET /signin/sso` (to the provider) and `GET /signin/sso/callback` (back from it): both public pages; and
+`POST /account/sso/link`, a signed-in user's way to the provider to link their Department account.
 
 The callback checks the attempt cookie and `state`, trades the code (with the PKCE verifier and the client
-secret), validates the ID token, maps the person to a local user and starts a session exactly as a password
-sign-in does (the old session ended, a new id, the same cookie, an audit entry `signin.sso`). Every failure is a
-page in Vietnamese (English with ?lang=en) with a 4xx or 502, and an audit entry `signin.sso.failed`.
+secret), validates the ID token, then either maps the person to a local user and starts a session through
+`controller.security.signin`, as a password sign-in does (audit `signin.sso`), or, for an attempt begun from the
+account page, links the person to the user who began it if that user is still the one signed in (audit
+`sso.link`; a person linked to someone else is refused). Every failure is a page in Vietnamese (English with
+?lang=en) with a 4xx or 502, and an audit entry `signin.sso.failed` (`sso.link.failed` when linking).
 """
 
 from __future__ import annotations
@@ -22,102 +25,25 @@ from joserfc.jwk import KeySet
 from common.config import ConfigError
 from controller import audit, state
 from controller.config import ControllerConfig
-from controller.db.models import Role
-from controller.security import sessions
-from controller.security.access import TECHNICIANS, Kind, Routes, public
-from controller.sso import flow, idtoken, users
+from controller.db.models import Role, User
+from controller.security import sessions, signin
+from controller.security.access import Kind, Policy, Routes, principal_of, public
+from controller.sso import flow, idtoken, links, text, users
 from controller.sso.flow import AttemptError
 from controller.sso.idtoken import IdTokenError
 from controller.sso.provider import ClientCredentials, Provider, ProviderError
-from controller.web import booking_pages
 from controller.web.i18n import language
 
 logger = logging.getLogger(__name__)
 
 START_PATH = "/signin/sso"
 CALLBACK_PATH = "/signin/sso/callback"
+LINK_PATH = "/account/sso/link"
+ACCOUNT_PATH = "/account"
 PROVIDER: web.AppKey[Provider] = web.AppKey("sso_provider", Provider)
 CLIENT: web.AppKey[ClientCredentials] = web.AppKey("sso_client", ClientCredentials)
 
-TEXT: dict[str, tuple[str, str]] = {
-    "title": ("Đăng nhập bằng tài khoản Sở", "Sign in with the Department account"),
-    "not_configured": (
-        "Đăng nhập bằng tài khoản Sở chưa được cấu hình.",
-        "Sign-in with the Department account is not configured.",
-    ),
-    "provider_down": (
-        "Không kết nối được với hệ thống đăng nhập của Sở. Vui lòng thử lại sau, hoặc đăng nhập bằng mật khẩu.",
-        "The Department's sign-in service cannot be reached. Please try again later, or sign in with a password.",
-    ),
-    "state": (
-        "Yêu cầu đăng nhập không hợp lệ (có thể được mở từ một trang khác). Vui lòng đăng nhập lại.",
-        "This sign-in request is not valid (it may have come from another page). Please sign in again.",
-    ),
-    "expired": (
-        "Yêu cầu đăng nhập đã hết hạn. Vui lòng đăng nhập lại.",
-        "The sign-in request expired. Please sign in again.",
-    ),
-    "denied": (
-        "Hệ thống đăng nhập của Sở đã không cho phép đăng nhập.",
-        "The Department's sign-in service did not allow the sign-in.",
-    ),
-    "code_refused": (
-        "Mã đăng nhập không còn hiệu lực (đã được dùng hoặc đã hết hạn). Vui lòng đăng nhập lại.",
-        "The sign-in code is no longer valid (already used, or expired). Please sign in again.",
-    ),
-    "invalid_token": (
-        "Thông tin đăng nhập nhận từ Sở không hợp lệ. Vui lòng đăng nhập lại hoặc báo quản trị viên.",
-        "The sign-in answer from the Department is not valid. Please sign in again, or tell an administrator.",
-    ),
-    "unknown_user": (
-        "Tài khoản Sở này chưa được liên kết với tài khoản nào trong hệ thống. Vui lòng liên hệ quản trị viên.",
-        "This Department account is not linked to an account here. Please contact an administrator.",
-    ),
-    "no_role": (
-        "Tài khoản Sở của bạn không thuộc nhóm nào được phép dùng hệ thống này.",
-        "Your Department account is in no group allowed to use this system.",
-    ),
-    "disabled": ("Tài khoản này đã bị vô hiệu hoá.", "This account is disabled."),
-    "bad_mapping": (
-        "Cấu hình đăng nhập bằng tài khoản Sở có lỗi. Vui lòng báo quản trị viên.",
-        "Single sign-on is misconfigured. Please tell an administrator.",
-    ),
-    "last_admin": (
-        "Tài khoản Sở cho vai trò khác, nhưng đây là quản trị viên cuối cùng: vai trò không được đổi. Vui lòng báo "
-        "quản trị viên hệ thống đăng nhập của Sở.",
-        "The Department account gives another role, but this is the last administrator: the role is not changed. "
-        "Please tell the Department's sign-in administrators.",
-    ),
-    "too_many": ("Quá nhiều lần thử. Vui lòng đợi một phút.", "Too many attempts. Please wait a minute."),
-    "again": ("Đăng nhập lại", "Sign in again"),
-}
-_PAGE_OF_REASON = {
-    "not_configured": ("not_configured", 404),
-    "unreachable": ("provider_down", 502),
-    "too_large": ("provider_down", 502),
-    "malformed": ("provider_down", 502),
-    "bad_discovery": ("provider_down", 502),
-    "bad_jwks": ("provider_down", 502),
-    "refused": ("code_refused", 400),
-    "no_attempt": ("state", 400),
-    "state": ("state", 400),
-    "expired": ("expired", 400),
-    "denied": ("denied", 403),
-    "unknown_user": ("unknown_user", 403),
-    "not_linked": ("unknown_user", 403),
-    "bad_username": ("unknown_user", 403),
-    "no_role": ("no_role", 403),
-    "disabled": ("disabled", 403),
-    "bad_mapping": ("bad_mapping", 403),
-    "last_admin": ("last_admin", 409),
-    "too_many": ("too_many", 429),
-}
 _CALLBACK_IN_LOG = re.compile(re.escape(CALLBACK_PATH) + r"\?[^ \"]*")
-
-
-def text(key: str, lang: str) -> str:
-    pair = TEXT[key]
-    return pair[1] if lang == "en" else pair[0]
 
 
 class _RedactCallback(logging.Filter):
@@ -136,12 +62,13 @@ class _RedactCallback(logging.Filter):
 _REDACT = _RedactCallback()
 
 
-def _error(request: web.Request, reason: str) -> web.Response:
-    key, status = _PAGE_OF_REASON.get(reason, ("invalid_token", 403))
+def _error(request: web.Request, reason: str, *, linking: bool = False) -> web.Response:
+    key, status = text.PAGE_OF_REASON.get(reason, ("invalid_token", 403))
     lang = language(request)
     response = request.app[state.RENDERER].render(
-        request, "sso_error.html", status=status, title=text("title", lang), message=text(key, lang),
-        again=text("again", lang), reason=reason,
+        request, "sso_error.html", status=status, title=text.text("link_title" if linking else "title", lang),
+        message=text.text(key, lang), again=text.text("back_to_account" if linking else "again", lang),
+        again_href=ACCOUNT_PATH if linking else "/signin", reason=reason,
     )  # fmt: skip
     _forget_attempt(response, request.app[state.CONFIG])
     return response
@@ -164,17 +91,27 @@ def redirect_uri(config: ControllerConfig) -> str:
 
 async def start(request: web.Request) -> web.StreamResponse:
     """Send the browser to the Department's provider (authorization code flow with PKCE)."""
+    return await _to_provider(request, _safe_next(request.query.get("next")), link_user=None)
+
+
+async def start_link(request: web.Request) -> web.StreamResponse:
+    """Send a signed-in user to the Department's provider to link their account to this one."""
+    return await _to_provider(request, ACCOUNT_PATH, link_user=principal_of(request).user_id)
+
+
+async def _to_provider(request: web.Request, next_path: str, *, link_user: int | None) -> web.StreamResponse:
     app = request.app
     config = app[state.CONFIG]
+    linking = link_user is not None
     if not config.sso_enabled:
-        return _error(request, "not_configured")
+        return _error(request, "not_configured", linking=linking)
     try:
         metadata = await app[PROVIDER].metadata()
     except ProviderError as exc:
-        return _error(request, exc.reason)
-    attempt = flow.begin(app[state.SECRET_KEY], app[state.CLOCK].now(), _safe_next(request.query.get("next")))
+        return _error(request, exc.reason, linking=linking)
+    attempt = flow.begin(app[state.SECRET_KEY], app[state.CLOCK].now(), next_path, link_user)
     scopes = ["openid", *(s for s in config.sso_scopes if s != "openid")]
-    query = urlencode({
+    query = {
         "response_type": "code",
         "client_id": config.sso_client_id,
         "redirect_uri": redirect_uri(config),
@@ -183,9 +120,11 @@ async def start(request: web.Request) -> web.StreamResponse:
         "nonce": attempt.nonce,
         "code_challenge": attempt.challenge,
         "code_challenge_method": "S256",
-    })  # fmt: skip
+    }
+    if linking:
+        query["prompt"] = "login"  # the person says at the provider which account to link, even if signed in there
     separator = "&" if "?" in metadata.authorization_endpoint else "?"
-    response = web.HTTPFound(f"{metadata.authorization_endpoint}{separator}{query}")
+    response = web.HTTPFound(f"{metadata.authorization_endpoint}{separator}{urlencode(query)}")
     response.set_cookie(
         flow.cookie_name(config),
         attempt.cookie(),
@@ -199,7 +138,7 @@ async def start(request: web.Request) -> web.StreamResponse:
 
 
 async def callback(request: web.Request) -> web.StreamResponse:
-    """Back from the provider: check, trade the code, validate the ID token, map the user, start a session."""
+    """Back from the provider: check, trade the code, validate the ID token, then sign in or link."""
     app = request.app
     config, now, address = app[state.CONFIG], app[state.CLOCK].now(), request.remote or "unknown"
     if not config.sso_enabled:
@@ -210,39 +149,53 @@ async def callback(request: web.Request) -> web.StreamResponse:
         attempt = flow.resume(app[state.SECRET_KEY], request.cookies.get(flow.cookie_name(config)), now)
     except AttemptError as exc:
         return await _failed(request, exc.reason)
+    linking = attempt.link_user is not None
     if not flow.state_matches(attempt, request.query.get("state")):
-        return await _failed(request, "state")
+        return await _failed(request, "state", linking=linking)
     if "error" in request.query:
-        return await _failed(request, "denied")
+        return await _failed(request, "denied", linking=linking)
     code = request.query.get("code", "")
     if not code or len(code) > 2048:
-        return await _failed(request, "state")
+        return await _failed(request, "state", linking=linking)
     try:
         claims = await _claims(app, config, code, attempt)
-    except ProviderError as exc:
-        return await _failed(request, exc.reason)
-    except IdTokenError as exc:
-        return await _failed(request, exc.reason)
+    except (ProviderError, IdTokenError) as exc:
+        return await _failed(request, exc.reason, linking=linking)
+    if attempt.link_user is not None:
+        return await _link(request, attempt.link_user, str(claims["sub"]))
     issuer = app[PROVIDER].issuer
     try:
         async with app[state.DB].begin() as session:
             user = await users.sign_in(session, config, claims, issuer=issuer, now=now, address=address)
-            old = request.cookies.get(sessions.cookie_name(config))
-            if old:
-                previous = await sessions.resolve(session, old, now, config)
-                if previous is not None:
-                    await sessions.end(session, previous.session_id)
-            token = await sessions.start(session, user, now, address)
-            audit.record(session, at=now, actor=f"user:{user.username}", action="signin.sso", address=address,
-                         details={"issuer": issuer, "role": user.role.value, "unit_id": user.unit_id})  # fmt: skip
+            details = {"issuer": issuer, "role": user.role.value, "unit_id": user.unit_id}
+            token = await signin.start(session, request, user, now=now, action="signin.sso", details=details)
             role = user.role
     except users.Refusal as exc:
         return await _failed(request, exc.reason, subject=str(claims.get("sub", "")))
-    next_path = attempt.next_path
-    if next_path == "/" and role not in TECHNICIANS:
-        next_path = booking_pages.landing(Role(role))
-    response = web.HTTPSeeOther(next_path)
-    sessions.set_cookie(response, config, token)
+    response = signin.redirect(request, token, attempt.next_path, Role(role))
+    _forget_attempt(response, config)
+    raise response
+
+
+async def _link(request: web.Request, user_id: int, subject: str) -> web.StreamResponse:
+    """Link the person to the user who began the attempt, if they are still the one signed in."""
+    app = request.app
+    config, now, issuer = app[state.CONFIG], app[state.CLOCK].now(), app[PROVIDER].issuer
+    cookie = request.cookies.get(sessions.cookie_name(config))
+    reason, actor = "link_session", "anonymous"
+    async with app[state.DB].begin() as session:
+        principal = await sessions.resolve(session, cookie, now, config) if cookie else None
+        user = await session.get(User, user_id) if principal is not None and principal.user_id == user_id else None
+        if principal is not None and user is not None:
+            actor = principal.actor
+            try:
+                await links.link(session, user, issuer, subject, actor=actor, now=now, address=request.remote)
+                reason = ""
+            except links.LinkError as exc:
+                reason = exc.reason
+    if reason:
+        return await _failed(request, reason, subject=subject, linking=True, actor=actor)
+    response = web.HTTPSeeOther(f"{ACCOUNT_PATH}?done=linked")
     _forget_attempt(response, config)
     raise response
 
@@ -265,9 +218,9 @@ async def _claims(app: web.Application, config: ControllerConfig, code: str, att
         nonce=attempt.nonce,
         now=app[state.CLOCK].now(),
     )
-    wanted = (config.sso_role_claim, config.sso_username_claim)
+    missing = users.claim_at(claims, config.sso_role_claim) is None or config.sso_username_claim not in claims
     access_token = tokens.get("access_token")
-    if any(claim not in claims for claim in wanted) and isinstance(access_token, str):
+    if missing and isinstance(access_token, str):
         info = await provider.userinfo(access_token)
         if info and info.get("sub") != claims["sub"]:
             raise IdTokenError("userinfo_subject")
@@ -275,14 +228,17 @@ async def _claims(app: web.Application, config: ControllerConfig, code: str, att
     return claims
 
 
-async def _failed(request: web.Request, reason: str, *, subject: str = "") -> web.Response:
+async def _failed(
+    request: web.Request, reason: str, *, subject: str = "", linking: bool = False, actor: str = "anonymous"
+) -> web.Response:
     app = request.app
-    logger.info("sso sign-in failed: %s", reason)
+    logger.info("sso %s failed: %s", "link" if linking else "sign-in", reason)
     async with app[state.DB].begin() as session:
         details = {"reason": reason} | ({"subject": subject} if subject else {})
-        audit.record(session, at=app[state.CLOCK].now(), actor="anonymous", action="signin.sso.failed",
-                     details=details, address=request.remote)  # fmt: skip
-    return _error(request, reason)
+        audit.record(session, at=app[state.CLOCK].now(), actor=actor,
+                     action="sso.link.failed" if linking else "signin.sso.failed", details=details,
+                     address=request.remote)  # fmt: skip
+    return _error(request, reason, linking=linking)
 
 
 def _read_secret(path: Path) -> str:
@@ -317,3 +273,4 @@ def setup(app: web.Application, routes: Routes) -> None:
         access.addFilter(_REDACT)
     routes.add("GET", START_PATH, start, public(Kind.PAGE))
     routes.add("GET", CALLBACK_PATH, callback, public(Kind.PAGE))
+    routes.add("POST", LINK_PATH, start_link, Policy(frozenset(Role), Kind.PAGE))

@@ -1,5 +1,6 @@
 """Administration pages: users (administrators; district technicians for their schools' staff), the audit
-log (administrators), the roster import with its preview (administrators), and my API tokens (everyone).
+log (administrators), the roster import with its preview (administrators), and my API tokens (everyone). A
+user's Department account links are shown on the user pages (`controller.web.account_pages` removes them).
 
 Forms post with the session's CSRF token; every change goes through the same services as the API
 (`controller.people`), so it is checked and audited the same way.
@@ -23,7 +24,8 @@ from controller.people.importer import COLUMNS, RosterImportError
 from controller.people.tabular import MAX_ROWS, TableError
 from controller.people.users import UserAdminError
 from controller.security.access import ADMINS, TECHNICIANS, Kind, Policy, Routes, Scope, principal_of
-from controller.web import place_pages, views
+from controller.sso import links
+from controller.web import account_pages, place_pages, views
 from controller.web.people_api import EVERYONE, BadBody, actor_of, import_kind, run_import
 from controller.web.render import DISPLAY_ZONE
 
@@ -60,7 +62,8 @@ async def users_page(request: web.Request, *, status: int = 200, **extra: Any) -
     query = request.query.get("q", "")[:64]
     async with request.app[state.DB]() as session:
         rows = await users.visible_users(session, principal_of(request), search=query)
-    context = {"rows": rows, "q": query, "error": None, "created": None, "password": None, **extra}
+        linked = await links.links_of(session, [row.id for row in rows])
+    context = {"rows": rows, "linked": linked, "q": query, "error": None, "created": None, "password": None, **extra}
     return _render(request, "admin_users.html", status, **(await _choices(request)), **context)
 
 
@@ -96,9 +99,10 @@ async def user_page(
             target = await users.get_user(session, actor_of(request), int(request.match_info["user_id"]))
         except UserAdminError as exc:
             return _render(request, "message.html", exc.status, message=str(exc))
+        target_links = (await links.links_of(session, [target.id])).get(target.id, [])
     return _render(
-        request, "admin_user.html", status, target=target, password=password, error=error,
-        **(await _choices(request)),
+        request, "admin_user.html", status, target=target, password=password, error=error, links=target_links,
+        has_password=links.has_password(target), **(await _choices(request)),
     )  # fmt: skip
 
 
@@ -275,6 +279,7 @@ async def tokens_revoke(request: web.Request) -> web.StreamResponse:
 
 def add_routes(routes: Routes) -> None:
     place_pages.add_routes(routes)  # units and rooms
+    account_pages.add_routes(routes)  # my account and Department account links
     technicians = Policy(TECHNICIANS, PAGE)
     one_user = Policy(TECHNICIANS, PAGE, Scope.USER)
     admins = Policy(ADMINS, PAGE)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from controller.web import booking_text
+from controller.web import account_text, booking_text
 
 LANGS = ("vi", "en")
 DEFAULT_LANG = "vi"
@@ -207,6 +207,7 @@ TEXT: dict[str, tuple[str, str]] = {
 
 
 TEXT.update(booking_text.TEXT)
+TEXT.update(account_text.TEXT)
 
 
 def language(request: web.Request) -> str:

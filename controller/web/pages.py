@@ -11,11 +11,12 @@ from sqlalchemy import select
 from controller import accounts, audit, state
 from controller.db.models import Role, Unit
 from controller.security import sessions
+from controller.security import signin as signin_flow
 from controller.security.access import ADMINS, TECHNICIANS, Kind, Policy, Routes, Scope, principal_of, public
 from controller.uplink import actions
 from controller.uplink.actions import ActionError
 from controller.uplink.codes import CodeError, NewCode
-from controller.web import booking_pages, views
+from controller.web import views
 
 logger = logging.getLogger(__name__)
 
@@ -56,30 +57,13 @@ async def signin(request: web.Request) -> web.StreamResponse:
         return await _signin_form(request, error="too_many", status=429, next_path=next_path)
     username = str(form.get("username", ""))[:64].strip().lower()
     password = str(form.get("password", ""))[:1024]
-    config, now = app[state.CONFIG], app[state.CLOCK].now()
+    now = app[state.CLOCK].now()
     async with app[state.DB].begin() as session:
-        user = await accounts.authenticate(
-            session, app[state.PASSWORDS], config, username=username, password=password, now=now
-        )
-        if user is None:
-            audit.record(
-                session, at=now, actor="anonymous", action="signin.failed", target=f"user:{username}", address=address
-            )
-    if user is None:
+        user = await signin_flow.with_password(session, request, username=username, password=password, now=now)
+        token = None if user is None else await signin_flow.start(session, request, user, now=now, action="signin")
+    if user is None or token is None:
         return await _signin_form(request, error="bad_login", status=401, next_path=next_path)
-    async with app[state.DB].begin() as session:
-        old = request.cookies.get(sessions.cookie_name(config))
-        if old:
-            previous = await sessions.resolve(session, old, now, config)
-            if previous is not None:
-                await sessions.end(session, previous.session_id)
-        token = await sessions.start(session, user, now, address)
-        audit.record(session, at=now, actor=f"user:{user.username}", action="signin", address=address)
-    if next_path == "/" and user.role not in TECHNICIANS:
-        next_path = booking_pages.landing(user.role)
-    response = web.HTTPSeeOther(next_path)
-    sessions.set_cookie(response, config, token)
-    raise response
+    raise signin_flow.redirect(request, token, next_path, user.role)
 
 
 async def signout(request: web.Request) -> web.StreamResponse:

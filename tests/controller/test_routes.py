@@ -51,12 +51,16 @@ PUBLIC |= {("GET", "/calendar/feeds/{token}/me.ics"), ("GET", "/calendar/feeds/{
 # Single sign-on: to the Department's provider and back; the signed attempt cookie and `state` are the credential
 # (tests/controller/sso).
 PUBLIC |= {("GET", "/signin/sso"), ("GET", "/signin/sso/callback")}
+# Everyone has their own account page and links or unlinks their own Department account there (another user's
+# link id is "no such link"); removing another user's link is for administrators (tests/controller/sso).
+ANY_SIGNED_IN |= {("GET", "/account"), ("POST", "/account/sso/link"), ("POST", "/account/sso/{link_id}/unlink")}
 # Everyone manages their own API tokens (another's token id is "no such token": tests/controller/people).
 ANY_SIGNED_IN |= {(m, p) for m in ("GET", "POST") for p in ("/api/tokens", "/account/tokens")}
 ANY_SIGNED_IN |= {("POST", "/api/tokens/{token_id}/revoke"), ("POST", "/account/tokens/{token_id}/revoke")}
 ADMIN_ONLY = {("POST", "/api/agents/{agent_id}/revoke"), ("POST", "/agents/{agent_id}/revoke")}
 # Prometheus scrapes agents through the controller with an administrator's API token (tests/controller/uplink).
 ADMIN_ONLY |= {("GET", "/api/agents/{agent_id}/metrics"), ("GET", "/api/prometheus/agents")}
+ADMIN_ONLY |= {("POST", "/admin/users/{user_id}/sso/{link_id}/unlink")}
 # Booking pages without an id in the path admit every booking role (teachers included); the rooms a form names
 # are checked by the service (tests/controller/test_booking_pages.py).
 ANY_BOOKER = {("GET", "/bookings/new"), ("POST", "/bookings"), ("GET", "/my/sessions")}
@@ -121,7 +125,7 @@ async def _people_ids(app: web.Application, unit_id: int, teacher: str | None) -
             user = (await session.execute(select(User).where(User.username == teacher))).scalar_one()
         await session.flush()
         return {"class_id": klass.id, "child_id": child.id, "user_id": user.id, "guardian_id": user.id,
-                "consent_id": 1, "token_id": 1}  # fmt: skip
+                "consent_id": 1, "token_id": 1, "link_id": 1}  # fmt: skip
 
 
 async def _booking_ids(app: web.Application, unit_id: int, user_id: int) -> dict[str, int]:
