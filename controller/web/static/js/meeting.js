@@ -287,8 +287,8 @@
       $("grid").prepend(tile);
       video.play().catch(() => {});
     }
-    if (message.may_publish) await publish();
     renderControls();
+    if (message.may_publish) await publish();
   }
 
   function publish() {
