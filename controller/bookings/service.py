@@ -4,18 +4,22 @@ Concurrency. Two clashing requests must not both win.
 - PostgreSQL: the exclusion constraint on `room_occupancy` (migration 0002) is the guard. The check before the
   insert only finds the clashing booking for the message; when two requests pass it at once, the second insert
   waits for the first transaction and then fails with exclusion_violation (23P01), which becomes the same 409.
-- SQLite has no such constraint, so the check-and-insert is serialised: every writing transaction starts with
-  a write statement (`_TAKE_WRITE_LOCK`), which takes SQLite's single write lock before anything is read (what
-  BEGIN IMMEDIATE does, without changing how the shared engine begins transactions). That holds across
-  processes (two controllers, or the CLI, on one file). Within this process an asyncio lock queues the writers
-  first, so they wait on the event loop rather than in SQLite's busy-timeout polling, which sleeps in steps and
-  would add milliseconds to every contended request.
+- SQLite has no such constraint, so the check-and-insert is serialised by SQLite's single write lock, taken
+  before anything is read. A create is one job of the writer thread (controller.db.sqlite_writer,
+  controller.bookings.sqlite_create): BEGIN IMMEDIATE, the checks and the inserts in one call, so the lock is
+  held only while SQLite works. Every other writing transaction here starts with a write statement
+  (`_TAKE_WRITE_LOCK`, what BEGIN IMMEDIATE does, without changing how the shared engine begins transactions)
+  while the writer thread is held outside any transaction. Both hold across processes (two controllers, or the
+  CLI, on one file), through the lock and busy_timeout. Within this process an asyncio lock queues the
+  SQLAlchemy writers first, so they wait on the event loop rather than in SQLite's busy-timeout polling, which
+  sleeps in steps and would add milliseconds to every contended request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -29,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common.clock import Clock
 from controller import audit
-from controller.bookings import availability, inserts, records
+from controller.bookings import availability, inserts, records, sqlite_create
 from controller.bookings.conflicts import MAX_DURATION, find_clash, self_overlap
 from controller.bookings.drafts import (
     BookingDetail,
@@ -52,6 +56,7 @@ from controller.bookings.models import (
 from controller.bookings.policies import PolicyError, check_duration, may_book, may_manage
 from controller.bookings.recurrence import Slot
 from controller.db.models import Role, Unit
+from controller.db.sqlite_writer import SqliteWriter
 from controller.security.sessions import Principal
 from controller.units import parents
 
@@ -71,10 +76,18 @@ def _is_overlap(exc: IntegrityError) -> bool:
 class BookingService:
     """Owns the write path's serialisation; one per application (`controller.web.bookings_api.BOOKINGS`)."""
 
-    def __init__(self, db: async_sessionmaker[AsyncSession], clock: Clock, dialect: str) -> None:
+    def __init__(
+        self,
+        db: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        dialect: str,
+        writer: SqliteWriter | None = None,
+    ) -> None:
+        """`writer` (SQLite only): the writer thread on the same file, which then makes every create."""
         self._db = db
         self._clock = clock
         self._sqlite = dialect == "sqlite"
+        self._writer = writer if self._sqlite else None
         self._lock = asyncio.Lock()
 
     @asynccontextmanager
@@ -83,7 +96,12 @@ class BookingService:
             async with self._db.begin() as session:
                 yield session
             return
-        async with self._lock, self._db.begin() as session:
+        if self._writer is None:
+            async with self._lock, self._db.begin() as session:
+                await session.execute(_TAKE_WRITE_LOCK)
+                yield session
+            return
+        async with self._lock, self._writer.hold(), self._db.begin() as session:
             await session.execute(_TAKE_WRITE_LOCK)
             yield session
 
@@ -189,6 +207,11 @@ class BookingService:
 
     async def create(self, principal: Principal, draft: BookingDraft, address: str | None = None) -> BookingDetail:
         now = self._clock.now()
+        if self._writer is not None:
+            request = sqlite_create.CreateRequest(principal, draft, now, address)
+            detail = await self._writer.run(functools.partial(sqlite_create.create, request))
+            logger.info("audit: %s booking.create booking:%s", principal.actor, detail.booking.id)
+            return detail
         slots: list[Slot] = []
 
         async def attempt() -> BookingDetail:

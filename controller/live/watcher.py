@@ -16,6 +16,7 @@ from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
 from common.clock import Clock
+from controller import state
 from controller.live.service import LiveService
 from controller.security.access import SAFE_METHODS
 
@@ -97,8 +98,13 @@ async def stop_watcher(app: web.Application) -> None:
 
 
 async def wake_after_changes(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: a successful state-changing request wakes the watcher (its transaction is over)."""
+    """on_response_prepare: a successful state-changing request wakes the watcher (its transaction is over),
+    unless its route's policy says its changes take no right away (bookings: at 200 creates a second the
+    watcher would re-read every open view after each one, for nothing)."""
     if request.method not in SAFE_METHODS and response.status < 400:
+        policy = request.app[state.POLICIES].get(request.match_info.route)
+        if policy is not None and not policy.may_revoke:
+            return
         watcher = request.app.get(WATCHER)
         if watcher is not None:
             watcher.wake()

@@ -71,6 +71,9 @@ class Policy:
     scope: Scope = Scope.NONE
     check_origin: bool = False
     """For session-less POSTs from browsers (sign-in): the Origin must be ours (login CSRF)."""
+    may_revoke: bool = True
+    """Whether a change through this route can take a right away (a guardianship, a camera, a viewing window, a
+    user): after one, the live-view watcher re-checks open views at once. Rooms and bookings never do."""
 
 
 TECHNICIANS = frozenset({Role.ADMIN, Role.DISTRICT_TECHNICIAN})

@@ -41,6 +41,7 @@ from controller.bookings.schemas import (
     RoomPolicyIn,
 )
 from controller.bookings.service import BookingService
+from controller.db import sqlite_writer
 from controller.security.access import Kind, Policy, Routes, Scope, principal_of
 from controller.web import jsonbody
 from controller.web.errors import error
@@ -48,6 +49,7 @@ from controller.web.errors import error
 logger = logging.getLogger(__name__)
 
 BOOKINGS: web.AppKey[BookingService] = web.AppKey("bookings", BookingService)
+SQLITE_WRITER: web.AppKey[sqlite_writer.SqliteWriter] = web.AppKey("sqlite_writer", sqlite_writer.SqliteWriter)
 _OFFSET_LOST = re.compile(r" (\d\d:?\d\d)$")
 M = TypeVar("M", bound=BaseModel)
 
@@ -393,12 +395,28 @@ async def availability(request: web.Request) -> web.StreamResponse:
     return await _answer(request, work)
 
 
+async def _start_writer(app: web.Application) -> None:
+    """on_startup, after the cleanup contexts: the database is migrated by then."""
+    await app[SQLITE_WRITER].start()
+
+
+async def _stop_writer(app: web.Application) -> None:
+    await app[SQLITE_WRITER].close()
+
+
 def setup(app: web.Application, routes: Routes) -> None:
     """The service (one per application: it owns the SQLite write serialisation) and the routes."""
-    app[BOOKINGS] = BookingService(app[state.DB], app[state.CLOCK], app[state.ENGINE].dialect.name)
-    room = Policy(BOOKERS, Kind.API, Scope.ROOM)
-    manage_room = Policy(ROOM_MANAGERS, Kind.API, Scope.ROOM)
-    booking = Policy(BOOKERS, Kind.API, Scope.BOOKING)
+    engine = app[state.ENGINE]
+    writer = sqlite_writer.for_engine(engine)
+    app[BOOKINGS] = BookingService(app[state.DB], app[state.CLOCK], engine.dialect.name, writer)
+    if writer is not None:
+        app[SQLITE_WRITER] = writer
+        app.on_startup.append(_start_writer)
+        app.on_cleanup.append(_stop_writer)
+    # Rooms and bookings take no right away: their changes do not wake the live-view watcher (may_revoke).
+    room = Policy(BOOKERS, Kind.API, Scope.ROOM, may_revoke=False)
+    manage_room = Policy(ROOM_MANAGERS, Kind.API, Scope.ROOM, may_revoke=False)
+    booking = Policy(BOOKERS, Kind.API, Scope.BOOKING, may_revoke=False)
     routes.add(
         "GET", "/api/units/{unit_id:\\d+}/rooms", list_rooms, Policy(BOOKERS, Kind.API, Scope.UNIT), response=RoomsOut
     )
@@ -406,7 +424,7 @@ def setup(app: web.Application, routes: Routes) -> None:
         "POST",
         "/api/units/{unit_id:\\d+}/rooms",
         create_room,
-        Policy(ROOM_MANAGERS, Kind.API, Scope.UNIT),
+        Policy(ROOM_MANAGERS, Kind.API, Scope.UNIT, may_revoke=False),
         body=RoomIn,
         response=RoomOut,
     )
@@ -425,7 +443,8 @@ def setup(app: web.Application, routes: Routes) -> None:
         "PUT", "/api/rooms/{room_id:\\d+}/policy", put_policy, manage_room, body=RoomPolicyIn, response=PolicyOut
     )
     routes.add("GET", "/api/rooms/{room_id:\\d+}/bookings", room_bookings, room, query=RangeQuery, response=ListingOut)
-    routes.add("POST", "/api/bookings", create_booking, Policy(BOOKERS), body=BookingIn, response=BookingOut)
+    create = Policy(BOOKERS, may_revoke=False)
+    routes.add("POST", "/api/bookings", create_booking, create, body=BookingIn, response=BookingOut)
     routes.add("GET", "/api/bookings/{booking_id:\\d+}", get_booking, booking, response=BookingOut)
     routes.add(
         "PATCH", "/api/bookings/{booking_id:\\d+}", update_booking, booking, body=BookingPatch, response=BookingOut

@@ -19,6 +19,7 @@ from controller.bookings.service import BookingService
 from controller.db.engine import create_engine, session_factory
 from controller.db.migrate import upgrade
 from controller.db.models import Role, UnitKind
+from controller.db.sqlite_writer import SqliteWriter
 from controller.security.passwords import Passwords, cheap_hasher
 from controller.security.sessions import Principal
 from controller.units import create_unit
@@ -88,14 +89,22 @@ async def test_postgresql_refuses_overlapping_occupancy_by_itself(pg_schema: str
         await engine.dispose()
 
 
-async def test_two_engines_on_one_sqlite_file_never_both_win(tmp_path: Path) -> None:
-    """Two services with their own engines and locks, as two controller processes would have."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'c.db'}"
+@pytest.mark.parametrize("writers", [0, 1, 2], ids=["sqlalchemy-both", "writer-and-sqlalchemy", "writer-both"])
+async def test_two_engines_on_one_sqlite_file_never_both_win(tmp_path: Path, writers: int) -> None:
+    """Two services with their own engines and locks, as two controller processes would have; each creates
+    through its own writer thread (controller.db.sqlite_writer) or through SQLAlchemy."""
+    path = tmp_path / "c.db"
+    url = f"sqlite+aiosqlite:///{path}"
     clock = ManualClock()
     first, second = create_engine(url), create_engine(url)
+    threads = [SqliteWriter(str(path)) for _ in range(writers)]
     try:
         room_id, principal = await _room_and_admin(first, clock)
-        services = [BookingService(session_factory(e), clock, "sqlite") for e in (first, second)]
+        for writer in threads:
+            await writer.start()
+        given: list[SqliteWriter | None] = [*threads, None, None][:2]
+        pairs = zip((first, second), given, strict=True)
+        services = [BookingService(session_factory(e), clock, "sqlite", writer) for e, writer in pairs]
         for index in range(20):
             start = START + timedelta(hours=index)
             length = timedelta(minutes=40)
@@ -111,6 +120,9 @@ async def test_two_engines_on_one_sqlite_file_never_both_win(tmp_path: Path) -> 
             assert kinds == ["BookingDetail", "Conflict"], results
             loser = next(result for result in results if isinstance(result, Conflict))
             assert "'Phòng A' is already booked by" in str(loser)
+        assert sum(writer.jobs for writer in threads) == 20 * writers  # the writers made their creates
     finally:
+        for writer in threads:
+            await writer.close()
         await first.dispose()
         await second.dispose()
