@@ -17,7 +17,7 @@ from controller import state
 from controller.db.models import Role, SsoLink, User
 from controller.sso import links as sso_links
 from controller.sso.routes import CALLBACK_PATH
-from tests.controller.conftest import ORIGIN, POSTGRES_URL, AiohttpClient, Client
+from tests.controller.conftest import ORIGIN, PASSWORD, POSTGRES_URL, AiohttpClient, Client
 from tests.controller.sso.fake_provider import CLIENT_ID, CLIENT_SECRET, FakeProvider
 from tests.controller.sso.world import (
     ADMINS,
@@ -376,3 +376,29 @@ async def test_no_secret_reaches_the_logs(sso: Setup, caplog: pytest.LogCaptureF
     assert logging.getLogger("aiohttp.access").filter(record)
     assert "abc" not in record.getMessage() and "def" not in record.getMessage()
     assert CALLBACK_PATH in record.getMessage()
+
+
+async def test_a_password_lockout_neither_blocks_nor_is_lifted_by_a_sign_in_through_the_provider(
+    aiohttp_client: AiohttpClient, tmp_path: Path, clock: ManualClock, fake: FakeProvider
+) -> None:
+    setup = await setup_sso(aiohttp_client, tmp_path, clock, fake, login_max_failures=2, sso_create_users=False)
+    client, teacher = setup.client, setup.world.teacher
+    async with setup.app[state.DB].begin() as session:
+        user = (await session.execute(select(User).where(User.username == teacher))).scalar_one()
+        await sso_links.link(session, user, fake.issuer, "sub-0001", actor="test", now=clock.now(), address=None)
+    for _ in range(2):  # a guesser locks the password
+        form = {"username": teacher, "password": "wrong guess 123", "next": "/"}
+        assert (await client.post("/signin", data=form, headers=ORIGIN, allow_redirects=False)).status == 401
+    async with setup.app[state.DB]() as session:
+        locked_until = (await session.execute(select(User.locked_until).where(User.username == teacher))).scalar_one()
+    assert locked_until is not None and locked_until > clock.now()
+    assert (await sign_in_sso(client)).status == 303  # the provider vouches for the person
+    assert (await whoami(client))["username"] == teacher
+    async with setup.app[state.DB]() as session:
+        after = (await session.execute(select(User.locked_until).where(User.username == teacher))).scalar_one()
+    assert after == locked_until  # the password stays locked for the guesser
+    client.session.cookie_jar.clear()
+    form = {"username": teacher, "password": PASSWORD, "next": "/"}
+    assert (await client.post("/signin", data=form, headers=ORIGIN, allow_redirects=False)).status == 401
+    assert [e.action for e in await audit_of(setup.app, "signin")] == ["signin.failed", "signin.failed",
+                                                                        "signin.sso", "signin.failed"]  # fmt: skip
