@@ -119,7 +119,10 @@ class ControllerConfig(BaseModel):
         default_factory=lambda: ["openid", "profile"], description="scopes asked for (openid is always added)"
     )
     sso_username_claim: str = Field(default="preferred_username", description="claim giving the local username")
-    sso_role_claim: str = Field(default="groups", description="claim listing the groups or roles: a name, or a dotted path such as realm_access.roles")
+    sso_role_claim: str = Field(
+        default="groups",
+        description="claim listing the groups or roles: a name, or a dotted path such as realm_access.roles",
+    )
     sso_role_map: dict[str, SsoRole] = Field(
         default_factory=dict,
         description="provider group/role value -> {role, unit_id}; the first entry (in this order) the user has wins",
