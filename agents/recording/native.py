@@ -44,7 +44,6 @@ from agents.recording.hooks import Keyframe
 from agents.recording.rtsp_client import RtspConnection, RtspError, Track, connect
 from agents.recording.session import (
     PROGRESS_S,
-    RATE_WINDOW_S,
     PendingGap,
     SessionContext,
     SessionEnd,
@@ -52,7 +51,7 @@ from agents.recording.session import (
     redact,
     segment_path,
 )
-from agents.recording.stats import RecorderState
+from agents.recording.stats import FrameMeter, RecorderState
 from agents.recording.timeline import Continuity
 from agents.recording.writers import MAX_QUEUED, FileWriter
 
@@ -137,14 +136,11 @@ class NativeSession:
         self._frag_limit = int(ctx.settings.fragment_s * fmp4.TIMESCALE)
         self._segment_limit = int(ctx.settings.segment_s * fmp4.TIMESCALE) - 90
         self._last_key_dts: int | None = None
-        self._frames = 0
+        self._meter = FrameMeter(ctx.stats)
         self._segments = 0
         self._paused = False
         self._failed = False
         self._error: str | None = None
-        self._rate_at = 0.0
-        self._rate_frames = 0
-        self._rate_bytes = 0
         self._current: _Segment | None = None  # the segment whose file the session task writes
 
     async def run(self) -> SessionEnd:
@@ -188,10 +184,10 @@ class NativeSession:
                     return await self._end("error", self._error)
                 return await self._end("drop", "the camera ended the stream")
             now = time.monotonic()
-            last = ctx.stats.last_packet_monotonic if self._frames else None
+            last = ctx.stats.last_packet_monotonic if self._meter.frames else None
             since = max(quiet_since, last) if last is not None else quiet_since
             if now - since >= settings.stall_timeout_s:
-                if not self._frames:
+                if not self._meter.frames:
                     return await self._end("open_failed", f"no video for {settings.stall_timeout_s:g} s after PLAY")
                 ctx.stats.stalls_total += 1
                 ctx.stats.state = RecorderState.STALLED
@@ -351,8 +347,8 @@ class NativeSession:
             return await self._write_failed(exc.cause)
         if ctx.timeline.last_end is not None and ctx.pending_gap is None:
             ctx.pending_gap = PendingGap(ctx.timeline.last_end, reason)
-        last = ctx.stats.last_packet_monotonic if self._frames else None
-        return SessionEnd(reason, detail, self._frames, self._segments, time.monotonic(), last)
+        last = ctx.stats.last_packet_monotonic if self._meter.frames else None
+        return SessionEnd(reason, detail, self._meter.frames, self._segments, time.monotonic(), last)
 
     async def _finish_quietly(self, reason: str) -> None:
         try:
@@ -383,7 +379,7 @@ class NativeSession:
                 await ctx.on_write_error(ctx.camera, exc)
             except Exception:
                 logger.exception("%s: the write-error hook failed", ctx.camera)
-        return SessionEnd("write_error", redact(str(exc)), self._frames, self._segments, time.monotonic(), None)
+        return SessionEnd("write_error", redact(str(exc)), self._meter.frames, self._segments, time.monotonic(), None)
 
     async def _salvage(self, segment: _Segment, row: int) -> None:
         ctx = self.ctx
@@ -440,23 +436,7 @@ class NativeSession:
 
     def _take(self, frame: Frame) -> None:
         now = time.monotonic()
-        size = len(frame.data)
-        stats = self.ctx.stats
-        stats.frames_total += 1
-        stats.bytes_total += size
-        stats.last_packet_monotonic = now
-        self._frames += 1
-        self._rate_frames += 1
-        self._rate_bytes += size
-        if not self._rate_at:
-            self._rate_at = now
-        elif now - self._rate_at >= RATE_WINDOW_S:
-            elapsed = now - self._rate_at
-            stats.fps = self._rate_frames / elapsed
-            stats.bitrate_bps = self._rate_bytes * 8 / elapsed
-            self._rate_at, self._rate_frames, self._rate_bytes = now, 0, 0
-        if frame.key:
-            stats.keyframes_total += 1
+        self._meter.count(len(frame.data), frame.key, now)
         dts = self._continuity.next(frame.timestamp)
         held = self._held
         self._held = (dts, frame.key, frame.data, now)

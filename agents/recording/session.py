@@ -31,7 +31,7 @@ from agents.recording.hooks import BeforeSegmentHook, Keyframe, KeyframeHook, Wr
 from agents.recording.index import SegmentIndex
 from agents.recording.progress import ProgressRows
 from agents.recording.segment import SegmentWriter
-from agents.recording.stats import RecorderState, RecorderStats
+from agents.recording.stats import FrameMeter, RecorderState, RecorderStats
 from agents.recording.timeline import Continuity, Timeline
 from agents.recording.writers import DiskWriters
 from common.clock import Clock
@@ -42,7 +42,6 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 BRIDGE_TIMEOUT_S = 60.0
-RATE_WINDOW_S = 2.0
 PROGRESS_S = 1.0
 """The open segment's row is brought up to date this often."""
 WRITE_ERRORS: tuple[type[Exception], ...] = (OSError, av.error.FFmpegError)
@@ -167,12 +166,9 @@ class Session:
     def __init__(self, ctx: SessionContext) -> None:
         self.ctx = ctx
         self._open: _Open | None = None
-        self._packets = 0
+        self._meter = FrameMeter(ctx.stats)
         self._segments = 0
         self._pending: Any = None
-        self._rate_at = 0.0
-        self._rate_frames = 0
-        self._rate_bytes = 0
         self._last_key_dts: int | None = None
 
     def run(self) -> SessionEnd:
@@ -185,11 +181,11 @@ class Session:
             return self._write_failed(exc.cause)
         except READ_ERRORS as exc:
             detail = redact(str(exc))
-            if isinstance(exc, STALL_ERRORS) and self._packets:
+            if isinstance(exc, STALL_ERRORS) and self._meter.frames:
                 ctx.stats.stalls_total += 1
                 ctx.stats.state = RecorderState.STALLED
                 return self._end("stall", f"no packet for {ctx.settings.stall_timeout_s:g} s")
-            return self._end("open_failed" if not self._packets else "error", detail)
+            return self._end("open_failed" if not self._meter.frames else "error", detail)
         except Exception as exc:
             logger.exception("%s: recording session failed", ctx.camera)
             return self._end("error", redact(str(exc)))
@@ -216,7 +212,7 @@ class Session:
                     raise SessionStopped
                 if packet.size == 0:
                     continue  # a flush packet at the end of the stream
-                self._count(packet)
+                self._meter.count(int(packet.size), packet.is_keyframe, time.monotonic())
                 for ready in self._timestamped(packet):
                     self._handle(ready, stream, continuity, time_base)
             return self._end("drop", "the camera ended the stream")
@@ -355,7 +351,7 @@ class Session:
         if ctx.timeline.last_end is not None and ctx.pending_gap is None:
             ctx.pending_gap = PendingGap(ctx.timeline.last_end, reason)
         return SessionEnd(
-            reason, detail, self._packets, self._segments, time.monotonic(), ctx.stats.last_packet_monotonic
+            reason, detail, self._meter.frames, self._segments, time.monotonic(), ctx.stats.last_packet_monotonic
         )
 
     def _write_failed(self, exc: BaseException) -> SessionEnd:
@@ -374,7 +370,7 @@ class Session:
                 ctx.bridge.call(lambda: hook(ctx.camera, exc))
             except Exception:
                 logger.exception("%s: the write-error hook failed", ctx.camera)
-        return SessionEnd("write_error", redact(str(exc)), self._packets, self._segments, time.monotonic(), None)
+        return SessionEnd("write_error", redact(str(exc)), self._meter.frames, self._segments, time.monotonic(), None)
 
     def _salvage(self, current: _Open) -> None:
         ctx = self.ctx
@@ -394,23 +390,3 @@ class Session:
         gap, ctx.pending_gap = ctx.pending_gap, None
         if gap is not None and current.start > gap.start:
             self._add_gap(gap.start, current.start, gap.reason)
-
-    def _count(self, packet: Any) -> None:
-        stats = self.ctx.stats
-        size = int(packet.size)
-        stats.frames_total += 1
-        stats.bytes_total += size
-        if packet.is_keyframe:
-            stats.keyframes_total += 1
-        now = time.monotonic()
-        stats.last_packet_monotonic = now
-        self._packets += 1
-        self._rate_frames += 1
-        self._rate_bytes += size
-        if not self._rate_at:
-            self._rate_at = now
-        elif now - self._rate_at >= RATE_WINDOW_S:
-            elapsed = now - self._rate_at
-            stats.fps = self._rate_frames / elapsed
-            stats.bitrate_bps = self._rate_bytes * 8 / elapsed
-            self._rate_at, self._rate_frames, self._rate_bytes = now, 0, 0

@@ -55,3 +55,41 @@ class RecorderStats:
         if self.written_end_wall is None:
             return None
         return max(0.0, time.time() - self.written_end_wall)
+
+
+RATE_WINDOW_S = 2.0
+"""fps and bitrate are measured over windows of this many seconds."""
+
+
+class FrameMeter:
+    """Counts one session's frames into its camera's stats: totals, the last arrival, and fps and bitrate over
+    windows of RATE_WINDOW_S. The native and the PyAV session each keep one and call `count` once per frame."""
+
+    __slots__ = ("_window_at", "_window_bytes", "_window_frames", "frames", "stats")
+
+    def __init__(self, stats: RecorderStats) -> None:
+        self.stats = stats
+        self.frames = 0
+        """Frames of this session (the stats' totals run across sessions)."""
+        self._window_at = 0.0
+        self._window_frames = 0
+        self._window_bytes = 0
+
+    def count(self, size: int, key: bool, now: float) -> None:
+        """One frame of `size` bytes that arrived at `now` (monotonic seconds)."""
+        stats = self.stats
+        stats.frames_total += 1
+        stats.bytes_total += size
+        if key:
+            stats.keyframes_total += 1
+        stats.last_packet_monotonic = now
+        self.frames += 1
+        self._window_frames += 1
+        self._window_bytes += size
+        if not self._window_at:
+            self._window_at = now
+        elif now - self._window_at >= RATE_WINDOW_S:
+            elapsed = now - self._window_at
+            stats.fps = self._window_frames / elapsed
+            stats.bitrate_bps = self._window_bytes * 8 / elapsed
+            self._window_at, self._window_frames, self._window_bytes = now, 0, 0
