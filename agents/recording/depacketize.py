@@ -100,6 +100,35 @@ class Depacketizer(abc.ABC):
         parts.append(_LENGTH.pack(len(nal)))
         parts.append(nal)
 
+    def _fu(self, fu: int, header: bytes | None, data: bytes, start: int, end: int) -> None:
+        """One fragmentation unit (FU-A, H.265 FU): `fu` its FU header (the end bit), `header` the NAL unit
+        header it restores, given with the first fragment only, and its part of the NAL unit at
+        `data[start:end]`. A fragment whose first was lost is dropped."""
+        if header is not None:
+            self._fragment = [header, data[start:end]]
+        elif self._fragment is None:
+            self.dropped += 1
+            return
+        else:
+            self._fragment.append(data[start:end])
+        if fu & 0x40:
+            nal = b"".join(self._fragment)
+            self._fragment = None
+            self._nal(nal)
+
+    def _aggregated(self, data: bytes, pos: int, end: int) -> None:
+        """The NAL units of an aggregation packet (STAP-A, H.265 AP) from `pos`, each after its 16-bit size."""
+        while pos + 2 < end:
+            size = _U16.unpack_from(data, pos)[0]
+            if not size or pos + 2 + size > end:
+                break
+            self._nal(data[pos + 2 : pos + 2 + size])
+            pos += 2 + size
+
+    @abc.abstractmethod
+    def _nal(self, nal: bytes) -> None:
+        """One whole NAL unit: note keyframes and parameter sets (by the codec's NAL types), then `_add` it."""
+
     @abc.abstractmethod
     def _payload(self, data: bytes, start: int, end: int) -> None:
         """One RTP payload (`data[start:end]`): the codec's packetization (single NAL, aggregation, fragments)."""
@@ -125,27 +154,12 @@ class H264Depacketizer(Depacketizer):
             if end - start < 3:
                 return
             fu = data[start + 1]
-            if fu & 0x80:
-                self._fragment = [bytes(((indicator & 0xE0) | (fu & 0x1F),)), data[start + 2 : end]]
-            elif self._fragment is None:
-                self.dropped += 1
-                return
-            else:
-                self._fragment.append(data[start + 2 : end])
-            if fu & 0x40:
-                nal = b"".join(self._fragment)
-                self._fragment = None
-                self._nal(nal)
+            header = bytes(((indicator & 0xE0) | (fu & 0x1F),)) if fu & 0x80 else None
+            self._fu(fu, header, data, start + 2, end)
         elif 0 < kind < 24:
             self._nal(data[start:end])
         elif kind == 24:  # STAP-A
-            pos = start + 1
-            while pos + 2 < end:
-                size = _U16.unpack_from(data, pos)[0]
-                if not size or pos + 2 + size > end:
-                    break
-                self._nal(data[pos + 2 : pos + 2 + size])
-                pos += 2 + size
+            self._aggregated(data, start + 1, end)
         else:
             self.dropped += 1
 
@@ -172,28 +186,12 @@ class HevcDepacketizer(Depacketizer):
             if end - start < 4:
                 return
             fu = data[start + 2]
-            if fu & 0x80:
-                header = bytes(((first & 0x81) | ((fu & 0x3F) << 1), data[start + 1]))
-                self._fragment = [header, data[start + 3 : end]]
-            elif self._fragment is None:
-                self.dropped += 1
-                return
-            else:
-                self._fragment.append(data[start + 3 : end])
-            if fu & 0x40:
-                nal = b"".join(self._fragment)
-                self._fragment = None
-                self._nal(nal)
+            header = bytes(((first & 0x81) | ((fu & 0x3F) << 1), data[start + 1])) if fu & 0x80 else None
+            self._fu(fu, header, data, start + 3, end)
         elif kind < 48:
             self._nal(data[start:end])
         elif kind == 48:  # aggregation packet
-            pos = start + 2
-            while pos + 2 < end:
-                size = _U16.unpack_from(data, pos)[0]
-                if not size or pos + 2 + size > end:
-                    break
-                self._nal(data[pos + 2 : pos + 2 + size])
-                pos += 2 + size
+            self._aggregated(data, start + 2, end)
         else:
             self.dropped += 1
 
