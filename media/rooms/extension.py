@@ -41,6 +41,9 @@ from protocol.meeting import (
 logger = logging.getLogger(__name__)
 
 HELLO_TIMEOUT_S = 10.0
+ENDED_MEMORY_S = 24 * 3600.0
+"""How long a room ended for everyone (by its host or the controller) stays closed to joins. A room is one
+occurrence of a booking (`meeting_room`), so a later occurrence is another room; a restart forgets."""
 ENDPOINT = "meeting"
 REFUSED_CLOSE_CODE = 4403
 
@@ -63,6 +66,8 @@ class Meetings:
     def __init__(self, settings: MeetingSettings | None = None, *, plane_factory: PlaneFactory | None = None) -> None:
         self.settings = settings or MeetingSettings()
         self.rooms: dict[str, LiveRoom] = {}
+        self._ended: dict[str, float] = {}
+        """Rooms ended for everyone -> the monotonic time until which joins are refused."""
         self._node: NodeContext | None = None
         self._plane_factory = plane_factory
 
@@ -95,6 +100,8 @@ class Meetings:
         except _NoHello as exc:
             node.metrics.refused(ENDPOINT, "no_hello")
             return await _refuse(ws, CloseReason.PROTOCOL, str(exc))
+        if self._is_ended(room_name):
+            return await _refuse(ws, CloseReason.ENDED, "the meeting has ended")
         live = await self._replace(self._room(room_name, claims.class_mode), hello, claims.subject, claims.class_mode)
         try:
             member = live.room.admit(
@@ -179,7 +186,23 @@ class Meetings:
         logger.info("meeting %s: opened (class mode %s)", name, class_mode)
         return live
 
+    def _is_ended(self, name: str) -> bool:
+        node = self._node
+        assert node is not None
+        now = node.clock.monotonic()
+        for other, until in list(self._ended.items()):
+            if until <= now:
+                del self._ended[other]
+        return name in self._ended
+
+    def _remember_ended(self, name: str) -> None:
+        node = self._node
+        assert node is not None
+        self._ended[name] = node.clock.monotonic() + ENDED_MEMORY_S
+
     def _drop(self, live: LiveRoom) -> None:
+        if live.room.ended:
+            self._remember_ended(live.name)
         if self.rooms.get(live.name) is live:
             del self.rooms[live.name]
             logger.info("meeting %s: closed", live.name)
@@ -200,6 +223,7 @@ class Meetings:
         closed = 0
         for name in request.rooms:
             live = self.rooms.pop(name, None)
+            self._remember_ended(name)
             if live is not None:
                 await live.close(CloseReason.ENDED)
                 closed += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import aiohttp
@@ -56,11 +57,15 @@ def test_a_removed_member_cannot_resume() -> None:
     assert refused.value.reason == CloseReason.REMOVED
 
 
-async def _hello(http: aiohttp.ClientSession, node: Node, name: str, resume: str | None = None) -> tuple[
-    aiohttp.ClientWebSocketResponse, dict[str, object]
-]:  # fmt: skip
+async def _hello(
+    http: aiohttp.ClientSession,
+    node: Node,
+    name: str,
+    resume: str | None = None,
+    role: MeetingRole = MeetingRole.PARTICIPANT,
+) -> tuple[aiohttp.ClientWebSocketResponse, dict[str, object]]:
     ws = await http.ws_connect(node.ws_url(ROOM))
-    hello: dict[str, object] = {"type": "hello", "token": node.token(ROOM, name=name)}
+    hello: dict[str, object] = {"type": "hello", "token": node.token(ROOM, role, name=name)}
     if resume is not None:
         hello["resume"] = resume
     await ws.send_str(json.dumps(hello))
@@ -96,3 +101,22 @@ async def test_the_node_replaces_a_connection_that_still_looks_open_and_resumes_
         assert stranger["participant"] != first["participant"] and stranger["resumed"] is False
         await back_ws.close()
         await host_ws.close()
+
+
+async def test_a_meeting_ended_for_everyone_stays_ended_at_the_node() -> None:
+    async with meeting_node() as node, aiohttp.ClientSession() as http:
+        host_ws, _ = await _hello(http, node, "host", role=MeetingRole.HOST)
+        guest_ws, _ = await _hello(http, node, "guest")
+        await host_ws.send_str(json.dumps({"type": "host_action", "action": "end"}))
+        for ws in (host_ws, guest_ws):
+            async with asyncio.timeout(10):
+                reasons = [json.loads(frame.data).get("reason") async for frame in ws]
+            assert reasons[-1] == CloseReason.ENDED
+        await eventually(lambda: ROOM not in node.meetings.rooms)
+        # Anyone coming back with a fresh token (a page's rejoin, the link opened again) is told it ended, and the
+        # room is not opened again.
+        async with http.ws_connect(node.ws_url(ROOM)) as ws:
+            await ws.send_str(json.dumps({"type": "hello", "token": node.token(ROOM, name="guest")}))
+            answer = json.loads((await ws.receive(timeout=10)).data)
+            assert (answer["type"], answer["reason"]) == ("closed", CloseReason.ENDED)
+        assert ROOM not in node.meetings.rooms

@@ -221,6 +221,9 @@ async def test_the_controller_closes_a_participant_or_the_whole_room() -> None:
                 assert r.status == 200 and (await r.json())["closed"] == 1
             await eventually(lambda: b.closed is not None)
             assert _reason(b) is CloseReason.ENDED and ROOM not in node.meetings.rooms
+            async with http.ws_connect(node.ws_url(ROOM)) as ws:  # and it stays closed
+                await ws.send_str(json.dumps({"type": "hello", "token": node.token(ROOM, name="c")}))
+                assert json.loads((await ws.receive(timeout=10)).data)["reason"] == CloseReason.ENDED
             async with http.post(f"{node.url}{CONTROL_CLOSE_PATH}", data=close.model_dump_json()) as r:
                 assert r.status == 401  # only the controller
 
