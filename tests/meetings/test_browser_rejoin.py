@@ -6,6 +6,7 @@ controller's pages and a real media node on 127.0.0.1.
   video and audio flow again both ways. Its camera choice (off) and the host's mute survive the rejoin.
 - The media node process stops and starts again on its port: every page rejoins and they see and hear each
   other again.
+- A page that cannot get back within its time gives up and says so, offering to join again.
 - A removed participant does not come back (no retry scheduled, no new pass asked for), and a page whose
   controller now refuses the link (the session is over) stops with that reason instead of retrying.
 Bounded: one browser, two or three tabs, about 30 s."""
@@ -47,9 +48,9 @@ async def _remote_tiles(page: Page) -> list[str]:
 
 async def test_a_cut_page_rejoins_as_itself_keeping_its_state(aiohttp_client: ServerClient, tmp_path: Path) -> None:
     world = await open_session(aiohttp_client, tmp_path)
-    async with meeting_node(secret=world.secret, node_id=NODE_ID) as node:
-        world.report(node, NODE_ID)
-        async with Browser.launch(tmp_path, extra_flags=MEDIA_FLAGS) as browser:
+    async with Browser.launch(tmp_path, extra_flags=MEDIA_FLAGS) as browser:
+        async with meeting_node(secret=world.secret, node_id=NODE_ID) as node:
+            world.report(node, NODE_ID)
             host, guest = browser.page, await browser.new_page()
             host_id = await enter(host, world.urls[0], "Chủ trì")
             guest_id = await enter(guest, world.urls[1], "Trường A")
@@ -87,6 +88,13 @@ async def test_a_cut_page_rejoins_as_itself_keeping_its_state(aiohttp_client: Se
                     && p.muted_by_host === true)""",
                 timeout=10,
             )  # fmt: skip
+            passes = await guest.evaluate("window.ketnoiMeeting.passes")
+            await guest.evaluate("window.ketnoiMeeting.reconnectForMs = 3000")  # instead of 90 s
+        # The node is gone for good: the page keeps asking for a while, then gives up and says so.
+        closed = await guest.wait_until("document.getElementById('meeting').dataset.closed", timeout=30)
+        assert closed == "gave_up" and await guest.evaluate("window.ketnoiMeeting.passes") > passes + 1
+        assert "Không kết nối lại được" in await guest.text("#notice")
+        assert not await guest.evaluate("document.getElementById('rejoin').hidden")
 
 
 async def test_a_node_restart_is_rejoined_but_removal_and_a_closed_session_are_final(

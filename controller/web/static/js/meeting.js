@@ -34,6 +34,7 @@
     slots: {}, roster: [], speakers: [], closed: null, locked: false,
     audioEls: {},
     gen: 0, resume: null, attempt: 0, dropAt: null, retryTimer: null, passes: 0, rejoins: 0,
+    reconnectForMs: RECONNECT_FOR_MS,
   };
   window.ketnoiMeeting = st;
 
@@ -206,7 +207,7 @@
     teardown();
     if (st.retryTimer) return;
     st.dropAt = st.dropAt || Date.now();
-    if (Date.now() - st.dropAt > RECONNECT_FOR_MS) return closed({ reason: "gave_up", message: "" });
+    if (Date.now() - st.dropAt > st.reconnectForMs) return closed({ reason: "gave_up", message: "" });
     root.dataset.state = "reconnecting";
     notice(T.reconnecting, true);
     const ceiling = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** st.attempt);
