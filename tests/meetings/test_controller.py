@@ -68,7 +68,9 @@ async def test_entry_window_placement_and_the_meeting_token(client: Client, app:
     assert (status, body["reason"]) == (403, "too_early") and body["starts_at"] == "2026-01-06T02:00:00+00:00"
     assert body["opens_at"] == "2026-01-06T01:45:00+00:00"
     page = await client.get(host_url.removeprefix("http://controller.test"))
-    assert page.status == 200 and 'id="meeting"' not in await page.text()  # the join page says when it is
+    text = await page.text()
+    assert page.status == 200 and 'id="meeting"' not in text  # the join page says when it is, in local time
+    assert "2026-01-06 09:00–10:00" in text and "Asia/Ho_Chi_Minh" in text
 
     await _move_to(clock, datetime(2026, 1, 6, 1, 46, tzinfo=UTC))
     status, body = await _join(client, host_url)
