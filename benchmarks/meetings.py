@@ -1,7 +1,8 @@
 """Meetings benchmark: forwarded video streams per core on the media node, a 1-to-N broadcast, the naive path
 (decode, then one encode per subscriber) as the reference, and the latency the node adds.
 
-    .venv/bin/python -m benchmarks.meetings [--quick] [--seconds 6] [--viewers 100] [--max-meetings 3]
+    .venv/bin/python -m benchmarks.meetings [--quick] [--seconds 6] [--viewers 100] [--max-meetings 3] [--no-pin]
+        [--latency-streams 150]
 
 The media node runs as its own process (`python -m media serve`, meeting extension, loopback ICE candidates), so
 its CPU time is read alone from /proc. This process is the load: aiortc participants (`media.rooms.botpeer`)
@@ -13,22 +14,33 @@ video streams.
    4 to one of 10 (90 streams), then 2, 3, 4 meetings of 10 at once, until the frame rate or the lag degrades
    (delivered frames under 95% of those sent, or p95 lag over 200 ms), or `--max-meetings`.
 2. Broadcast: one presenter and `--viewers` receive-only participants in one room.
-3. Added latency, at about half the highest load that did not degrade, three ways, by a probe in the node process
-   (`--probed-node`: the node as `python -m media serve` runs it, plus the probes). Packet in to packet out (the
-   JSON's `added_latency_ms_*`): per incoming RTP packet of a publisher and per subscriber, from the moment its
-   datagram reaches the node's Python code to the return of the `sendto` of the matching outgoing packet; this
-   includes the wait for the rest of the frame and in the node's receive queue, not the kernel's socket buffers.
-   Fan-out (`fanout_latency_ms_*`): per frame, from the moment the node has it whole until its packets are
-   handed to the kernel for every subscriber. End to end (`e2e_added_latency_ms_*`): every
+3. Added latency, at half the highest load that did not degrade and at least at `--latency-streams` (150, half
+   the goal of 300), in meetings of up to 10 (e.g. 10 + 9 parties: 162 streams), measured twice in the same run
+   on the same rooms: the node forwarding frame by frame (what it did before: each frame once it is whole) and
+   packet by packet (its default: each RTP packet as it arrives). By a probe in the node process (`--probed-node`:
+   the node as `python -m media serve` runs it, plus the probes). Packet in to packet out (the JSON's
+   `added_latency_ms_*`, packet by packet; `by_frame_added_latency_ms_*` frame by frame): per incoming RTP packet of
+   a publisher and per subscriber, from the moment its datagram reaches the node's Python code to the return of the
+   `sendto` of the matching outgoing packet; this includes the wait in the node's receive queue (and, frame by
+   frame, for the rest of the frame), not the kernel's socket buffers. Packet fan-out (`packet_fanout_ms_*`): per
+   incoming packet, the time to hand it to every subscriber. Frame by frame also: the wait for the frame's last
+   packet (`by_frame_frame_wait_ms_*`), the node's part after it (`by_frame_after_frame_ms_*`) and the fan-out per
+   frame (`fanout_latency_ms_*`). End to end (`e2e_added_latency_ms_*`, packet by packet): every
    frame carries its send time (time.monotonic, one clock for all processes) after the VP8 data, read back by
    the receivers; a direct pair of the same aiortc endpoints beside the load (no node) is the baseline; the
-   difference of the percentiles includes the load generator's own scheduling of ten publishers.
+   difference of the percentiles includes the load generator's own scheduling of its publishers and receivers.
+   The publishers are aiortc senders of pre-encoded frames: each frame's packets leave back to back, as from an
+   encoder (aiortc's sender loop does not yield between a frame's packets). A paced sender (spreading a frame's
+   packets over time) adds its spread to every packet's latency frame by frame (the frame waits for its last
+   packet) and nothing packet by packet.
 4. Naive reference: a minimal relay (`--naive-node`, its own process) that lets aiortc decode each publisher's
    video and encode it again for every subscriber (aiortc's MediaRelay), with a 3-party meeting (6 encodes):
    the CPU per delivered stream of what forwarding avoids.
 
 "Streams per core" = forwarded streams delivered at full rate divided by the node's CPU (cores busy over the
-measurement). The machine is shared (2 cores): `machine_busy_cores` and `other_busy_cores` say how busy it was,
+measurement). The node (and the naive relay) is pinned to the first CPU and this process to the second
+(`os.sched_setaffinity`; `--no-pin` to leave them free); other work on the machine is not pinned. The machine
+is shared (2 cores): `machine_busy_cores` and `other_busy_cores` say how busy it was,
 and `machine_saturated` marks a step during which every core was busy (a step that degrades then says more about
 the machine than about the node: the node's own CPU is in `node_cores`).
 Prints conditions and a table, then a JSON last line with `forwarded_streams_per_core`,
@@ -335,6 +347,9 @@ async def broadcast_step(meetings: Meetings, node_pid: int, viewers: int, second
 # ----- the node, with a probe on its forwarding -----
 
 PROBE_PATH = "/bench/forwarding-latency"
+MODE_PATH = "/bench/forwarding-mode"
+"""`POST ?by_packet=1|0&probe=1|0`: rooms opened from now on forward packet by packet (the node's default) or frame
+by frame; the per-packet probes on or off (off until asked)."""
 
 
 def serve_probed_node(config_path: Path, freeze_gc: bool = True) -> None:
@@ -367,11 +382,16 @@ def serve_probed_node(config_path: Path, freeze_gc: bool = True) -> None:
     packets: list[float] = []
     waits: list[float] = []
     after_frame: list[float] = []
+    packet_fanout: list[float] = []
     arrivals: dict[tuple[int, int], list[tuple[int, float]]] = {}
     frames: dict[int, tuple[bytes, list[float]]] = {}
     sending: list[list[float] | None] = [None]
+    arrived: list[float | None] = [None]
+    mode = {"by_packet": True}
 
     def on_packet(ssrc: int, seq: int, timestamp: int, arrival: float) -> None:
+        if mode["by_packet"]:
+            return
         times = arrivals.get((ssrc, timestamp))
         if times is None:
             if len(arrivals) >= 4096:
@@ -379,7 +399,7 @@ def serve_probed_node(config_path: Path, freeze_gc: bool = True) -> None:
             times = arrivals[(ssrc, timestamp)] = []
         times.append((seq, arrival))
 
-    emitting = adapter.probe_rtp_arrivals(on_packet)
+    emitting, arriving = adapter.probe_rtp_arrivals(on_packet)
 
     def on_sent(sent: list[float]) -> None:
         times = sending[0]
@@ -392,9 +412,19 @@ def serve_probed_node(config_path: Path, freeze_gc: bool = True) -> None:
 
     adapter.probe_direct_sends(on_sent)
     original_push = forward.ForwardingPlane._push
+    original_push_packet = forward.ForwardingPlane._push_packet
     original_send = direct.DirectOutput._send
+    original_sender_send = adapter.DirectSender.send
+    original_plane_init = forward.ForwardingPlane.__init__
+
+    def plane_init(self: forward.ForwardingPlane, *args: Any, **kwargs: Any) -> None:
+        kwargs["by_packet"] = mode["by_packet"]
+        original_plane_init(self, *args, **kwargs)
 
     def probed_push(self: forward.ForwardingPlane, source: Any, frame: ReceivedFrame) -> None:
+        if self.by_packet:
+            original_push(self, source, frame)
+            return
         start = time.perf_counter()
         key = emitting() if source.kind == "video" else None
         received = arrivals.pop(key, None) if key is not None else None
@@ -411,6 +441,22 @@ def serve_probed_node(config_path: Path, freeze_gc: bool = True) -> None:
         if source.kind == "video" and len(fanout) < 1_000_000:
             fanout.append(time.perf_counter() - start)
 
+    def probed_push_packet(self: forward.ForwardingPlane, source: Any, packet: Any) -> None:
+        start = time.perf_counter()
+        arrived[0] = arriving()
+        try:
+            original_push_packet(self, source, packet)
+        finally:
+            arrived[0] = None
+        if len(packet_fanout) < 1_000_000:
+            packet_fanout.append(time.perf_counter() - start)
+
+    def probed_sender_send(self: adapter.DirectSender, packet: bytes, seq: int) -> None:
+        original_sender_send(self, packet, seq)
+        arrival = arrived[0]
+        if arrival is not None and len(packets) < 5_000_000:
+            packets.append(time.perf_counter() - arrival)
+
     def probed_send(self: direct.DirectOutput, data: bytes, pts: int, now: float) -> None:
         entry = frames.get(id(data))
         sending[0] = entry[1] if entry is not None and entry[0] is data else None
@@ -418,6 +464,14 @@ def serve_probed_node(config_path: Path, freeze_gc: bool = True) -> None:
             original_send(self, data, pts, now)
         finally:
             sending[0] = None
+
+    forward.ForwardingPlane.__init__ = plane_init  # type: ignore[method-assign]
+
+    def probe_packets(on: bool) -> None:
+        """The per-packet probes cost a call and a clock read per packet and subscriber: only while measuring
+        latency, not while the ramp measures streams per core."""
+        forward.ForwardingPlane._push_packet = probed_push_packet if on else original_push_packet  # type: ignore[method-assign]
+        adapter.DirectSender.send = probed_sender_send if on else original_sender_send  # type: ignore[method-assign]
 
     forward.ForwardingPlane._push = probed_push  # type: ignore[method-assign]
     direct.DirectOutput._send = probed_send  # type: ignore[method-assign]
@@ -440,10 +494,17 @@ def serve_probed_node(config_path: Path, freeze_gc: bool = True) -> None:
                 "packets": summary(packets),
                 "frame_wait": summary(waits),
                 "after_frame": summary(after_frame),
+                "packet_fanout": summary(packet_fanout),
             }
         )
 
+    async def set_mode(request: web.Request) -> web.Response:
+        mode["by_packet"] = request.query["by_packet"] == "1"
+        probe_packets(request.query.get("probe") == "1")
+        return web.json_response(mode)
+
     app.router.add_get(PROBE_PATH, probe)
+    app.router.add_post(MODE_PATH, set_mode)
     asyncio.run(cli.serve(config, secret, app=app, freeze_gc=freeze_gc))
 
 
@@ -545,7 +606,7 @@ async def serve_naive(port: int) -> None:
     await runner.cleanup()
 
 
-async def naive_step(workdir: Path, parties: int, seconds: float) -> Step:
+async def naive_step(workdir: Path, parties: int, seconds: float, no_pin: bool = False) -> Step:
     port = _free_port()
     log = (workdir / "naive.log").open("w")
     process = subprocess.Popen(  # noqa: ASYNC220
@@ -557,6 +618,8 @@ async def naive_step(workdir: Path, parties: int, seconds: float) -> Step:
     counts: list[int] = []
     try:
         await _wait_http(f"http://127.0.0.1:{port}/healthz", process)
+        if not no_pin:
+            _pin(process.pid)
         base = f"http://127.0.0.1:{port}"
         names = [f"p{i}" for i in range(parties)]
         async with aiohttp.ClientSession() as http:
@@ -643,20 +706,22 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
           f"{WIDTH}x{HEIGHT} {FPS} fps pre-encoded at {kbps:.0f} kbit/s; node in its own process; "
           f"{args.seconds:.0f} s per measurement; node gc.freeze() {'off' if args.no_gc_freeze else 'on'}",
           flush=True)  # fmt: skip
-    print("definitions: added_latency_ms_* = packet in to packet out in the node: per incoming RTP packet of a "
-          "publisher and per subscriber, from its datagram reaching the node's Python code to the sendto of the "
-          "matching outgoing packet (incoming k -> outgoing k of the frame) returning; includes the wait for the "
-          "rest of the frame (of which added_latency_frame_wait_ms_* = per incoming packet, its arrival to the "
-          "frame's last packet's; added_latency_after_frame_ms_* = per outgoing packet, from its frame's last "
-          "packet in to its sendto: the node's own part), not the kernel's socket buffers. "
-          "fanout_latency_ms_* = per frame, frame complete to "
-          "its packets handed to the kernel for every subscriber. e2e_added_latency_ms_* = end to end through the "
-          "node minus a direct pair of the same endpoints beside the load (includes the load generator's "
-          "scheduling)", flush=True)  # fmt: skip
+    print("definitions: added_latency_ms_* = packet in to packet out in the node, forwarding packet by packet: per "
+          "incoming RTP packet of a publisher and per subscriber, from its datagram reaching the node's Python code to "
+          "the sendto of the forwarded packet returning (the node's receive queue included, not the kernel's socket "
+          "buffers); by_frame_added_latency_ms_* = the same with the node forwarding frame by frame (incoming k -> "
+          "outgoing k of the frame; the wait for the rest of the frame included: by_frame_frame_wait_ms_*, and "
+          "by_frame_after_frame_ms_* = the frame's last packet in to each sendto). packet_fanout_ms_* = per incoming "
+          "packet, handed to every subscriber; fanout_latency_ms_* = per frame (frame by frame), frame complete to "
+          "sent to every subscriber. e2e_added_latency_ms_* = end to end through the node minus a direct pair of the "
+          "same endpoints beside the load (includes the load generator's scheduling). Publishers send each frame's "
+          "packets back to back (aiortc's sender loop does not yield between them)", flush=True)  # fmt: skip
     steps: list[Step] = []
     with tempfile.TemporaryDirectory(prefix="bench-meetings-") as tmp:
         workdir = Path(tmp)
         async with media_node(workdir, secret, not args.no_gc_freeze) as (port, pid):
+            pinning = _pin(pid) if not args.no_pin else "not pinned (--no-pin)"
+            print(f"affinity: {pinning}", flush=True)
             meetings = Meetings(port, tokens)
             forwarded: list[Step] = []
             for count, parties in RAMP:
@@ -672,20 +737,29 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             ok = [s for s in forwarded if not s.degraded] or forwarded[:1]
             best = max(ok, key=lambda s: s.per_core)
             top = max(s.streams for s in ok)
-            # Latency at about half the highest load that did not degrade: n parties send n(n-1) streams.
-            parties = max(2, min(PARTIES, int((1 + (1 + 2 * top) ** 0.5) / 2)))
+            # Latency at half the highest load that did not degrade, and at least at half the goal (150 streams).
+            target = max(args.latency_streams, top // 2)
+            rooms = latency_rooms(target)
+            print(f"latency at {sum(n * (n - 1) for n in rooms)} streams ({' + '.join(map(str, rooms))} parties): "
+                  f"half of the highest load that held ({top}) is {top // 2}, the floor is {args.latency_streams}; "
+                  "frame by frame first, then packet by packet (the node's default), same rooms",
+                  flush=True)  # fmt: skip
             under_load: list[float] = []
-            half_step = await _latency_meeting(meetings, pid, parties, args.seconds, under_load)
+            frame_step = await _latency_meetings(meetings, pid, rooms, args.seconds, False, None)
+            _print(frame_step)
+            half_step = await _latency_meetings(meetings, pid, rooms, args.seconds, True, under_load)
             _print(half_step)
         idle = await direct_latency(args.seconds)
-        naive = await naive_step(workdir, 3, args.seconds)
+        naive = await naive_step(workdir, 3, args.seconds, args.no_pin)
         _print(naive)
-    steps = [*forwarded, broadcast, half_step, naive]
+    steps = [*forwarded, broadcast, frame_step, half_step, naive]
     direct_p50, direct_p99 = _quantile(under_load, 0.5), _quantile(under_load, 0.99)
     e2e_added_p50 = max(0.0, half_step.latency_ms(0.5) - direct_p50)
     e2e_added_p99 = max(0.0, half_step.latency_ms(0.99) - direct_p99)
     packets = half_step.probe.get("packets", {})
-    fanout = half_step.probe.get("fanout", {})
+    fanout = frame_step.probe.get("fanout", {})
+    frame_packets = frame_step.probe.get("packets", {})
+    packet_fanout = half_step.probe.get("packet_fanout", {})
     added_p50 = packets.get("p50_ms", float("nan"))
     added_p99 = packets.get("p99_ms", float("nan"))
     through = f"p50 {half_step.latency_ms(0.5):.2f} ms, p99 {half_step.latency_ms(0.99):.2f} ms"
@@ -695,7 +769,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     ratio = best.per_core / naive.per_core if naive.per_core else float("inf")
     print(f"forwarded {best.per_core:.0f} streams/core vs naive {naive.per_core:.1f}: {ratio:.0f}x; broadcast "
           f"{broadcast.per_core:.0f} streams/core; added latency in the node (packet in to packet out) p50 "
-          f"{added_p50:.2f} ms, p99 {added_p99:.2f} ms (fan-out per frame p99 {fanout.get('p99_ms', float('nan')):.2f};"
+          f"{added_p50:.2f} ms, p99 {added_p99:.2f} ms (frame by frame in the same run: p50 "
+          f"{frame_packets.get('p50_ms', float('nan')):.2f}, p99 {frame_packets.get('p99_ms', float('nan')):.2f}; "
+          f"fan-out per frame p99 {fanout.get('p99_ms', float('nan')):.2f};"
           f" end to end against the direct pair: p50 {e2e_added_p50:.2f}, p99 {e2e_added_p99:.2f})",
           flush=True)  # fmt: skip
     return {
@@ -707,21 +783,27 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "added_latency_ms_p50": round(added_p50, 2),
         "added_latency_ms_p99": round(added_p99, 2),
         "added_latency_samples": int(packets.get("count", 0)),
-        "added_latency_frame_wait_ms_p50": round(half_step.probe.get("frame_wait", {}).get("p50_ms", float("nan")), 2),
-        "added_latency_frame_wait_ms_p99": round(half_step.probe.get("frame_wait", {}).get("p99_ms", float("nan")), 2),
-        "added_latency_after_frame_ms_p50": round(
-            half_step.probe.get("after_frame", {}).get("p50_ms", float("nan")), 2
-        ),
-        "added_latency_after_frame_ms_p99": round(
-            half_step.probe.get("after_frame", {}).get("p99_ms", float("nan")), 2
-        ),
+        "added_latency_max_ms": round(packets.get("max_ms", float("nan")), 2),
+        "packet_fanout_ms_p50": round(packet_fanout.get("p50_ms", float("nan")), 3),
+        "packet_fanout_ms_p99": round(packet_fanout.get("p99_ms", float("nan")), 3),
+        "by_frame_added_latency_ms_p50": round(frame_packets.get("p50_ms", float("nan")), 2),
+        "by_frame_added_latency_ms_p99": round(frame_packets.get("p99_ms", float("nan")), 2),
+        "by_frame_vs_by_packet_p99": round(frame_packets.get("p99_ms", float("nan")) / added_p99, 1)
+        if added_p99 == added_p99 and added_p99 > 0
+        else None,
+        "by_frame_frame_wait_ms_p50": round(frame_step.probe.get("frame_wait", {}).get("p50_ms", float("nan")), 2),
+        "by_frame_frame_wait_ms_p99": round(frame_step.probe.get("frame_wait", {}).get("p99_ms", float("nan")), 2),
+        "by_frame_after_frame_ms_p50": round(frame_step.probe.get("after_frame", {}).get("p50_ms", float("nan")), 2),
+        "by_frame_after_frame_ms_p99": round(frame_step.probe.get("after_frame", {}).get("p99_ms", float("nan")), 2),
         "fanout_latency_ms_p50": round(fanout.get("p50_ms", float("nan")), 2),
         "fanout_latency_ms_p99": round(fanout.get("p99_ms", float("nan")), 2),
         "fanout_latency_frames": int(fanout.get("count", 0)),
+        "affinity": pinning,
         "node_gc_freeze": not args.no_gc_freeze,
         "e2e_added_latency_ms_p50": round(e2e_added_p50, 2),
         "e2e_added_latency_ms_p99": round(e2e_added_p99, 2),
         "latency_load_streams": half_step.streams,
+        "latency_rooms": rooms,
         "highest_forwarded_streams_without_degrading": top,
         "through_node_latency_ms_p50": round(half_step.latency_ms(0.5), 2),
         "through_node_latency_ms_p99": round(half_step.latency_ms(0.99), 2),
@@ -733,18 +815,53 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-async def _latency_meeting(
-    meetings: Meetings, node_pid: int, parties: int, seconds: float, direct: list[float]
+def latency_rooms(target: int) -> list[int]:
+    """Meetings (parties each, at most `PARTIES`) that forward at least `target` streams: 10-party meetings,
+    then the smallest meeting that makes up the rest."""
+    rooms: list[int] = []
+    while sum(n * (n - 1) for n in rooms) < target:
+        rest = target - sum(n * (n - 1) for n in rooms)
+        rooms.append(next((n for n in range(2, PARTIES + 1) if n * (n - 1) >= rest), PARTIES))
+    return rooms
+
+
+async def _set_mode(port: int, by_packet: bool, probe: bool) -> None:
+    url = f"http://127.0.0.1:{port}{MODE_PATH}?by_packet={int(by_packet)}&probe={int(probe)}"
+    async with aiohttp.ClientSession() as http, http.post(url) as response:
+        response.raise_for_status()
+
+
+async def _latency_meetings(
+    meetings: Meetings, node_pid: int, rooms: list[int], seconds: float, by_packet: bool, direct: list[float] | None
 ) -> Step:
-    peers = [meetings.peer("meet-half-1", f"h{i}", publish=True) for i in range(parties)]
+    """The rooms' meetings at once, the node forwarding packet by packet or frame by frame; probed."""
+    await _set_mode(meetings.port, by_packet, probe=True)
+    tag = "p" if by_packet else "f"
+    groups = [
+        [meetings.peer(f"meet-lat{tag}-{r}", f"l{tag}{r}-{i}", publish=True) for i in range(n)]
+        for r, n in enumerate(rooms)
+    ]
+    peers = [p for group in groups for p in group]
     try:
         await _join_all(peers)
-        return await measure(
-            f"1 x {parties}-party (latency)", node_pid, peers, peers, parties * (parties - 1), seconds, direct,
-            probe_port=meetings.port,
-        )  # fmt: skip
+        for group in groups:
+            await _wait_flowing(group, group, timeout=60)
+        streams = sum(n * (n - 1) for n in rooms)
+        name = f"{' + '.join(f'{n}-party' for n in rooms)} (latency, {'by packet' if by_packet else 'by frame'})"
+        return await measure(name, node_pid, [], [], streams, seconds, direct, receivers_for_count=peers,
+                             probe_port=meetings.port)  # fmt: skip
     finally:
         await asyncio.gather(*(peer.close() for peer in peers), return_exceptions=True)
+
+
+def _pin(node_pid: int) -> str:
+    """The node on CPU 0, this process (the load generator) on CPU 1, when there are two CPUs or more."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return "not pinned (one CPU)"
+    os.sched_setaffinity(node_pid, {cpus[0]})
+    os.sched_setaffinity(0, {cpus[1]})
+    return f"node pinned to CPU {cpus[0]}, load generator to CPU {cpus[1]} (other work on the machine is not)"
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -768,6 +885,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--naive-node", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--probed-node", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--no-gc-freeze", action="store_true", help="the node without gc.freeze() (to compare)")
+    parser.add_argument("--no-pin", action="store_true", help="leave the node and the load on any CPU")
+    parser.add_argument(
+        "--latency-streams",
+        type=int,
+        default=150,
+        help="the least forwarded streams the latency is measured at (default 150, half the goal)",
+    )
     args = parser.parse_args(argv)
     if args.naive_node:
         asyncio.run(serve_naive(args.naive_node))

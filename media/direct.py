@@ -107,6 +107,9 @@ class DirectOutput:
         self._ts_origin = random.getrandbits(32)
         self._pt: int | None = None
         self._header = bytearray(12)
+        self._steady = False
+        """Ready, and no paced burst in progress: packets go straight out (`push_packet`)."""
+        self._ssrc = sender.ssrc
         self._seq_offset = 0
         """Per-packet forwarding: the subscriber's sequence number minus the source's, for the current run."""
         self._run_newest = 0
@@ -165,9 +168,16 @@ class DirectOutput:
         right after what this output sent last. False: refused (not negotiated, or the subscriber fell behind)."""
         if self._ended or (self._pt is None and not self.negotiated):
             return False
+        if self._steady and not self._queue:
+            # The common case, kept short: up, nothing queued or paced; the socket's backlog is looked at once a frame.
+            if marker and self._sender.write_buffer_size() > _WRITE_BUFFER_LIMIT:
+                return False
+            self._send_packet(payload, pts, seq, marker, start)
+            return True
         if self._sender.write_buffer_size() > _WRITE_BUFFER_LIMIT:
             return False  # the kernel does not take this subscriber's packets fast enough
         if not self._queue and self._sender.ready() and self._release_at <= asyncio.get_running_loop().time():
+            self._steady = True
             self._send_packet(payload, pts, seq, marker, start)
             return True
         if len(self._queue) >= self._max_frames * _PACKETS_PER_FRAME or self._sender.closed():
@@ -246,6 +256,7 @@ class DirectOutput:
         self.packets_sent += len(payloads)
         if self._pace is not None:
             self._release_at = max(now, self._release_at) + len(data) * 8 / self._pace
+            self._steady = False
 
     def _send_packet(self, payload: bytes, pts: int, seq: int, marker: bool, start: bool) -> None:
         pt = self._pt
@@ -264,9 +275,9 @@ class DirectOutput:
         if _seq_delta(out_seq, self._seq) >= 0:
             self._seq = (out_seq + 1) & 0xFFFF
         timestamp = (self._ts_origin + pts) & 0xFFFFFFFF
-        header = self._header
-        _HEADER.pack_into(header, 0, 0x80, pt | 0x80 if marker else pt, out_seq, timestamp, self._sender.ssrc)
-        self._sender.send(bytes(header) + payload, out_seq)
+        self._sender.send(
+            _HEADER.pack(0x80, pt | 0x80 if marker else pt, out_seq, timestamp, self._ssrc) + payload, out_seq
+        )
         self.packets_sent += 1
         self._run_packets += 1
         self._run_octets += len(payload)

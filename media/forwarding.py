@@ -132,6 +132,9 @@ class Source:
         self.clock_rate = clock_rate
         self._clock = clock
         self._sinks: list[Sink] = []
+        self._frame_sinks: list[Sink] = []
+        self._packet_sinks: list[Sink] = []
+        """The sinks, split by what they take (`Sink.by_packet`)."""
         self._gop = GopCache(gop_max_frames, gop_max_bytes) if gop_cache and kind == "video" else None
 
         async def never() -> bool:
@@ -158,18 +161,16 @@ class Source:
             self._requests.keyframe_arrived()
         if self._gop is not None:
             self._gop.add(frame)
-        for sink in tuple(self._sinks):
-            if not sink._by_packet:
-                sink._offer(frame)
+        for sink in tuple(self._frame_sinks):
+            sink._offer(frame)
 
     def push_packet(self, packet: ReceivedPacket) -> None:
         """One RTP packet of the publisher as it arrived (a `by_packet` video source), before its frame is whole:
         forwarded at once by the sinks that take packets."""
         if self.closed.is_set():
             return
-        for sink in tuple(self._sinks):
-            if sink._by_packet:
-                sink._offer_packet(packet)
+        for sink in tuple(self._packet_sinks):
+            sink._offer_packet(packet)
 
     def lost(self) -> None:
         """Frames were lost on the way in: hold every sink until a keyframe, and ask for one."""
@@ -216,10 +217,12 @@ class Source:
     def _attach(self, sink: Sink) -> None:
         if sink not in self._sinks:
             self._sinks.append(sink)
+            (self._packet_sinks if sink._by_packet else self._frame_sinks).append(sink)
 
     def _detach(self, sink: Sink) -> None:
         if sink in self._sinks:
             self._sinks.remove(sink)
+            (self._packet_sinks if sink._by_packet else self._frame_sinks).remove(sink)
 
     async def close(self) -> None:
         """The publisher left: the sinks pointed here stop receiving (they stay open, to be re-pointed)."""
@@ -229,6 +232,8 @@ class Source:
         for sink in list(self._sinks):
             sink._source_closed(self)
         self._sinks.clear()
+        self._frame_sinks.clear()
+        self._packet_sinks.clear()
         await self._requests.close()
 
 
@@ -410,7 +415,8 @@ class Sink:
 
     def _send_packet(self, packet: ReceivedPacket, start: bool) -> None:
         out = self._packet_out
-        if not out.accepting:
+        if (start or packet.starts_frame) and not out.accepting:
+            # The subscriber's connection went away: stop taking packets (looked at once a frame).
             if self._source is not None:
                 self._source._detach(self)
                 self._source = None
@@ -426,6 +432,11 @@ class Sink:
             self._rebase = False
         pts = packet.timestamp + self._offset
         if not out.push_packet(packet.payload, pts, packet.sequence_number, packet.marker, start):
+            if not out.accepting:
+                if self._source is not None:
+                    self._source._detach(self)
+                    self._source = None
+                return
             stats = self._stats
             self._waiting = True
             self._resume_after = None

@@ -851,12 +851,16 @@ _probe_arrival = 0.0
 _probe_frame: tuple[int, int] | None = None
 
 
-def probe_rtp_arrivals(on_packet: PacketArrivalHandler) -> Callable[[], tuple[int, int] | None]:
+def probe_rtp_arrivals(
+    on_packet: PacketArrivalHandler,
+) -> tuple[Callable[[], tuple[int, int] | None], Callable[[], float]]:
     """For a benchmark only (nothing of it runs unless called; it cannot be undone): `on_packet` for every RTP
     packet any connection of the process receives, with the time its datagram reached Python (aioice's
     `Connection.data_received`, called from the socket's `datagram_received`: before the queue that the DTLS
     transport reads, so the wait in that queue counts). Returns a function giving `(ssrc, RTP timestamp)` of the
-    video frame a tap is emitting (valid inside the tap's `on_frame`), to match frames to their packets.
+    video frame a tap is emitting (valid inside the tap's `on_frame`), to match frames to their packets, and a
+    function giving the arrival time of the packet being handled (valid inside a tap's `on_packet`: aiortc's
+    receive path from the datagram's `recvfrom` to the jitter buffer does not suspend).
 
     Call it before the first connection is created."""
     global _probe_arrival, _probe_frame
@@ -913,7 +917,10 @@ def probe_rtp_arrivals(on_packet: PacketArrivalHandler) -> Callable[[], tuple[in
     def emitting() -> tuple[int, int] | None:
         return _probe_frame
 
-    return emitting
+    def arriving() -> float:
+        return _probe_arrival
+
+    return emitting, arriving
 
 
 def probe_direct_sends(on_sent: Callable[[list[float]], None]) -> None:
