@@ -7,7 +7,7 @@ import base64
 import pytest
 
 from agents.recording import h26x
-from agents.recording.depacketize import Frame, H264Depacketizer
+from agents.recording.depacketize import Depacketizer, Frame, H264Depacketizer, HevcDepacketizer
 from agents.recording.rtsp_client import Authenticator, RtspError, parse_sdp, split_credentials
 from simulator.hevc import MAIN_H265, encode_hevc_loop
 from simulator.video import SUB, encode_loop
@@ -67,7 +67,7 @@ def test_depacketizer_drops_a_fragment_whose_start_was_lost_and_unwraps_timestam
     depacketizer = H264Depacketizer(frames.append)
 
     def packet(ts: int, payload: bytes, marker: bool = True) -> None:
-        data = bytes([0x80, 0x80 if marker else 0, 0, 1]) + ts.to_bytes(4, "big") + bytes(4) + payload
+        data = _rtp(ts, payload, marker)
         depacketizer.packet(data, 0, len(data))
 
     packet(2**32 - 3600, b"\x65idr")
@@ -75,3 +75,42 @@ def test_depacketizer_drops_a_fragment_whose_start_was_lost_and_unwraps_timestam
     packet(3600, b"\x41delta")
     assert [f.timestamp for f in frames] == [0, 7200] and frames[0].key and not frames[1].key
     assert frames[1].data == b"\x00\x00\x00\x06\x41delta" and depacketizer.dropped == 1
+
+
+@pytest.mark.parametrize(
+    ("make", "header", "aggregate", "fu", "sps", "pps", "idr"),
+    [
+        # H.264: 1-byte NAL headers; STAP-A (type 24); FU-A (type 28), its FU header carrying the IDR's type 5
+        (H264Depacketizer, 1, b"\x18", b"\x7c\x05", b"\x67sps", b"\x68pps", b"\x65idr"),
+        # H.265: 2-byte NAL headers; AP (type 48); FU (type 49), its FU header carrying the IDR's type 19
+        (HevcDepacketizer, 2, b"\x60\x01", b"\x62\x01\x13", b"\x42\x01sps", b"\x44\x01pps", b"\x26\x01idr"),
+    ],
+    ids=["h264", "h265"],
+)
+def test_both_codecs_read_aggregation_packets_and_fragments(
+    make: type[Depacketizer], header: int, aggregate: bytes, fu: bytes, sps: bytes, pps: bytes, idr: bytes
+) -> None:
+    frames: list[Frame] = []
+    depacketizer = make(frames.append)
+
+    def fragment(bits: int, part: bytes) -> bytes:  # bits: 0x80 the first fragment, 0x40 the last
+        return fu[:-1] + bytes([fu[-1] | bits]) + part
+
+    body = idr[header:]
+    sized = b"".join(len(nal).to_bytes(2, "big") + nal for nal in (sps, pps))
+    for data in (
+        _rtp(0, aggregate + sized, marker=False),  # the parameter sets in one aggregation packet
+        _rtp(0, fragment(0x80, body[:1]), marker=False),  # the IDR in three fragments
+        _rtp(0, fragment(0x00, body[1:2]), marker=False),
+        _rtp(0, fragment(0x40, body[2:])),
+        _rtp(3600, fragment(0x00, b"lost start")),  # a middle fragment without its first: dropped
+    ):
+        depacketizer.packet(data, 0, len(data))
+    depacketizer.flush()
+    assert len(frames) == 1 and frames[0].key
+    assert frames[0].data == b"".join(len(nal).to_bytes(4, "big") + nal for nal in (sps, pps, idr))
+    assert list(depacketizer.params.values()) == [sps, pps] and depacketizer.dropped == 1
+
+
+def _rtp(ts: int, payload: bytes, marker: bool = True) -> bytes:
+    return bytes([0x80, 0x80 if marker else 0, 0, 1]) + ts.to_bytes(4, "big") + bytes(4) + payload
