@@ -14,6 +14,7 @@ from common.clock import Clock, SystemClock
 from common.ratelimit import WindowLimiter
 from controller import state
 from controller.config import ControllerConfig, load_secret_key
+from controller.db import sqlite_writer
 from controller.db.engine import create_engine, session_factory
 from controller.db.migrate import upgrade
 from controller.db.models import Agent
@@ -22,7 +23,7 @@ from controller.medianodes import routes as medianodes_routes
 from controller.medianodes.service import MediaNodes
 from controller.meetings import routes as meeting_routes
 from controller.metrics import CONTENT_TYPE, Metrics
-from controller.security.access import Handler, Routes, access_middleware, public
+from controller.security.access import SESSION_READER, Handler, Routes, access_middleware, public
 from controller.security.passwords import Passwords
 from controller.sso import routes as sso_routes
 from controller.uplink import metrics_proxy
@@ -78,6 +79,15 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     await engine.dispose()
 
 
+async def _start_reader(app: web.Application) -> None:
+    """on_startup, after the cleanup contexts (the database is migrated by then)."""
+    await app[SESSION_READER].start()
+
+
+async def _stop_reader(app: web.Application) -> None:
+    await app[SESSION_READER].close()
+
+
 async def _close_links(app: web.Application) -> None:
     await app[state.HUB].close_all("the controller is shutting down")
 
@@ -123,6 +133,11 @@ def build_app(
     openapi.add_routes(routes)
     booking_pages.add_routes(routes)
     app.cleanup_ctx.append(database_ctx)
+    reader = sqlite_writer.for_engine(engine, read_only=True)
+    if reader is not None:  # SQLite: the cookie-session lookup in one hop (controller.security.access)
+        app[SESSION_READER] = reader
+        app.on_startup.append(_start_reader)
+        app.on_cleanup.append(_stop_reader)
     app.cleanup_ctx.append(sweeper_ctx)
     app.on_shutdown.append(_close_links)
     return app

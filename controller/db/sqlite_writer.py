@@ -10,6 +10,10 @@ Group commit: jobs that queue up while a transaction runs go together into the n
 SAVEPOINT, so one refused job (an exception) undoes only its own writes. Results are handed back only after the
 COMMIT, all of a batch in one call into the loop.
 
+With `read_only=True` the same thread is a reader: jobs run one by one outside any transaction (each statement
+reads the latest commit), on a connection that refuses writes (query_only): one hop for a lookup that
+SQLAlchemy makes in several.
+
 Other writers on the same file (the SQLAlchemy engine of this process, other processes) serialise with this
 one through SQLite's write lock and busy_timeout. Writers of this process can avoid the busy-timeout polling
 (which sleeps in steps of 1 to 100 ms) with `hold()`: the thread finishes its transaction and waits, outside
@@ -59,7 +63,7 @@ class _Stop:
 _Item = _Job[Any] | _Hold | _Stop
 
 
-def connect(path: str) -> sqlite3.Connection:
+def connect(path: str, read_only: bool = False) -> sqlite3.Connection:
     """A connection as the engine's (controller.db.engine): foreign keys, WAL, synchronous=NORMAL, busy_timeout;
     transactions begun explicitly (isolation_level None)."""
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False, cached_statements=256)
@@ -67,22 +71,25 @@ def connect(path: str) -> sqlite3.Connection:
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")
     connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    if read_only:
+        connection.execute("PRAGMA query_only=ON")
     return connection
 
 
-def for_engine(engine: AsyncEngine) -> SqliteWriter | None:
-    """A writer on the engine's SQLite file; None for another backend or an in-memory database."""
+def for_engine(engine: AsyncEngine, *, read_only: bool = False) -> SqliteWriter | None:
+    """A writer (or a reader) on the engine's SQLite file; None for another backend or an in-memory database."""
     url = engine.url
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
         return None
-    return SqliteWriter(url.database)
+    return SqliteWriter(url.database, read_only=read_only)
 
 
 class SqliteWriter:
     """Owned by the application: `start()` once the database is migrated, `close()` at shutdown."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, read_only: bool = False) -> None:
         self._path = path
+        self._read_only = read_only
         self._queue: SimpleQueue[_Item] = SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -96,7 +103,8 @@ class SqliteWriter:
         """Open the connection in the writer thread (errors raise here, not at the first job)."""
         self._loop = asyncio.get_running_loop()
         opened: asyncio.Future[None] = self._loop.create_future()
-        self._thread = threading.Thread(target=self._main, args=(opened,), name="sqlite-writer", daemon=True)
+        name = "sqlite-reader" if self._read_only else "sqlite-writer"
+        self._thread = threading.Thread(target=self._main, args=(opened,), name=name, daemon=True)
         self._thread.start()
         await opened
 
@@ -140,7 +148,7 @@ class SqliteWriter:
     def _main(self, opened: asyncio.Future[None]) -> None:
         assert self._loop is not None
         try:
-            connection = connect(self._path)
+            connection = connect(self._path, self._read_only)
         except sqlite3.Error as exc:
             self._loop.call_soon_threadsafe(_fail, opened, exc)
             return
@@ -173,6 +181,8 @@ class SqliteWriter:
     def _transaction(self, connection: sqlite3.Connection, batch: list[_Job[Any]]) -> list[tuple[_Job[Any], Any, bool]]:
         """Outcomes (job, result or exception, ok) of one transaction over the batch."""
         self.jobs += len(batch)
+        if self._read_only:
+            return [_outcome(job, connection) for job in batch]
         try:
             connection.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
@@ -207,6 +217,13 @@ class SqliteWriter:
             return [(job, exc if ok else result, False) for job, result, ok in outcomes]
         self.transactions += 1
         return outcomes
+
+
+def _outcome(job: _Job[Any], connection: sqlite3.Connection) -> tuple[_Job[Any], Any, bool]:
+    try:
+        return job, job.work(connection), True
+    except Exception as exc:  # handed to the caller
+        return job, exc, False
 
 
 def _deliver(outcomes: list[tuple[_Job[Any], Any, bool]]) -> None:

@@ -10,9 +10,11 @@ sign in) or API (401 JSON). State-changing requests from a cookie session must p
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import quote, urlsplit
 
 from aiohttp import web
@@ -24,11 +26,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from controller import state
 from controller.bookings import scopes as booking_scopes
 from controller.db.models import Agent, Camera, Role
+from controller.db.sqlite_writer import SqliteWriter
 from controller.people import scopes as people_scopes
 from controller.people import tokens as api_tokens
 from controller.security import sessions
 from controller.security.sessions import Principal
-from controller.security.tokens import same
+from controller.security.tokens import same, sha256_hex
 from controller.units import is_within, parents
 from controller.web.i18n import language, translate
 
@@ -36,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
+SESSION_READER: web.AppKey[SqliteWriter] = web.AppKey("session_reader", SqliteWriter)
+"""SQLite only: a reader thread for the cookie-session lookup (set and started by controller.app)."""
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
@@ -246,13 +251,18 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
     token = request.cookies.get(sessions.cookie_name(config))
     if not token:
         return _refuse(policy, request, 401)
-    async with request.app[state.DB]() as session:
-        # Autocommit: each statement stands alone (a lookup, maybe the throttled last_seen write or an expired
-        # session's deletion), so no BEGIN/COMMIT round trips on every request. Decide first, answer after.
-        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        principal = await sessions.resolve(session, token, request.app[state.CLOCK].now(), config)
-        status = None if principal is None else await _decide(session, policy, principal, request)
-        await session.commit()
+    now = request.app[state.CLOCK].now()
+    known, principal = await _read_session(request, token, policy, now)
+    if known:
+        status = None if principal is None or principal.role in (policy.roles or ()) else 403
+    else:
+        async with request.app[state.DB]() as session:
+            # Autocommit: each statement stands alone (a lookup, maybe the throttled last_seen write or an
+            # expired session's deletion), so no BEGIN/COMMIT round trips on every request. Decide first.
+            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            principal = await sessions.resolve(session, token, now, config)
+            status = None if principal is None else await _decide(session, policy, principal, request)
+            await session.commit()
     if principal is None:
         return _refuse(policy, request, 401)
     if status == 404:
@@ -264,6 +274,23 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
         return _forbidden_origin(policy)
     request[PRINCIPAL] = principal
     return await handler(request)
+
+
+async def _read_session(
+    request: web.Request, token: str, policy: Policy, now: datetime
+) -> tuple[bool, Principal | None]:
+    """SQLite: the session looked up in one hop to the reader thread (`SESSION_READER`), for a route without a
+    scope to check. (True, principal or None) when that settles it; (False, None) when the SQLAlchemy path must
+    run: another backend, a scoped route, or a write due (an expired session's deletion, `last_seen`)."""
+    reader = request.app.get(SESSION_READER)
+    if reader is None or policy.scope is not Scope.NONE:
+        return False, None
+    found = await reader.run(functools.partial(sessions.lookup_sqlite, sha256_hex(token)))
+    if found is None:
+        return True, None
+    if found.due(now, request.app[state.CONFIG]):
+        return False, None
+    return True, found.principal()
 
 
 async def _with_api_token(request: web.Request, handler: Handler, policy: Policy, secret: str) -> web.StreamResponse:

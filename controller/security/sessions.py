@@ -11,15 +11,17 @@ than the idle timeout after its last request.
 from __future__ import annotations
 
 import secrets
+import sqlite3
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from controller.config import ControllerConfig
-from controller.db.models import Role, User, UserSession
+from controller.db.models import Base, Role, User, UserSession
+from controller.db.types import UTCDateTime
 from controller.security.tokens import new_token, sha256_hex
 
 LAST_SEEN_RESOLUTION = timedelta(seconds=60)
@@ -66,33 +68,100 @@ async def start(session: AsyncSession, user: User, now: datetime, address: str |
     return token
 
 
-async def resolve(session: AsyncSession, token: str, now: datetime, config: ControllerConfig) -> Principal | None:
-    """The principal for a cookie value, or None (unknown, expired: an expired session is deleted)."""
-    row = (
-        await session.execute(
-            select(UserSession, User)
-            .join(User, User.id == UserSession.user_id)
-            .where(UserSession.token_hash == sha256_hex(token))
+_LOOKUP = (
+    select(
+        UserSession.id,
+        UserSession.user_id,
+        User.username,
+        User.role,
+        User.unit_id,
+        User.disabled,
+        UserSession.csrf_token,
+        UserSession.created_at,
+        UserSession.last_seen,
+    )
+    .join(User, User.id == UserSession.user_id)
+    .where(UserSession.token_hash == bindparam("token_hash"))
+)
+"""Built once (building it per request cost more than running it); columns, not ORM entities."""
+_SESSIONS = Base.metadata.tables[UserSession.__tablename__]
+_EXPIRE = delete(_SESSIONS).where(_SESSIONS.c.id == bindparam("session_id"))
+_TOUCH = (
+    update(_SESSIONS)
+    .where(_SESSIONS.c.id == bindparam("session_id"))
+    .values(last_seen=bindparam("now", type_=UTCDateTime()))
+)
+LOOKUP_SQLITE = """
+SELECT s.id, s.user_id, u.username, u.role, u.unit_id, u.disabled, s.csrf_token, s.created_at, s.last_seen
+FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?"""
+"""The same lookup for a stdlib sqlite3 connection (controller.security.access's reader thread)."""
+
+
+@dataclass(frozen=True)
+class Found:
+    """A session's row with its user's, as looked up by the hash of its cookie value."""
+
+    session_id: int
+    user_id: int
+    username: str
+    role: Role
+    unit_id: int | None
+    disabled: bool
+    csrf_token: str
+    created_at: datetime
+    last_seen: datetime
+
+    def principal(self) -> Principal:
+        return Principal(
+            user_id=self.user_id,
+            username=self.username,
+            role=self.role,
+            unit_id=self.unit_id,
+            session_id=self.session_id,
+            csrf_token=self.csrf_token,
         )
-    ).first()
+
+    def expired(self, now: datetime, config: ControllerConfig) -> bool:
+        idle = now - self.last_seen > timedelta(seconds=config.session_idle_timeout_s)
+        absolute = now - self.created_at > timedelta(seconds=config.session_absolute_timeout_s)
+        return idle or absolute or self.disabled
+
+    def due(self, now: datetime, config: ControllerConfig) -> bool:
+        """A write is due: the session's deletion (expired) or its `last_seen`."""
+        return self.expired(now, config) or now - self.last_seen >= _resolution(config)
+
+
+def lookup_sqlite(token_hash: str, connection: sqlite3.Connection) -> Found | None:
+    """`LOOKUP_SQLITE` on a stdlib connection, with the values SQLAlchemy would give (UTC times, the role)."""
+    row = connection.execute(LOOKUP_SQLITE, (token_hash,)).fetchone()
     if row is None:
         return None
-    record, user = row
-    idle = now - record.last_seen > timedelta(seconds=config.session_idle_timeout_s)
-    absolute = now - record.created_at > timedelta(seconds=config.session_absolute_timeout_s)
-    if idle or absolute or user.disabled:
-        await session.delete(record)
-        return None
-    if now - record.last_seen >= _resolution(config):
-        record.last_seen = now
-    return Principal(
-        user_id=user.id,
-        username=user.username,
-        role=user.role,
-        unit_id=user.unit_id,
-        session_id=record.id,
-        csrf_token=record.csrf_token,
+    session_id, user_id, username, role, unit_id, disabled, csrf_token, created_at, last_seen = row
+    return Found(
+        session_id,
+        user_id,
+        username,
+        Role(role),
+        unit_id,
+        bool(disabled),
+        csrf_token,
+        datetime.fromisoformat(created_at).replace(tzinfo=UTC),
+        datetime.fromisoformat(last_seen).replace(tzinfo=UTC),
     )
+
+
+async def resolve(session: AsyncSession, token: str, now: datetime, config: ControllerConfig) -> Principal | None:
+    """The principal for a cookie value, or None (unknown, expired: an expired session is deleted)."""
+    row = (await session.execute(_LOOKUP, {"token_hash": sha256_hex(token)})).first()
+    if row is None:
+        return None
+    found = Found(*row)
+    if found.expired(now, config):
+        await session.execute(_EXPIRE, {"session_id": found.session_id})
+        return None
+    if now - found.last_seen >= _resolution(config):
+        await session.execute(_TOUCH, {"session_id": found.session_id, "now": now})
+    return found.principal()
 
 
 def _resolution(config: ControllerConfig) -> timedelta:
