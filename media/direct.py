@@ -39,7 +39,8 @@ _WRITE_BUFFER_LIMIT = 256 * 1024
 _PACKETS_PER_FRAME = 16
 """The queue's bound in packets is this many times its bound in frames."""
 _RUN_WINDOW = 1024
-"""A late packet more than this many sequence numbers before the newest one of its run is not forwarded."""
+"""A late packet more than this many sequence numbers before the newest one of its run is not forwarded (nor one
+from before the run's start)."""
 
 
 def _seq_delta(a: int, b: int) -> int:
@@ -112,6 +113,8 @@ class DirectOutput:
         self._ssrc = sender.ssrc
         self._seq_offset = 0
         """Per-packet forwarding: the subscriber's sequence number minus the source's, for the current run."""
+        self._run_first = 0
+        """The run's oldest source sequence number still forwarded (its start, then trailing the newest)."""
         self._run_newest = 0
         self._run_octets = 0
         self._run_packets = 0
@@ -264,13 +267,14 @@ class DirectOutput:
             return  # not reached: `push_packet` takes nothing before the codec is known
         if start:
             self._seq_offset = (self._seq - seq) & 0xFFFF
-            self._run_newest = seq
+            self._run_first = self._run_newest = seq
         else:
-            behind = _seq_delta(seq, self._run_newest)
-            if behind > 0:
+            if _seq_delta(seq, self._run_first) < 0:
+                return  # a late copy from before this run (its number here belongs to what was sent before)
+            if _seq_delta(seq, self._run_newest) > 0:
                 self._run_newest = seq
-            elif behind < -_RUN_WINDOW:
-                return  # a very late copy, or one from before this run
+                if _seq_delta(seq, self._run_first) > _RUN_WINDOW:
+                    self._run_first = (seq - _RUN_WINDOW) & 0xFFFF
         out_seq = (seq + self._seq_offset) & 0xFFFF
         if _seq_delta(out_seq, self._seq) >= 0:
             self._seq = (out_seq + 1) & 0xFFFF
