@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 TICK_S = 0.25
 ROSTER_DELAY_S = 0.05
+CLOSE_GRACE_S = 5.0
+"""How long closing a room waits for its connections' shutdowns and offers under way before cancelling them."""
 
 
 class LiveRoom:
@@ -181,6 +183,11 @@ class LiveRoom:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
+        # Let what is under way finish first (a connection being shut down closes its peer connections: cancelled
+        # half-way, their ICE sockets would be left open), then cancel what is left.
+        under_way = {task for task in self._tasks if task is not asyncio.current_task()}
+        if under_way:
+            await asyncio.wait(under_way, timeout=CLOSE_GRACE_S)
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):

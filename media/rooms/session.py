@@ -216,7 +216,10 @@ class Connection:
         try:
             for pc in (self._publish, self._subscribe):
                 if pc is not None:
-                    await pc.close()
+                    try:
+                        await pc.close()
+                    except Exception:  # the other one is still closed
+                        logger.exception("%s %s: closing a peer connection failed", self.live.name, self.member.id)
         finally:
             self._done.set()
 
