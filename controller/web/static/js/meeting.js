@@ -313,13 +313,15 @@
         }
       }
       if (!st.micTx && !st.camTx && !st.screenTx) return;
-      await st.pub.setLocalDescription(await st.pub.createOffer());
-      await gathered(st.pub);
+      const pc = st.pub;
+      await pc.setLocalDescription(await pc.createOffer());
+      await gathered(pc);
+      if (pc !== st.pub) return; // dropped meanwhile: the rejoin publishes afresh
       const tracks = [];
       if (st.micTx) tracks.push({ mid: st.micTx.mid, source: "microphone" });
       if (st.camTx) tracks.push({ mid: st.camTx.mid, source: "camera" });
       if (st.screenTx) tracks.push({ mid: st.screenTx.mid, source: "screen" });
-      send({ type: "publish_offer", sdp: st.pub.localDescription.sdp, tracks });
+      send({ type: "publish_offer", sdp: pc.localDescription.sdp, tracks });
       sendState();
     });
     return st.pubBusy;
@@ -330,10 +332,12 @@
       st.sub = newPeer();
       st.sub.ontrack = () => renderGrid();
     }
-    await st.sub.setRemoteDescription({ type: "offer", sdp: message.sdp });
-    await st.sub.setLocalDescription(await st.sub.createAnswer());
-    await gathered(st.sub);
-    send({ type: "subscribe_answer", version: message.version, sdp: st.sub.localDescription.sdp });
+    const pc = st.sub;
+    await pc.setRemoteDescription({ type: "offer", sdp: message.sdp });
+    await pc.setLocalDescription(await pc.createAnswer());
+    await gathered(pc);
+    if (pc !== st.sub) return; // dropped meanwhile
+    send({ type: "subscribe_answer", version: message.version, sdp: pc.localDescription.sdp });
     renderGrid();
   }
 
