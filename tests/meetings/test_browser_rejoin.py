@@ -88,6 +88,11 @@ async def test_a_cut_page_rejoins_as_itself_keeping_its_state(aiohttp_client: Se
                     && p.muted_by_host === true)""",
                 timeout=10,
             )  # fmt: skip
+            # Its media connection (not the WebSocket) is closed at the node: the page rejoins as well. (The node
+            # has no call that drops only the media path; its subscribe connection is reached directly.)
+            await _room(node).connections[guest_id]._subscribe.close()  # type: ignore[union-attr]
+            await _rejoined(guest, 3)
+            await keeps_coming(guest, host_id)
             passes = await guest.evaluate("window.ketnoiMeeting.passes")
             await guest.evaluate("window.ketnoiMeeting.reconnectForMs = 3000")  # instead of 90 s
         # The node is gone for good: the page keeps asking for a while, then gives up and says so.
