@@ -61,6 +61,12 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Chưa có máy chủ truyền hình nào sẵn sàng. Hãy thử lại sau một phút.",
         "No media server is available now. Try again in a minute.",
     ),
+    "no_codec": (
+        "Trình duyệt này không gửi hoặc không nhận được hình theo chuẩn của buổi họp. Hãy dùng Chrome, Edge hoặc "
+        "Chromium bản mới",
+        "This browser cannot send or receive video in the format this meeting uses. Use a recent Chrome, Edge or "
+        "Chromium",
+    ),
     "no_devices": ("Không mở được camera hoặc micro:", "Could not open the camera or microphone:"),
     "observer_note": ("Bạn đang dự giờ: chỉ xem và nghe.", "You are observing: you watch and listen only."),
     "you": ("bạn", "you"),

@@ -3,8 +3,8 @@ codec is H.264, through the join links and pages, and each decodes the others' H
 
 Debian's chromium encodes H.264 with OpenH264 and decodes it with FFmpeg (checked here, Chromium 156: getStats'
 encoderImplementation "OpenH264", decoderImplementation "FFmpeg"); the page offers only what the node's aiortc
-takes: packetization-mode=1 in constrained baseline (42e01f) or baseline (42001f). Bounded: one browser, three
-tabs, about 15 s."""
+takes: packetization-mode=1 in constrained baseline (42e01f) or baseline (42001f). A page whose browser lacks it
+says so and leaves. Bounded: one browser, four tabs, about 15 s."""
 
 from __future__ import annotations
 
@@ -18,6 +18,13 @@ from tests.meetings.browser_world import STATS, ServerClient, enter, hears_and_s
 from tests.meetings.nodes import meeting_node
 
 NODE_ID = "media-h264"
+WITHOUT_H264 = """for (const side of [RTCRtpSender, RTCRtpReceiver]) {
+  const stock = side.getCapabilities.bind(side);
+  side.getCapabilities = (kind) => {
+    const caps = stock(kind);
+    return caps && { ...caps, codecs: caps.codecs.filter((c) => c.mimeType !== "video/H264") };
+  };
+}"""
 
 
 async def test_three_browsers_meet_in_h264(aiohttp_client: ServerClient, tmp_path: Path) -> None:
@@ -42,6 +49,18 @@ async def test_three_browsers_meet_in_h264(aiohttp_client: ServerClient, tmp_pat
                 sent = [s for s in report["outbound"] if s["kind"] == "video"]
                 assert [s["codec"] for s in sent] == ["video/H264"] and sent[0]["framesEncoded"] > 0, sent
                 assert sent[0]["encoder"] == "OpenH264", sent
+            # A browser without H.264 (simulated: this tab's capabilities leave it out, as a browser built without
+            # OpenH264 would) is told so plainly and leaves, instead of showing black tiles.
+            plain = await browser.new_page()
+            await plain.send("Page.addScriptToEvaluateOnNewDocument", {"source": WITHOUT_H264})
+            await plain.navigate(world.urls[1])
+            await plain.wait_for("#join")
+            await plain.wait_until("document.querySelector('#mic-select').options.length > 0", timeout=15)
+            await plain.click("#join")
+            await plain.wait_until("document.getElementById('meeting').dataset.closed === 'codec'", timeout=20)
+            assert "H264" in await plain.text("#notice") and "trình duyệt" in (await plain.text("#notice")).lower()
+            assert await plain.evaluate("window.ketnoiMeeting.retryTimer") is None
+            await pages[0].wait_until("window.ketnoiMeeting.roster.length === 3", timeout=10)
             room = next(iter(node.meetings.rooms.values()))
             assert room.room.codec is Codec.H264
             assert isinstance(room.plane, ForwardingPlane) and room.plane.stats()["frames_out"] > 0

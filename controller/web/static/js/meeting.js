@@ -254,7 +254,24 @@
     }
   }
 
+  // Whether this browser sends (when it publishes) and receives the session's video codec as the node takes it.
+  function supports(codec, publishes) {
+    const mime = `video/${codec}`.toLowerCase();
+    const fits = (c) => c.mimeType.toLowerCase() === mime && (mime !== "video/h264"
+      || (/packetization-mode=1/.test(c.sdpFmtpLine || "") && /profile-level-id=42(e0|00)/i.test(c.sdpFmtpLine || "")));
+    const sides = publishes ? [window.RTCRtpSender, window.RTCRtpReceiver] : [window.RTCRtpReceiver];
+    return sides.every((side) => {
+      const caps = side && side.getCapabilities ? side.getCapabilities("video") : null;
+      return Boolean(caps && caps.codecs.some(fits));
+    });
+  }
+
   async function welcome(message) {
+    if (!supports(message.codec, message.may_publish)) {
+      // Better said now than a silent tile: an H.264 session needs a browser with an H.264 encoder and decoder.
+      send({ type: "leave" });
+      return closed({ reason: "codec", final: true, message: `${T.no_codec} (${message.codec})` });
+    }
     if (st.resume) st.rejoins += 1;
     st.welcome = message;
     st.role = message.role;
