@@ -14,7 +14,8 @@ line: per backend `bookings_per_s` (answered create requests per second), `p50_m
 `server_cpu_ms_per_create` (the controller process's CPU time over the load divided by the creates answered),
 `load_cpu_ms_per_create` (this process's), and the machine's state over the load: `machine_busy_cores` (average
 busy cores) and `other_busy_cores` (of those, neither the controller nor this process: the database server and
-whatever else the machine runs), since a shared machine's figures mean little without them.
+whatever else the machine runs), and `load_average_1m` (the machine's one-minute load average as the load
+starts), since a shared machine's figures mean little without them.
 """
 
 from __future__ import annotations
@@ -345,6 +346,7 @@ async def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
             room_ids = await seed(url, schema, first_day)
             seeded_s = time.monotonic() - began
             async with served(env, port) as (base, pid):
+                load_average = os.getloadavg()[0]
                 cpu_before = _cpu_seconds(pid)
                 own_before = time.process_time()
                 machine_before = _machine_cpu()
@@ -360,6 +362,7 @@ async def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
                 # were neither the controller nor this load (the database server and everybody else).
                 figures["machine_busy_cores"] = round(busy / total * cpus, 2)
                 figures["other_busy_cores"] = round((busy - server_s - own_s) / total * cpus, 2)
+                figures["load_average_1m"] = round(load_average, 2)
         figures["seed_s"] = round(seeded_s, 1)
         return figures
 
@@ -410,7 +413,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"seeded in {figures['seed_s']} s; controller CPU {figures['server_cpu_ms_per_create']} ms per create "
             f"(availability searches included), load CPU {figures['load_cpu_ms_per_create']} ms per create; "
             f"machine: {figures['machine_busy_cores']} of {cpu} cores busy, "
-            f"{figures['other_busy_cores']} by neither the controller nor the load (database, other work)"
+            f"{figures['other_busy_cores']} by neither the controller nor the load (database, other work); "
+            f"load average {figures['load_average_1m']} as the load started"
         )
     sys.stdout.flush()
     print(json.dumps(summary))

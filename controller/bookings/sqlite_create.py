@@ -99,6 +99,12 @@ _INSERT_AUDIT = """
 INSERT INTO audit_log (at, actor, action, target, details, address) VALUES (?, ?, 'booking.create', ?, ?, ?)"""
 
 
+def warm(connection: sqlite3.Connection) -> None:
+    """Prepare the rooms probe (one room: the usual request) in the connection's statement cache."""
+    never = stamp(datetime(1970, 1, 1, tzinfo=UTC))
+    connection.execute(_rooms_probing(1), (never, never, never, 0)).fetchall()
+
+
 def create(request: CreateRequest, connection: sqlite3.Connection) -> BookingDetail:
     """Check and write the booking in the caller's transaction; a refusal raises a BookingError."""
     draft = request.draft

@@ -18,6 +18,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from controller import state
+from controller.bookings import sqlite_create
 from controller.bookings.answers import (
     AvailabilityOut,
     BookingOut,
@@ -398,6 +399,13 @@ async def availability(request: web.Request) -> web.StreamResponse:
 async def _start_writer(app: web.Application) -> None:
     """on_startup, after the cleanup contexts: the database is migrated by then."""
     await app[SQLITE_WRITER].start()
+
+
+async def warm(app: web.Application) -> None:
+    """At start-up: the writer prepares the create's first statement (the rooms probe)."""
+    writer = app.get(SQLITE_WRITER)
+    if writer is not None:
+        await writer.run(sqlite_create.warm)
 
 
 async def _stop_writer(app: web.Application) -> None:
