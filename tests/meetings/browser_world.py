@@ -122,7 +122,12 @@ async def hears_and_sees(page: Page, others: list[str], timeout: float = 40.0) -
             && s.inbound.some(x => x.participant === id && x.kind === 'audio' && x.totalAudioEnergy > 0);
         return {ids}.every(ok);
     }})()"""
-    await page.wait_until(check, timeout=timeout, interval=0.5)
+    try:
+        await page.wait_until(check, timeout=timeout, interval=0.5)
+    except TimeoutError:
+        seen = await page.evaluate(f"{STATS}.then(s => s.inbound.map(x => [x.mid, x.kind, x.participant, x.source,"
+                                   " x.packetsReceived, x.framesDecoded, x.totalAudioEnergy]))")  # fmt: skip
+        raise AssertionError(f"not every one of {others} seen and heard within {timeout} s; inbound: {seen}") from None
     return await stats(page)
 
 
