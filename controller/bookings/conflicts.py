@@ -128,13 +128,21 @@ def self_overlap(slots: Sequence[Slot]) -> tuple[Slot, Slot] | None:
     return None
 
 
-async def _describe(session: AsyncSession, room_id: int, booking_id: int, starts_at: datetime) -> Clash:
-    query = (
-        select(Room.name, Unit.time_zone, Booking.title, RoomOccupancy.starts_at, RoomOccupancy.ends_at)
-        .join(Unit, Unit.id == Room.unit_id)
-        .join(RoomOccupancy, RoomOccupancy.room_id == Room.id)
-        .join(Booking, Booking.id == RoomOccupancy.booking_id)
-        .where(Room.id == room_id, RoomOccupancy.booking_id == booking_id, RoomOccupancy.starts_at == starts_at)
+_DESCRIBE = (
+    select(Room.name, Unit.time_zone, Booking.title, RoomOccupancy.starts_at, RoomOccupancy.ends_at)
+    .join(Unit, Unit.id == Room.unit_id)
+    .join(RoomOccupancy, RoomOccupancy.room_id == Room.id)
+    .join(Booking, Booking.id == RoomOccupancy.booking_id)
+    .where(
+        Room.id == bindparam("room_id"),
+        RoomOccupancy.booking_id == bindparam("booking_id"),
+        RoomOccupancy.starts_at == bindparam("starts_at"),
     )
-    name, zone, title, start, end = (await session.execute(query)).one()
+)
+"""Built once, as `_ONE_SLOT` (every refused create runs it for its message)."""
+
+
+async def _describe(session: AsyncSession, room_id: int, booking_id: int, starts_at: datetime) -> Clash:
+    parameters = {"room_id": room_id, "booking_id": booking_id, "starts_at": starts_at}
+    name, zone, title, start, end = (await session.execute(_DESCRIBE, parameters)).one()
     return Clash(room_id, name, zone, booking_id, title, start, end)
