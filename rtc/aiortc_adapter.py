@@ -656,6 +656,22 @@ class _Idle(MediaStreamTrack):
         raise AssertionError("unreachable")  # pragma: no cover
 
 
+_ntp_base: tuple[float, int] = (-1e9, 0)
+
+
+def _ntp_now() -> int:
+    """aiortc's `clock.current_ntp_time()` (0.7 us: a datetime), from the monotonic clock and a base re-read every
+    10 s (0.1 us): called once per frame and subscriber for the sender reports."""
+    global _ntp_base
+    now = time.monotonic()
+    base_mono, base_ntp = _ntp_base
+    if now - base_mono > 10.0:
+        from aiortc import clock
+
+        _ntp_base = (base_mono, base_ntp) = (now, clock.current_ntp_time())
+    return base_ntp + int((now - base_mono) * 4294967296.0)
+
+
 class DirectSender:
     """Sends finished RTP packets for one `RTCRtpSender`, which keeps its RTCP role (sender reports, receiving
     the subscriber's NACK, PLI/FIR, receiver reports) but no longer builds packets itself.
@@ -677,6 +693,7 @@ class DirectSender:
         self.rtx_ssrc: int = sender._rtx_ssrc
         self._history: list[bytes | None] = [None] * _RTX_HISTORY
         self._rtx_seq = 0
+        self._route: tuple[Callable[[bytes], bytes], Callable[[bytes, Any], None], Any] | None = None
         self.retransmitted = 0
         sender._retransmit = self._retransmit  # type: ignore[method-assign]
         sender.replaceTrack(_Idle(transceiver.kind))
@@ -734,35 +751,40 @@ class DirectSender:
         size: int = getattr(pair.protocol.transport, "get_write_buffer_size", lambda: 0)()
         return size
 
+    def _resolve(self) -> tuple[Callable[[bytes], bytes], Callable[[bytes, Any], None], Any] | None:
+        """(SRTP protect, the ICE pair socket's sendto, the remote address), looked up once: aioice nominates a
+        pair once per connection and aiortc sets the SRTP session once per DTLS handshake. None until both are."""
+        pair = self._dtls.transport._connection._nominated.get(1)
+        srtp = self._dtls._tx_srtp
+        if pair is None or srtp is None or pair.protocol.transport is None:
+            return None
+        self._route = (srtp.protect, pair.protocol.transport.sendto, pair.remote_addr)
+        return self._route
+
     def send(self, packet: bytes, seq: int) -> None:
         """Encrypt and send one RTP packet (`seq` is its sequence number, kept for retransmission)."""
         self._history[seq % _RTX_HISTORY] = packet
-        pair = self._dtls.transport._connection._nominated.get(1)
-        if pair is None:
-            return
-        pair.protocol.transport.sendto(self._dtls._tx_srtp.protect(packet), pair.remote_addr)
+        route = self._route or self._resolve()
+        if route is not None:
+            protect, sendto, addr = route
+            sendto(protect(packet), addr)
 
     def send_frame(self, packets: list[bytes], first_seq: int) -> None:
-        """Encrypt and send a frame's RTP packets (consecutive sequence numbers from `first_seq`): the ICE pair
-        and the SRTP session are looked up once per frame, not once per packet."""
+        """Encrypt and send a frame's RTP packets (consecutive sequence numbers from `first_seq`)."""
         history = self._history
         for i, packet in enumerate(packets):
             history[(first_seq + i) % _RTX_HISTORY] = packet
-        pair = self._dtls.transport._connection._nominated.get(1)
-        if pair is None:
+        route = self._route or self._resolve()
+        if route is None:
             return
-        protect = self._dtls._tx_srtp.protect
-        sendto = pair.protocol.transport.sendto
-        addr = pair.remote_addr
+        protect, sendto, addr = route
         for packet in packets:
             sendto(protect(packet), addr)
 
     def account(self, rtp_timestamp: int, packets: int, octets: int) -> None:
         """Keep the stock sender's report counters (RTCP SR) in step with what was sent directly."""
-        from aiortc import clock
-
         sender = self._sender
-        sender._RTCRtpSender__ntp_timestamp = clock.current_ntp_time()  # type: ignore[attr-defined]
+        sender._RTCRtpSender__ntp_timestamp = _ntp_now()  # type: ignore[attr-defined]
         sender._RTCRtpSender__rtp_timestamp = rtp_timestamp  # type: ignore[attr-defined]
         sender._RTCRtpSender__packet_count += packets  # type: ignore[attr-defined]
         sender._RTCRtpSender__octet_count += octets  # type: ignore[attr-defined]

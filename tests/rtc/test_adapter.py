@@ -178,3 +178,15 @@ async def test_decrypted_rtp_can_be_counted_without_the_receivers() -> None:
         # Decrypted: the payloads put back together are the frames sent.
         assert b"".join(h264_depayload(RtpPacket.parse(p).payload) for p in packets) == b"".join(publisher.sent)
         assert node.frames == []
+
+
+def test_the_direct_senders_ntp_clock_follows_aiortcs() -> None:
+    """The sender reports' NTP time comes from the monotonic clock and a base from aiortc's clock (cheaper per
+    frame): it stays within a millisecond of aiortc's own reading."""
+    from aiortc import clock
+
+    from rtc.aiortc_adapter import _ntp_now
+
+    for _ in range(3):
+        ours, theirs = _ntp_now(), clock.current_ntp_time()
+        assert abs(ours - theirs) < 4294967296 // 1000, (ours, theirs)
