@@ -3,7 +3,7 @@ controller's pages and a real media node on 127.0.0.1.
 
 - A participant's WebSocket is closed from the node's side: its page says it is reconnecting, gets a fresh pass
   from the controller, and comes back as the same participant (same id; no ghost in the host's list or grid);
-  video and audio flow again both ways. Its camera choice (off) and the host's mute survive the rejoin.
+  video and audio flow again both ways. Its microphone choice, camera off and the host's mute survive the rejoin.
 - The media node process stops and starts again on its port: every page rejoins and they see and hear each
   other again.
 - A page that cannot get back within its time gives up and says so, offering to join again.
@@ -71,12 +71,20 @@ async def test_a_cut_page_rejoins_as_itself_keeping_its_state(aiohttp_client: Se
             assert await _remote_tiles(host) == [guest_id]
             assert sorted(_room(node).connections) == sorted([host_id, guest_id])
 
-            # The guest turns its camera off and the host mutes it; after another cut both still hold.
+            # The guest picks its second microphone, turns its camera off and the host mutes it; after another cut
+            # all three still hold.
+            second_mic = await guest.evaluate("document.querySelectorAll('#mic-select option')[1].value")
+            await guest.fill("#mic-select", second_mic)
+            await guest.wait_until("window.ketnoiMeeting.mic.label === 'Fake Audio Input 1'", timeout=10)
             await guest.click("#cam-btn")
             await host.click(f"#people button[data-action=mute][data-target='{guest_id}']")
             await guest.wait_until("window.ketnoiMeeting.mutedByHost === true", timeout=10)
             await _cut(node, guest_id)
             await _rejoined(guest, 2)
+            assert await guest.evaluate("window.ketnoiMeeting.mic.label") == "Fake Audio Input 1"
+            assert await guest.evaluate("document.getElementById('mic-select').value") == second_mic
+            assert await guest.evaluate("window.ketnoiMeeting.pub.getSenders().some(s => s.track && s.track.label"
+                                        " === 'Fake Audio Input 1')")  # fmt: skip
             assert await guest.evaluate("window.ketnoiMeeting.camOn") is False
             assert await guest.evaluate("window.ketnoiMeeting.cam.enabled") is False
             assert await guest.evaluate("window.ketnoiMeeting.mutedByHost") is True
