@@ -61,6 +61,7 @@ TEXT: dict[str, tuple[str, str]] = {
         "Phòng họp trực tuyến sẽ mở vào giờ của buổi. Hãy quay lại liên kết này khi đến giờ.",
         "The online meeting opens at its time. Come back to this link then.",
     ),
+    "over": ("Buổi này đã kết thúc.", "This session is over."),
     "series": ("Cả chuỗi buổi, buổi tiếp theo:", "The whole series, next session:"),
     "refused": ("Liên kết không dùng được", "This link cannot be used"),
     "host": ("Chủ trì", "Host"),
@@ -151,8 +152,8 @@ async def join_page(request: web.Request) -> web.StreamResponse:
         )  # fmt: skip
     zone = ZoneInfo(detail.time_zones.get(room.unit_id, detail.booking.time_zone))
     now = request.app[state.CLOCK].now()
-    upcoming = [occ for occ in live if occ.ends_at > now] or live[-1:]
-    first = upcoming[0]
+    upcoming = [occ for occ in live if occ.ends_at > now]
+    first = (upcoming or live[-1:])[0]
     session = {
         "title": detail.booking.title,
         "room": room.name,
@@ -162,6 +163,7 @@ async def join_page(request: web.Request) -> web.StreamResponse:
         "start": first.starts_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
         "end": first.ends_at.astimezone(zone).strftime("%H:%M"),
         "zone": zone.key,
+        "over": not upcoming,
     }
     return renderer.render(request, "join.html", texts=texts, reason="", why="", session=session)
 

@@ -115,6 +115,10 @@ async def test_entry_window_placement_and_the_meeting_token(client: Client, app:
     await _move_to(clock, datetime(2026, 1, 6, 3, 5, tzinfo=UTC))  # the session ended; the link lasts 30 min more
     status, body = await _join(client, host_url)
     assert (status, body["reason"]) == (403, "over")
+    page = await client.get(host_url.removeprefix("http://controller.test"), params={"lang": "en"})
+    text = await page.text()  # the join page says it is over, not that it opens later
+    assert page.status == 200 and 'data-state="over"' in text and "This session is over." in text
+    assert "opens at its time" not in text
 
 
 async def test_two_sessions_get_tokens_for_different_rooms(client: Client, app: web.Application, site: Site) -> None:
