@@ -63,7 +63,10 @@ RATE_WINDOW_S = 2.0
 
 class FrameMeter:
     """Counts one session's frames into its camera's stats: totals, the last arrival, and fps and bitrate over
-    windows of RATE_WINDOW_S. The native and the PyAV session each keep one and call `count` once per frame."""
+    windows of RATE_WINDOW_S. The native and the PyAV session each keep one and call `count` once per frame.
+
+    A window runs from one frame's arrival to a later one's and holds the frames after its start up to and
+    including its end (n frame intervals over their span), so a steady 25 fps reads 25, not 25.5."""
 
     __slots__ = ("_window_at", "_window_bytes", "_window_frames", "frames", "stats")
 
@@ -84,11 +87,12 @@ class FrameMeter:
             stats.keyframes_total += 1
         stats.last_packet_monotonic = now
         self.frames += 1
+        if not self._window_at:  # the first frame opens the window: the frames after it fill its span
+            self._window_at = now
+            return
         self._window_frames += 1
         self._window_bytes += size
-        if not self._window_at:
-            self._window_at = now
-        elif now - self._window_at >= RATE_WINDOW_S:
+        if now - self._window_at >= RATE_WINDOW_S:
             elapsed = now - self._window_at
             stats.fps = self._window_frames / elapsed
             stats.bitrate_bps = self._window_bytes * 8 / elapsed

@@ -16,8 +16,11 @@ def test_counts_totals_and_measures_rates_over_each_window() -> None:
     assert stats.last_packet_monotonic == pytest.approx(100.0 + 49 / 25)
     assert stats.fps is None and stats.bitrate_bps is None  # the first window is not over yet
     meter.count(10_000, False, 100.0 + RATE_WINDOW_S)
-    assert stats.fps == pytest.approx(51 / RATE_WINDOW_S)  # the window's frames, its first included, over its span
-    assert stats.bitrate_bps == pytest.approx(51 * 10_000 * 8 / RATE_WINDOW_S)
+    assert stats.fps == pytest.approx(25.0)  # 50 frame intervals over 2 s: a steady 25 fps reads 25
+    assert stats.bitrate_bps == pytest.approx(50 * 10_000 * 8 / RATE_WINDOW_S)
+    for i in range(1, 51):  # the next window starts at the frame that closed the last one
+        meter.count(10_000, False, 100.0 + RATE_WINDOW_S + i / 25)
+    assert stats.fps == pytest.approx(25.0) and stats.bitrate_bps == pytest.approx(2_000_000)
 
 
 def test_a_new_session_counts_its_own_frames_into_the_same_totals() -> None:
