@@ -15,7 +15,9 @@ line: per backend `bookings_per_s` (answered create requests per second), `p50_m
 `load_cpu_ms_per_create` (this process's), and the machine's state over the load: `machine_busy_cores` (average
 busy cores) and `other_busy_cores` (of those, neither the controller nor this process: the database server and
 whatever else the machine runs), and `load_average_1m` (the machine's one-minute load average as the load
-starts), since a shared machine's figures mean little without them.
+starts), since a shared machine's figures mean little without them. `slow_creates` counts the creates slower than
+50 ms and `slow_creates_span_s` is how far apart in the load the first and last of them were sent (a short span:
+one stall of the controller, the database or the machine; a long one: slowness throughout).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ ROOMS = 1000
 BOOKINGS = 20000
 PASSWORD = "bench-password-long-enough"
 MAX_IN_FLIGHT = 64
+SLOW_MS = 50.0
 
 
 def _free_port() -> int:
@@ -224,6 +227,9 @@ async def load(base: str, room_ids: list[int], first_day: date, rate: float, sec
     days = _weekdays(first_day, 20)
     monday = first_day + timedelta(days=(7 - first_day.weekday()) % 7)
     latencies: list[float] = []
+    slow: list[float] = []
+    """When (seconds into the load) each create slower than SLOW_MS was sent: one stall, or spread out?"""
+    load_began = time.perf_counter()  # set again when the counted load starts
     availability: list[float] = []
     counts = {"created": 0, "conflicts": 0, "errors": 0}
     failures: dict[str, int] = {}
@@ -256,6 +262,8 @@ async def load(base: str, room_ids: list[int], first_day: date, rate: float, sec
                 async with http.post(f"{base}/api/bookings", json=body, headers=headers) as response:
                     await response.read()
                     latencies.append((time.perf_counter() - began) * 1000)
+                    if latencies[-1] > SLOW_MS:
+                        slow.append(began - load_began)
                     key = {201: "created", 409: "conflicts"}.get(response.status, "errors")
                     counts[key] += 1
                     if key == "errors":
@@ -291,6 +299,7 @@ async def load(base: str, room_ids: list[int], first_day: date, rate: float, sec
         await creates(int(rate), time.monotonic())
         availability.clear()
         latencies.clear()
+        slow.clear()
         counts.update(created=0, conflicts=0, errors=0)
         failures.clear()
         # This process's own full collections (its heap still holds the seeding's modules and caches) would
@@ -298,6 +307,7 @@ async def load(base: str, room_ids: list[int], first_day: date, rate: float, sec
         gc.collect()
         gc.freeze()
         started = time.monotonic()
+        load_began = time.perf_counter()
         total = int(rate * seconds)
         searcher = asyncio.create_task(searches(started + seconds))
         await creates(total, started)
@@ -318,6 +328,8 @@ async def load(base: str, room_ids: list[int], first_day: date, rate: float, sec
         "availability_p99_ms": round(_percentile(availability, 0.99), 2),
         "availability_idle_ms": round(statistics.median(idle), 2),
         "offered_per_s": rate,
+        "slow_creates": len(slow),
+        "slow_creates_span_s": round(max(slow) - min(slow), 3) if slow else 0.0,
         **counts,
         "error_statuses": failures,
     }
