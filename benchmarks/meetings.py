@@ -145,6 +145,8 @@ class Step:
     frames_expected: float
     frames_received: int
     latencies: list[float] = field(default_factory=list)
+    gaps: int = 0
+    """Times the receivers' jitter buffers gave up on lost packets over the window (each stalls that stream)."""
     probe: dict[str, dict[str, float]] = field(default_factory=dict)
     """The node's own figures over the window (`packets`: packet in to packet out; `fanout`: frame complete to sent
     to every subscriber), when probed."""
@@ -173,6 +175,7 @@ class Step:
             "step": self.name, "streams": self.streams, "delivered": round(self.delivered, 3),
             "node_cores": round(w.node_cores, 3), "streams_per_core": round(self.per_core, 1),
             "lag_p50_ms": round(self.latency_ms(0.5), 2), "lag_p99_ms": round(self.latency_ms(0.99), 2),
+            "receiver_gaps": self.gaps,
             "load_cores": round(w.self_cores, 3), "machine_busy_cores": round(w.machine_cores, 3),
             "other_busy_cores": round(max(0.0, w.machine_cores - w.node_cores - w.self_cores), 3),
             "machine_saturated": w.machine_cores > 0.95 * (os.cpu_count() or 1),
@@ -300,6 +303,7 @@ async def measure(
     _clear_latencies(receivers)
     window = Window(node_pid)
     before = _received(receivers)
+    gaps_before = sum(r.receive_gaps for r in receivers)
     if probe_port is not None:
         await _probe(probe_port)  # from now on
     window.begin()
@@ -309,7 +313,8 @@ async def measure(
     probe = await _probe(probe_port) if probe_port is not None else {}
     if pair is not None and direct is not None:
         direct.extend(await pair)
-    return Step(name, streams, window, streams * FPS * window.seconds, received, _latencies(receivers), probe)
+    gaps = sum(r.receive_gaps for r in receivers) - gaps_before
+    return Step(name, streams, window, streams * FPS * window.seconds, received, _latencies(receivers), gaps, probe)
 
 
 RAMP = ((1, 4), (1, 6), (1, 8), (1, 10), (2, 10), (3, 10), (4, 10))

@@ -338,6 +338,11 @@ class BotPeer:
                 return await self._taps[mid].request_keyframe()
         return False
 
+    @property
+    def receive_gaps(self) -> int:
+        """Times a receiving m-line gave up waiting for lost packets and skipped ahead (its jitter buffer's gaps)."""
+        return sum(tap.gaps for tap in self._taps.values())
+
     def total_frames(self, kind: str) -> int:
         return sum(
             self.received[mid].frames
