@@ -174,9 +174,23 @@ class SqliteWriter:
                         carried = more
                         break
                     batch.append(more)
-                self._loop.call_soon_threadsafe(_deliver, self._transaction(connection, batch))
+                self._loop.call_soon_threadsafe(_deliver, self._guarded(connection, batch))
         finally:
             connection.close()
+
+    def _guarded(self, connection: sqlite3.Connection, batch: list[_Job[Any]]) -> list[tuple[_Job[Any], Any, bool]]:
+        """The batch's outcomes; an error of the writer's own statements (SAVEPOINT, RELEASE, ROLLBACK) fails the
+        batch instead of ending the thread, whose callers (and holders) would otherwise wait for ever."""
+        try:
+            return self._transaction(connection, batch)
+        except sqlite3.Error as exc:
+            logger.exception("sqlite writer: %s jobs failed", len(batch))
+            if connection.in_transaction:
+                try:
+                    connection.execute("ROLLBACK")
+                except sqlite3.Error:
+                    logger.exception("sqlite writer: rollback failed")
+            return [(job, exc, False) for job in batch]
 
     def _transaction(self, connection: sqlite3.Connection, batch: list[_Job[Any]]) -> list[tuple[_Job[Any], Any, bool]]:
         """Outcomes (job, result or exception, ok) of one transaction over the batch."""

@@ -135,3 +135,17 @@ async def test_a_batch_commits_together_and_a_refused_job_undoes_only_its_own_wr
         return [n for (n,) in connection.execute("SELECT n FROM scratch ORDER BY n")]
 
     assert await bench.writer.run(rows) == [1, 3]
+
+
+async def test_a_job_that_breaks_the_transaction_fails_its_batch_and_the_thread_goes_on(bench: Bench) -> None:
+    def breaks(connection: sqlite3.Connection) -> None:
+        connection.execute("ROLLBACK")  # the writer's RELEASE of the job's savepoint then fails
+
+    def one(connection: sqlite3.Connection) -> int:
+        return 1
+
+    async with bench.writer.hold():
+        broken, after = bench.writer.submit(breaks), bench.writer.submit(one)
+    results = await asyncio.gather(broken, after, return_exceptions=True)
+    assert all(isinstance(result, sqlite3.Error) for result in results), results
+    assert await bench.writer.run(one) == 1
