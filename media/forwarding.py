@@ -42,6 +42,9 @@ from rtc.packet_track import PacketTrack
 
 logger = logging.getLogger(__name__)
 
+_RECENT_PACKETS = 128
+"""Packets a `by_packet` source keeps for a sink whose start packet came after the ones that follow it."""
+
 __all__ = ["Frame", "Output", "PacketOutput", "Sink", "SinkStats", "Source", "SourceStats"]
 
 
@@ -143,6 +146,9 @@ class Source:
         self._requests = KeyframeRequests(request_keyframe or never, clock, keyframe_min_interval)
         self._stats = SourceStats()
         self.by_packet = by_packet and kind == "video"
+        self._recent: list[ReceivedPacket | None] = [None] * _RECENT_PACKETS
+        """The last packets by sequence number, to replay a frame's packets that came before its first one."""
+        self._newest_seq: int | None = None
         self.closed = asyncio.Event()
 
     # -- in
@@ -169,8 +175,29 @@ class Source:
         forwarded at once by the sinks that take packets."""
         if self.closed.is_set():
             return
+        seq = packet.sequence_number
+        self._recent[seq % _RECENT_PACKETS] = packet
+        newest = self._newest_seq
+        if newest is None or 0 < (seq - newest) & 0xFFFF < 0x8000:
+            self._newest_seq = seq
         for sink in tuple(self._packet_sinks):
             sink._offer_packet(packet)
+
+    def _arrived_after(self, seq: int) -> list[ReceivedPacket]:
+        """The packets after `seq` that arrived before it (`seq` came late: a reordering or an RTX copy)."""
+        newest = self._newest_seq
+        if newest is None:
+            return []
+        ahead = (newest - seq) & 0xFFFF
+        if ahead == 0 or ahead >= min(0x8000, _RECENT_PACKETS):
+            return []
+        found: list[ReceivedPacket] = []
+        for k in range(1, ahead + 1):
+            s = (seq + k) & 0xFFFF
+            packet = self._recent[s % _RECENT_PACKETS]
+            if packet is not None and packet.sequence_number == s:
+                found.append(packet)
+        return found
 
     def lost(self) -> None:
         """Frames were lost on the way in: hold every sink until a keyframe, and ask for one."""
@@ -412,6 +439,11 @@ class Sink:
             self._resume_after = None
             start = True
         self._send_packet(packet, start)
+        if start and self._source is not None and not self._waiting:
+            # The start packet came late (reordered, or an RTX copy): the ones after it, passed over while
+            # waiting, would be holes in the subscriber's sequence that nothing fills.
+            for later in self._source._arrived_after(packet.sequence_number):
+                self._send_packet(later, False)
 
     def _send_packet(self, packet: ReceivedPacket, start: bool) -> None:
         out = self._packet_out

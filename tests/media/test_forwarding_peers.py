@@ -502,3 +502,55 @@ async def test_a_packet_lost_upstream_is_asked_for_from_the_publisher_and_forwar
             assert node.source is not None and node.source.stats.gaps == 0
         finally:
             await node.close()
+
+
+async def test_packet_by_packet_a_start_packet_that_comes_late_brings_the_ones_after_it() -> None:
+    """A sink waits for a keyframe; the keyframe's first packet reaches the node after the rest of the frame (held
+    back here, as a reordering or an RTX copy would be): the sink starts on it and sends the packets it passed over
+    while waiting, so the subscriber gets the whole keyframe and no hole in its sequence numbers."""
+    publisher = Publisher(await h264_loop())
+    node = Node(by_packet=True)
+    viewer = Counter()
+    state = {"holding": False, "media_pt": -1}
+    held: list[RtpPacket] = []
+
+    def hold(packet: RtpPacket) -> bool:
+        if not state["holding"]:
+            return False
+        if packet.payload_type != state["media_pt"]:
+            held.append(packet)  # a retransmission of a held packet
+            return True
+        forwardable = adapter._packet_of("H264", packet, 0)
+        if forwardable is not None and forwardable.keyframe:
+            held.append(packet)  # the keyframe's first packets (parameter sets, the IDR slice's start)
+            return True
+        return False
+
+    async with closing(publisher.pc, viewer.pc):
+        try:
+            await negotiate(publisher.pc, node.pc)
+            await eventually(lambda: node.source is not None and node.pc.connectionState == "connected")
+            incoming = record_incoming(node.pc, hold)
+            sink = await node.subscribe(viewer, "packets")
+            await eventually(lambda: viewer.pc.connectionState == "connected")
+            await feed(publisher, 50, until=lambda: len(viewer.frames) == len(publisher.sent))
+            state["media_pt"] = incoming[-1].payload_type
+            arriving = record_incoming(viewer.pc)
+            sink.point(None)
+            sink.point(node.source, use_cache=False)  # waits for a keyframe: frame 50
+            state["holding"] = True
+            publisher.push_frame()
+            await eventually(
+                lambda: any(p.marker and p.timestamp == held[0].timestamp for p in incoming) if held else False
+            )
+            assert sink.waiting_for_keyframe and arriving == []
+            state["holding"] = False
+            transport = node.pc.getTransceivers()[0].receiver.transport
+            for original in [p for p in held if p.payload_type == state["media_pt"]]:
+                await transport._handle_rtp_data(original.serialize(), 0)
+            await eventually(lambda: len(viewer.frames) == 51)
+            assert viewer.frames[50].data == publisher.sent[50]
+            seqs = sorted(p.sequence_number for p in arriving if p.payload_type == arriving[0].payload_type)
+            assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "no hole (arrival order may differ)"
+        finally:
+            await node.close()
