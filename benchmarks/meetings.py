@@ -38,8 +38,10 @@ video streams.
    the CPU per delivered stream of what forwarding avoids.
 
 "Streams per core" = forwarded streams delivered at full rate divided by the node's CPU (cores busy over the
-measurement). The node (and the naive relay) is pinned to the first CPU and this process to the second
-(`os.sched_setaffinity`; `--no-pin` to leave them free); other work on the machine is not pinned. The machine
+measurement). The ramp and the broadcast run unpinned, so that the load generator may use both CPUs and the ramp
+is not cut short by the generator rather than the node; for the latency steps and the naive reference the node
+(or the naive relay) is pinned to the first CPU and this process to the second (`os.sched_setaffinity`; `--no-pin`
+to leave them free throughout); other work on the machine is not pinned. The machine
 is shared (2 cores): `machine_busy_cores` and `other_busy_cores` say how busy it was,
 and `machine_saturated` marks a step during which every core was busy (a step that degrades then says more about
 the machine than about the node: the node's own CPU is in `node_cores`).
@@ -74,7 +76,7 @@ from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSes
 from aiortc.contrib.media import MediaRelay
 
 from common.clock import SystemClock
-from media.rooms.botpeer import STAMP, BotPeer, vp8_loop
+from media.rooms.botpeer import BotPeer, read_stamp, stamp, vp8_loop
 from protocol.media import MEETING_WS_PATH, MediaTokens, MeetingRole, TokenKind
 from protocol.meeting import Source
 from rtc import aiortc_adapter as adapter
@@ -531,8 +533,9 @@ async def direct_latency(seconds: float) -> list[float]:
     latencies: list[float] = []
 
     def on_frame(frame: ReceivedFrame) -> None:
-        (sent,) = STAMP.unpack(frame.data[-STAMP.size :])
-        latencies.append(time.monotonic() - sent)
+        sent = read_stamp(frame.data)
+        if sent is not None:
+            latencies.append(time.monotonic() - sent)
 
     @receiver.on("track")
     def on_track(remote: MediaStreamTrack) -> None:
@@ -549,7 +552,7 @@ async def direct_latency(seconds: float) -> list[float]:
         while time.monotonic() - start < seconds + 2:
             if index == 2 * FPS:
                 latencies.clear()  # past the start
-            track.push(frames[index % len(frames)] + STAMP.pack(time.monotonic()), index * (90_000 // FPS))
+            track.push(frames[index % len(frames)] + stamp(time.monotonic()), index * (90_000 // FPS))
             index += 1
             await asyncio.sleep(max(0.0, start + index / FPS - time.monotonic()))
     finally:
@@ -725,8 +728,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-meetings-") as tmp:
         workdir = Path(tmp)
         async with media_node(workdir, secret, not args.no_gc_freeze) as (port, pid):
-            pinning = _pin(pid) if not args.no_pin else "not pinned (--no-pin)"
-            print(f"affinity: {pinning}", flush=True)
+            print("affinity for the ramp and the broadcast: not pinned (the load generator may use both CPUs)",
+                  flush=True)  # fmt: skip
             meetings = Meetings(port, tokens)
             forwarded: list[Step] = []
             for count, parties in RAMP:
@@ -743,6 +746,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             best = max(ok, key=lambda s: s.per_core)
             top = max(s.streams for s in ok)
             # Latency at half the highest load that did not degrade, and at least at half the goal (150 streams).
+            pinning = _pin(pid) if not args.no_pin else "not pinned (--no-pin)"
+            print(f"affinity for the latency steps and the naive reference: {pinning}", flush=True)
             target = max(args.latency_streams, top // 2)
             rooms = latency_rooms(target)
             print(f"latency at {sum(n * (n - 1) for n in rooms)} streams ({' + '.join(map(str, rooms))} parties): "
@@ -803,7 +808,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "fanout_latency_ms_p50": round(fanout.get("p50_ms", float("nan")), 2),
         "fanout_latency_ms_p99": round(fanout.get("p99_ms", float("nan")), 2),
         "fanout_latency_frames": int(fanout.get("count", 0)),
-        "affinity": pinning,
+        "affinity": f"ramp and broadcast not pinned; latency and naive: {pinning}",
         "node_gc_freeze": not args.no_gc_freeze,
         "e2e_added_latency_ms_p50": round(e2e_added_p50, 2),
         "e2e_added_latency_ms_p99": round(e2e_added_p99, 2),

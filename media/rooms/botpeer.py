@@ -51,9 +51,24 @@ from rtc.aiortc_adapter import (
 )
 from rtc.packet_track import PacketTrack
 
-STAMP = struct.Struct("!d")
-"""With `stamp=True`, the publisher appends its send time (time.monotonic, one clock for every process on the
-machine) to each video frame; receivers that do not decode read it back to measure latency."""
+STAMP = struct.Struct("!4sd")
+"""With `stamp=True`, the publisher appends a marker and its send time (time.monotonic, one clock for every
+process on the machine) to each video frame; receivers that do not decode read it back to measure latency."""
+_STAMP_MARK = b"KNts"
+
+
+def stamp(now: float) -> bytes:
+    """The trailer appended to a stamped frame."""
+    return STAMP.pack(_STAMP_MARK, now)
+
+
+def read_stamp(data: bytes) -> float | None:
+    """The send time a stamped frame carries, or None when its end is not a stamp (a frame a receiver put
+    together with packets missing must not yield a time read from video bytes)."""
+    if len(data) <= STAMP.size:
+        return None
+    mark, sent = STAMP.unpack(data[-STAMP.size :])
+    return float(sent) if mark == _STAMP_MARK else None
 
 
 @functools.lru_cache(maxsize=4)
@@ -279,7 +294,7 @@ class BotPeer:
         while True:
             data = frames[index % len(frames)]
             if self.stamp:
-                data = data + STAMP.pack(time.monotonic())
+                data = data + stamp(time.monotonic())
             track.push(data, index * step)
             index += 1
             delay = start + index * interval - time.monotonic()
@@ -313,10 +328,9 @@ class BotPeer:
                     entry = self.received[mid]
                     entry.frames += 1
                     entry.bytes += len(frame.data)
-                    if stamped and len(frame.data) > STAMP.size:
-                        (sent,) = STAMP.unpack(frame.data[-STAMP.size :])
-                        if len(entry.latencies) < 100_000:
-                            entry.latencies.append(time.monotonic() - sent)
+                    sent = read_stamp(frame.data) if stamped else None
+                    if sent is not None and len(entry.latencies) < 100_000:
+                        entry.latencies.append(time.monotonic() - sent)
 
                 self._taps[mid] = tap_receiver(pc, track, on_frame)
 

@@ -88,7 +88,9 @@ def app(config: ControllerConfig, clock: ManualClock) -> web.Application:
 
 
 @pytest.fixture
-async def client(aiohttp_client: AiohttpClient, app: web.Application) -> Client:
+async def client(app: web.Application, aiohttp_client: AiohttpClient) -> Client:
+    """`app` (and so its database, a PostgreSQL schema included) is set up before `aiohttp_client`, so the server
+    and its background tasks stop before the schema is dropped (fixtures are torn down in reverse order)."""
     return await aiohttp_client(app)
 
 
