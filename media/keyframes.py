@@ -44,10 +44,13 @@ def is_keyframe(codec: str, data: bytes) -> bool:
 class KeyframeRequests:
     """Coalesces keyframe requests to one publisher: at most one sent per `min_interval` seconds."""
 
-    def __init__(self, send: Callable[[], Awaitable[bool]], clock: Clock, min_interval: float = 0.3) -> None:
+    def __init__(
+        self, send: Callable[[], Awaitable[bool]], clock: Clock, min_interval: float = 0.3, max_retries: int = 30
+    ) -> None:
         self._send = send
         self._clock = clock
         self._min_interval = min_interval
+        self._max_retries = max_retries
         self._last_sent: float | None = None
         self._deferred: asyncio.Task[None] | None = None
         self._closed = False
@@ -57,6 +60,8 @@ class KeyframeRequests:
         """Requests that reached the publisher as a PLI."""
         self.coalesced = 0
         """Requests folded into one already sent or deferred."""
+        self.unsent_in_a_row = 0
+        """Attempts in a row that could not reach the publisher (each is tried again after `min_interval`)."""
 
     def request(self) -> None:
         """Ask for a keyframe soon: now if the last one was long enough ago, else at the end of the interval."""
@@ -74,6 +79,7 @@ class KeyframeRequests:
 
     def keyframe_arrived(self) -> None:
         """A keyframe came: a request deferred until now is satisfied."""
+        self.unsent_in_a_row = 0
         if self._deferred is not None:
             self._deferred.cancel()
             self._deferred = None
@@ -87,6 +93,14 @@ class KeyframeRequests:
             self._deferred = None
             if await self._send():
                 self.sent += 1
+                self.unsent_in_a_row = 0
+                return
+            # Not sent (the publisher's stream is not known yet, or its connection is not up): try again after the
+            # interval rather than lose the request, until a keyframe comes or `max_retries` attempts have failed.
+            self.unsent_in_a_row += 1
+            if self.unsent_in_a_row <= self._max_retries and not self._closed and self._deferred is None:
+                retry_at = self._clock.monotonic() + self._min_interval
+                self._deferred = asyncio.get_running_loop().create_task(self._send_at(retry_at))
         except asyncio.CancelledError:
             raise
         except Exception:

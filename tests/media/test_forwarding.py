@@ -151,6 +151,54 @@ async def test_keyframe_requests_are_coalesced_not_dropped() -> None:
     await source.close()
 
 
+@dataclass
+class LatePublisher(FakePublisher):
+    """A publisher whose stream the node does not know yet for its first `unready` requests."""
+
+    unready: int = 2
+    attempts: int = 0
+
+    async def pli(self) -> bool:
+        self.attempts += 1
+        if self.attempts <= self.unready:
+            return False
+        return await super().pli()
+
+
+async def test_a_request_the_publisher_cannot_take_yet_is_tried_again_not_lost() -> None:
+    clock = ManualClock()
+    publisher = LatePublisher(unready=2)
+    source = make(clock, publisher, keyframe_min_interval=1.0)
+    source.request_keyframe()  # a subscriber joined before the publisher's first packet
+    await asyncio.sleep(0)
+    assert (publisher.attempts, publisher.plis) == (1, 0)
+    for expected in (2, 3):
+        await clock.advance(1.0)
+        await asyncio.sleep(0)
+        assert publisher.attempts == expected
+    assert publisher.plis == 1, "the third attempt reaches the publisher"
+    await clock.advance(5.0)
+    await asyncio.sleep(0)
+    assert publisher.attempts == 3, "and nothing more is sent once it did"
+    await source.close()
+
+
+async def test_a_keyframe_stops_the_retries_of_a_request_not_yet_sent() -> None:
+    clock = ManualClock()
+    publisher = LatePublisher(unready=100)
+    source = make(clock, publisher, keyframe_min_interval=1.0)
+    source.request_keyframe()
+    await asyncio.sleep(0)
+    await clock.advance(1.0)
+    await asyncio.sleep(0)
+    assert publisher.attempts == 2
+    push(source, range(10, 11))  # a keyframe came after all
+    await clock.advance(5.0)
+    await asyncio.sleep(0)
+    assert publisher.attempts == 2 and publisher.plis == 0
+    await source.close()
+
+
 async def test_a_keyframe_satisfies_a_deferred_request() -> None:
     clock = ManualClock()
     publisher = FakePublisher()
