@@ -13,7 +13,6 @@ import json
 import logging
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, insert, select, text
@@ -90,22 +89,7 @@ async def insert_booking(
     address: str | None,
 ) -> BookingDetail:
     """Write a checked booking (rooms in order, host first; `slots` its occurrences) and its audit entry."""
-    values: dict[str, Any] = {
-        "title": draft.title,
-        "agenda": draft.agenda,
-        "mode": draft.mode,
-        "organizer_id": organizer_id,
-        "host_room_id": draft.host_room_id,
-        "starts_at": draft.starts_at,
-        "ends_at": draft.ends_at,
-        "time_zone": zones[rooms[0].unit_id].key,
-        "rrule": records.normalised_rule(draft.rule),
-        "exdates": sorted(day.isoformat() for day in draft.exdates),
-        "attendees": draft.attendees,
-        "cancelled_at": None,
-        "created_at": now,
-        "updated_at": now,
-    }
+    values = records.new_booking_values(draft, organizer_id, zones[rooms[0].unit_id], now)
     booking_id: int = (await session.execute(_INSERT_BOOKING, values)).scalar_one()
     await session.execute(
         _INSERT_ROOMS,
@@ -203,22 +187,7 @@ async def insert_booking_pg(
     address: str | None,
 ) -> BookingDetail:
     """As `insert_booking`, on PostgreSQL, in one statement."""
-    values: dict[str, Any] = {
-        "title": draft.title,
-        "agenda": draft.agenda,
-        "mode": draft.mode,
-        "organizer_id": organizer_id,
-        "host_room_id": draft.host_room_id,
-        "starts_at": draft.starts_at,
-        "ends_at": draft.ends_at,
-        "time_zone": zones[rooms[0].unit_id].key,
-        "rrule": records.normalised_rule(draft.rule),
-        "exdates": sorted(day.isoformat() for day in draft.exdates),
-        "attendees": draft.attendees,
-        "cancelled_at": None,
-        "created_at": now,
-        "updated_at": now,
-    }
+    values = records.new_booking_values(draft, organizer_id, zones[rooms[0].unit_id], now)
     parameters = {
         **{key: value for key, value in values.items() if key not in ("cancelled_at", "created_at", "updated_at")},
         "mode": draft.mode.value,

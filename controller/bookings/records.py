@@ -30,6 +30,26 @@ def normalised_rule(rule: str | None) -> str | None:
     return None if rule is None else parse_rule(rule).text()
 
 
+def new_booking_values(draft: BookingDraft, organizer_id: int, zone: ZoneInfo, now: datetime) -> dict[str, Any]:
+    """The columns of a new booking row (`zone`: its host room's), as every create path writes them."""
+    return {
+        "title": draft.title,
+        "agenda": draft.agenda,
+        "mode": draft.mode,
+        "organizer_id": organizer_id,
+        "host_room_id": draft.host_room_id,
+        "starts_at": draft.starts_at,
+        "ends_at": draft.ends_at,
+        "time_zone": zone.key,
+        "rrule": normalised_rule(draft.rule),
+        "exdates": sorted(day.isoformat() for day in draft.exdates),
+        "attendees": draft.attendees,
+        "cancelled_at": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
 def expand_draft(draft: BookingDraft, zone: ZoneInfo) -> list[Slot]:
     try:
         check_duration(draft.starts_at, draft.ends_at)

@@ -192,22 +192,7 @@ def _insert(
     slots: Sequence[Slot],
 ) -> BookingDetail:
     draft, now = request.draft, request.now
-    values: dict[str, Any] = {
-        "title": draft.title,
-        "agenda": draft.agenda,
-        "mode": draft.mode,
-        "organizer_id": request.principal.user_id,
-        "host_room_id": draft.host_room_id,
-        "starts_at": draft.starts_at,
-        "ends_at": draft.ends_at,
-        "time_zone": zones[rooms[0].unit_id].key,
-        "rrule": records.normalised_rule(draft.rule),
-        "exdates": sorted(day.isoformat() for day in draft.exdates),
-        "attendees": draft.attendees,
-        "cancelled_at": None,
-        "created_at": now,
-        "updated_at": now,
-    }
+    values = records.new_booking_values(draft, request.principal.user_id, zones[rooms[0].unit_id], now)
     written = stamp(now)
     booking_id = connection.execute(
         _INSERT_BOOKING,
