@@ -84,10 +84,11 @@ async def test_the_node_replaces_a_connection_that_still_looks_open_and_resumes_
         new_ws, again = await _hello(http, node, "guest", resume=str(first["resume"]))
         assert again["participant"] == first["participant"] and again["resumed"] is True
         closed = []
-        async for frame in old_ws:
-            message = json.loads(frame.data)
-            if message["type"] == "closed":
-                closed.append(message["reason"])
+        async with asyncio.timeout(10):
+            async for frame in old_ws:
+                message = json.loads(frame.data)
+                if message["type"] == "closed":
+                    closed.append(message["reason"])
         assert closed == [CloseReason.REPLACED]
         live = node.meetings.rooms[ROOM]
         assert sorted(live.connections) == sorted([str(host["participant"]), str(first["participant"])])
