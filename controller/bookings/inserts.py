@@ -204,18 +204,6 @@ async def insert_booking_pg(
     rows = (await session.execute(_INSERT_ALL_PG, parameters)).all()
     booking_id = int(rows[0][0])
     ids = {recurrence_id: occurrence_id for _, occurrence_id, recurrence_id in rows}
-    occurrences = [
-        Occurrence(
-            id=ids[slot.recurrence_id],
-            booking_id=booking_id,
-            recurrence_id=slot.recurrence_id,
-            starts_at=slot.starts_at,
-            ends_at=slot.ends_at,
-            cancelled=False,
-            detached=False,
-        )
-        for slot in slots
-    ]
     logger.info("audit: %s booking.create booking:%s", actor, booking_id)
-    booking = Booking(id=booking_id, **values)
-    return BookingDetail(booking, list(rooms), occurrences, {unit: zone.key for unit, zone in zones.items()})
+    occurrence_ids = [ids[slot.recurrence_id] for slot in slots]
+    return records.new_booking_detail(booking_id, values, rooms, zones, slots, occurrence_ids)

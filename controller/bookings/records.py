@@ -50,6 +50,31 @@ def new_booking_values(draft: BookingDraft, organizer_id: int, zone: ZoneInfo, n
     }
 
 
+def new_booking_detail(
+    booking_id: int,
+    values: dict[str, Any],
+    rooms: Sequence[Room],
+    zones: dict[int, ZoneInfo],
+    slots: Sequence[Slot],
+    occurrence_ids: Sequence[int],
+) -> BookingDetail:
+    """The detail of a booking just written (`values`: `new_booking_values`; `occurrence_ids` in `slots`' order)."""
+    occurrences = [
+        Occurrence(
+            id=occurrence_id,
+            booking_id=booking_id,
+            recurrence_id=slot.recurrence_id,
+            starts_at=slot.starts_at,
+            ends_at=slot.ends_at,
+            cancelled=False,
+            detached=False,
+        )
+        for occurrence_id, slot in zip(occurrence_ids, slots, strict=True)
+    ]
+    booking = Booking(id=booking_id, **values)
+    return BookingDetail(booking, list(rooms), occurrences, {unit: zone.key for unit, zone in zones.items()})
+
+
 def expand_draft(draft: BookingDraft, zone: ZoneInfo) -> list[Slot]:
     try:
         check_duration(draft.starts_at, draft.ends_at)

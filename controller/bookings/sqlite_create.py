@@ -26,7 +26,7 @@ from controller.bookings import records
 from controller.bookings.conflicts import MAX_DURATION, Clash
 from controller.bookings.drafts import BookingDetail, BookingDraft, Conflict, Forbidden, Invalid
 from controller.bookings.messages import Text
-from controller.bookings.models import BandwidthClass, Booking, Occurrence, Room
+from controller.bookings.models import BandwidthClass, Room
 from controller.bookings.policies import may_book
 from controller.bookings.recurrence import Slot
 from controller.db.models import Role
@@ -218,8 +218,9 @@ def _insert(
     )
     stamped = [(stamp(slot.recurrence_id), stamp(slot.starts_at), stamp(slot.ends_at)) for slot in slots]
     if len(slots) == 1:
-        cursor = connection.execute(_INSERT_OCCURRENCE, (booking_id, *stamped[0]))
-        ids = [cursor.lastrowid]
+        occurrence_id = connection.execute(_INSERT_OCCURRENCE, (booking_id, *stamped[0])).lastrowid
+        assert occurrence_id is not None
+        ids = [occurrence_id]
     else:
         connection.executemany(_INSERT_OCCURRENCE, [(booking_id, *row) for row in stamped])
         by_recurrence = dict(connection.execute(_OCCURRENCE_IDS, (booking_id,)).fetchall())
@@ -236,17 +237,4 @@ def _insert(
     connection.execute(
         _INSERT_AUDIT, (written, request.principal.actor, f"booking:{booking_id}", details, request.address)
     )
-    occurrences = [
-        Occurrence(
-            id=occurrence_id,
-            booking_id=booking_id,
-            recurrence_id=slot.recurrence_id,
-            starts_at=slot.starts_at,
-            ends_at=slot.ends_at,
-            cancelled=False,
-            detached=False,
-        )
-        for occurrence_id, slot in zip(ids, slots, strict=True)
-    ]
-    booking = Booking(id=booking_id, **values)
-    return BookingDetail(booking, list(rooms), occurrences, {unit: zone.key for unit, zone in zones.items()})
+    return records.new_booking_detail(booking_id, values, rooms, zones, slots, ids)
