@@ -384,9 +384,7 @@ class Sink:
         if self._closed:
             return
         self._closed = True
-        if self._source is not None:
-            self._source._detach(self)
-            self._source = None
+        self._leave_source()
         self._out.end()
 
     # -- called by the source
@@ -449,9 +447,7 @@ class Sink:
         out = self._packet_out
         if (start or packet.starts_frame) and not out.accepting:
             # The subscriber's connection went away: stop taking packets (looked at once a frame).
-            if self._source is not None:
-                self._source._detach(self)
-                self._source = None
+            self._leave_source()
             return
         if self._rebase:
             now = self._clock.monotonic()
@@ -465,9 +461,7 @@ class Sink:
         pts = packet.timestamp + self._offset
         if not out.push_packet(packet.payload, pts, packet.sequence_number, packet.marker, start):
             if not out.accepting:
-                if self._source is not None:
-                    self._source._detach(self)
-                    self._source = None
+                self._leave_source()
                 return
             stats = self._stats
             self._waiting = True
@@ -495,6 +489,12 @@ class Sink:
             self._waiting = True
             self._resume_after = None
 
+    def _leave_source(self) -> None:
+        """Stop taking from the source (the subscriber's connection went away)."""
+        if self._source is not None:
+            self._source._detach(self)
+            self._source = None
+
     def _source_closed(self, source: Source) -> None:
         if self._source is source:
             self._source = None
@@ -505,9 +505,7 @@ class Sink:
         out = self._out
         if not out.accepting:
             # The subscriber's sender stopped reading (its connection went away): stop taking frames.
-            if self._source is not None:
-                self._source._detach(self)
-                self._source = None
+            self._leave_source()
             return False
         if not getattr(out, "negotiated", True):
             # Pointed before the subscriber's answer was applied (`DirectOutput.negotiated`): nothing can be sent
