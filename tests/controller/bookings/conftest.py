@@ -8,10 +8,17 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from common.clock import ManualClock
 from controller import accounts, state
 from controller.config import ControllerConfig
-from controller.db.models import Role
+from controller.db.engine import session_factory
+from controller.db.migrate import upgrade
+from controller.db.models import Role, UnitKind
+from controller.security.passwords import Passwords, cheap_hasher
+from controller.security.sessions import Principal
+from controller.units import create_unit
 from tests.controller.conftest import ORIGIN, PASSWORD, POSTGRES_URL, Client, World, make_config, seed, sign_in
 
 
@@ -86,3 +93,15 @@ async def site(client: Client, app: web.Application) -> Site:
         assert status == 201, body
         ids.append(int(str(body["id"])))
     return Site(world, ids[0], ids[1], ids[2], ids[3])
+
+
+async def unit_and_admin(engine: AsyncEngine, clock: ManualClock) -> tuple[int, Principal]:
+    """For tests on an engine of their own (no app): the migrated schema, a department and an admin."""
+    await upgrade(engine)
+    now = clock.now()
+    async with session_factory(engine).begin() as session:
+        unit = await create_unit(session, name="Sở", kind=UnitKind.DEPARTMENT, now=now)
+        user = await accounts.create_user(
+            session, Passwords(cheap_hasher()), username="admin", password=PASSWORD, role=Role.ADMIN, now=now
+        )
+    return unit.id, Principal(user.id, user.username, Role.ADMIN, None, 0, "")

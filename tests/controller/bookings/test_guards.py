@@ -12,33 +12,22 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from common.clock import ManualClock
-from controller import accounts
 from controller.bookings.drafts import BookingDraft, Conflict, RoomDraft
 from controller.bookings.models import Booking, BookingMode, Occurrence, RoomOccupancy
 from controller.bookings.service import BookingService
 from controller.db.engine import create_engine, session_factory
-from controller.db.migrate import upgrade
-from controller.db.models import Role, UnitKind
 from controller.db.sqlite_writer import SqliteWriter
-from controller.security.passwords import Passwords, cheap_hasher
 from controller.security.sessions import Principal
-from controller.units import create_unit
-from tests.controller.conftest import PASSWORD, POSTGRES_URL
+from tests.controller.bookings.conftest import unit_and_admin
+from tests.controller.conftest import POSTGRES_URL
 
 START = datetime(2026, 1, 6, 2, 0, tzinfo=UTC)
 
 
 async def _room_and_admin(engine: AsyncEngine, clock: ManualClock) -> tuple[int, Principal]:
-    await upgrade(engine)
-    now = clock.now()
-    async with session_factory(engine).begin() as session:
-        unit = await create_unit(session, name="Sở", kind=UnitKind.DEPARTMENT, now=now)
-        user = await accounts.create_user(
-            session, Passwords(cheap_hasher()), username="admin", password=PASSWORD, role=Role.ADMIN, now=now
-        )
-    principal = Principal(user.id, user.username, Role.ADMIN, None, 0, "")
+    unit_id, principal = await unit_and_admin(engine, clock)
     service = BookingService(session_factory(engine), clock, engine.dialect.name)
-    room = await service.create_room(principal, unit.id, RoomDraft(name="Phòng A", capacity=10))
+    room = await service.create_room(principal, unit_id, RoomDraft(name="Phòng A", capacity=10))
     return room.id, principal
 
 

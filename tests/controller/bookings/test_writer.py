@@ -15,18 +15,13 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common.clock import ManualClock
-from controller import accounts
 from controller.bookings.drafts import BookingDetail, BookingDraft, Conflict, RoomDraft
 from controller.bookings.models import BookingMode, RoomOccupancy
 from controller.bookings.service import BookingService
 from controller.db.engine import create_engine, session_factory
-from controller.db.migrate import upgrade
-from controller.db.models import Role, UnitKind
 from controller.db.sqlite_writer import SqliteWriter
-from controller.security.passwords import Passwords, cheap_hasher
 from controller.security.sessions import Principal
-from controller.units import create_unit
-from tests.controller.conftest import PASSWORD
+from tests.controller.bookings.conftest import unit_and_admin
 
 START = datetime(2026, 1, 6, 2, 0, tzinfo=UTC)
 ROUNDS = 20
@@ -56,19 +51,12 @@ async def bench(tmp_path: Path) -> AsyncIterator[Bench]:
     path = tmp_path / "c.db"
     engine = create_engine(f"sqlite+aiosqlite:///{path}")
     clock = ManualClock()
-    await upgrade(engine)
-    now = clock.now()
-    async with session_factory(engine).begin() as session:
-        unit = await create_unit(session, name="Sở", kind=UnitKind.DEPARTMENT, now=now)
-        user = await accounts.create_user(
-            session, Passwords(cheap_hasher()), username="admin", password=PASSWORD, role=Role.ADMIN, now=now
-        )
-    principal = Principal(user.id, user.username, Role.ADMIN, None, 0, "")
+    unit_id, principal = await unit_and_admin(engine, clock)
     writer = SqliteWriter(str(path))
     await writer.start()
     service = BookingService(session_factory(engine), clock, "sqlite", writer)
     try:
-        room = await service.create_room(principal, unit.id, RoomDraft(name="Phòng A", capacity=10))
+        room = await service.create_room(principal, unit_id, RoomDraft(name="Phòng A", capacity=10))
         yield Bench(service, session_factory(engine), writer, principal, room.id)
     finally:
         await writer.close()
