@@ -22,7 +22,7 @@ import dataclasses
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -96,12 +96,8 @@ class BookingService:
             async with self._db.begin() as session:
                 yield session
             return
-        if self._writer is None:
-            async with self._lock, self._db.begin() as session:
-                await session.execute(_TAKE_WRITE_LOCK)
-                yield session
-            return
-        async with self._lock, self._writer.hold(), self._db.begin() as session:
+        held = nullcontext() if self._writer is None else self._writer.hold()
+        async with self._lock, held, self._db.begin() as session:
             await session.execute(_TAKE_WRITE_LOCK)
             yield session
 
