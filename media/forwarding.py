@@ -401,10 +401,7 @@ class Sink:
                     self._source.request_keyframe()
         if self._waiting:
             if not frame.keyframe:
-                if self._dropping:
-                    self._stats.drops += 1
-                else:
-                    self._stats.gated += 1
+                self._count_held_back()
                 return
             self._waiting = False
             self._dropping = False
@@ -427,10 +424,7 @@ class Sink:
             resume = self._resume_after
             if not (packet.keyframe or (packet.starts_frame and resume is not None and packet.timestamp > resume)):
                 if packet.starts_frame:
-                    if self._dropping:
-                        self._stats.drops += 1
-                    else:
-                        self._stats.gated += 1
+                    self._count_held_back()
                 return
             self._waiting = False
             self._dropping = False
@@ -442,6 +436,13 @@ class Sink:
             # waiting, would be holes in the subscriber's sequence that nothing fills.
             for later in self._source._arrived_after(packet.sequence_number):
                 self._send_packet(later, False)
+
+    def _count_held_back(self) -> None:
+        """A frame not sent while waiting for a keyframe: dropped after an overflow, else gated."""
+        if self._dropping:
+            self._stats.drops += 1
+        else:
+            self._stats.gated += 1
 
     def _send_packet(self, packet: ReceivedPacket, start: bool) -> None:
         out = self._packet_out
