@@ -136,14 +136,21 @@
     return pc;
   }
 
+  // Whether a codec capability is `mime` as the node's aiortc takes it: for H.264, packetization-mode 1 in
+  // (constrained) baseline.
+  function codecFits(c, mime) {
+    const fmtp = c.sdpFmtpLine || "";
+    return c.mimeType.toLowerCase() === mime
+      && (mime !== "video/h264" || (/packetization-mode=1/.test(fmtp) && /profile-level-id=42(e0|00)/i.test(fmtp)));
+  }
+
   function preferCodec(transceiver, kind) {
     if (!transceiver.setCodecPreferences || !window.RTCRtpReceiver || !RTCRtpReceiver.getCapabilities) return;
     const caps = RTCRtpReceiver.getCapabilities(kind);
     if (!caps) return;
     const mime = kind === "audio" ? "audio/opus" : `video/${st.welcome.codec}`.toLowerCase();
-    // H.264: what the node's aiortc takes, packetization-mode 1 in (constrained) baseline, 42e01f first.
-    const h264 = (c) => /packetization-mode=1/.test(c.sdpFmtpLine || "") && /profile-level-id=42(e0|00)/i.test(c.sdpFmtpLine || "");
-    const chosen = caps.codecs.filter((c) => c.mimeType.toLowerCase() === mime && (mime !== "video/h264" || h264(c)))
+    // H.264: 42e01f first.
+    const chosen = caps.codecs.filter((c) => codecFits(c, mime))
       .sort((a, b) => (/42e0/i.test(b.sdpFmtpLine || "") ? 1 : 0) - (/42e0/i.test(a.sdpFmtpLine || "") ? 1 : 0));
     const rest = caps.codecs.filter((c) => c.mimeType.toLowerCase().endsWith("/rtx"));
     if (chosen.length) transceiver.setCodecPreferences(chosen.concat(rest));
@@ -257,12 +264,10 @@
   // Whether this browser sends (when it publishes) and receives the session's video codec as the node takes it.
   function supports(codec, publishes) {
     const mime = `video/${codec}`.toLowerCase();
-    const fits = (c) => c.mimeType.toLowerCase() === mime && (mime !== "video/h264"
-      || (/packetization-mode=1/.test(c.sdpFmtpLine || "") && /profile-level-id=42(e0|00)/i.test(c.sdpFmtpLine || "")));
     const sides = publishes ? [window.RTCRtpSender, window.RTCRtpReceiver] : [window.RTCRtpReceiver];
     return sides.every((side) => {
       const caps = side && side.getCapabilities ? side.getCapabilities("video") : null;
-      return Boolean(caps && caps.codecs.some(fits));
+      return Boolean(caps && caps.codecs.some((c) => codecFits(c, mime)));
     });
   }
 
