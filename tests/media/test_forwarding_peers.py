@@ -44,6 +44,11 @@ class Node:
         def on_track(track: MediaStreamTrack) -> None:
             self.source, _ = source_from_track(self.pc, track, name="cam-1", clock=self.clock, by_packet=by_packet)
 
+    async def connect(self, publisher: Publisher) -> None:
+        """Negotiate with the publisher and wait until its track feeds `source` over a connected peer."""
+        await negotiate(publisher.pc, self.pc)
+        await eventually(lambda: self.source is not None and self.pc.connectionState == "connected")
+
     async def subscribe(self, counter: Counter, path: str = "stock") -> Sink:
         """A WHEP-style exchange: the subscriber offers to receive video, the node answers with a sink."""
         assert self.source is not None
@@ -110,8 +115,7 @@ async def test_subscribers_get_the_publishers_frames_as_sent_and_a_late_one_star
     early, late = Counter(), Counter()
     async with closing(publisher.pc, early.pc, late.pc):
         try:
-            await negotiate(publisher.pc, node.pc)
-            await eventually(lambda: node.source is not None and node.pc.connectionState == "connected")
+            await node.connect(publisher)
             assert node.source is not None
             early_sink = await node.subscribe(early, path)
             await eventually(lambda: early.pc.connectionState == "connected")
@@ -143,8 +147,7 @@ async def test_a_subscribers_pli_reaches_the_publisher(path: str) -> None:
     viewer = Counter()
     async with closing(publisher.pc, viewer.pc):
         try:
-            await negotiate(publisher.pc, node.pc)
-            await eventually(lambda: node.source is not None and node.pc.connectionState == "connected")
+            await node.connect(publisher)
             sink = await node.subscribe(viewer, path)
             await eventually(lambda: viewer.pc.connectionState == "connected")
             await feed(publisher, 3, until=lambda: len(viewer.frames) == len(publisher.sent))
@@ -165,8 +168,7 @@ async def test_a_packet_lost_to_a_subscriber_is_retransmitted_from_the_senders_h
     viewer = Counter()
     async with closing(publisher.pc, viewer.pc):
         try:
-            await negotiate(publisher.pc, node.pc)
-            await eventually(lambda: node.source is not None and node.pc.connectionState == "connected")
+            await node.connect(publisher)
             await node.subscribe(viewer, path)
             await eventually(lambda: viewer.pc.connectionState == "connected")
             seen = drop_one_incoming(viewer.pc, nth=5)
@@ -298,8 +300,7 @@ async def test_the_direct_path_keeps_the_sender_reports_in_step(path: str) -> No
     viewer = Counter()
     async with closing(publisher.pc, viewer.pc):
         try:
-            await negotiate(publisher.pc, node.pc)
-            await eventually(lambda: node.source is not None and node.pc.connectionState == "connected")
+            await node.connect(publisher)
             sink = await node.subscribe(viewer, path)
             await eventually(lambda: viewer.pc.connectionState == "connected")
             await feed(publisher, 10, until=lambda: len(viewer.frames) == len(publisher.sent))
@@ -330,8 +331,7 @@ async def test_a_sink_pointed_before_the_answer_waits_and_the_publishers_other_s
     other, renegotiated = Counter(), Counter()
     async with closing(publisher.pc, other.pc, renegotiated.pc):
         try:
-            await negotiate(publisher.pc, node.pc)
-            await eventually(lambda: node.source is not None and node.pc.connectionState == "connected")
+            await node.connect(publisher)
             assert node.source is not None
             await node.subscribe(other, path)
             await node.subscribe(renegotiated, path)
@@ -405,8 +405,7 @@ async def test_packet_by_packet_a_frame_goes_out_before_it_is_whole() -> None:
     media_pt = [0]
     async with closing(publisher.pc, viewer.pc):
         try:
-            await negotiate(publisher.pc, node.pc)
-            await eventually(lambda: node.source is not None and node.pc.connectionState == "connected")
+            await node.connect(publisher)
             incoming = record_incoming(node.pc, hold)
             sink = await node.subscribe(viewer, "packets")
             assert sink.by_packet
@@ -487,8 +486,7 @@ async def test_a_packet_lost_upstream_is_asked_for_from_the_publisher_and_forwar
     viewer = Counter()
     async with closing(publisher.pc, viewer.pc):
         try:
-            await negotiate(publisher.pc, node.pc)
-            await eventually(lambda: node.source is not None and node.pc.connectionState == "connected")
+            await node.connect(publisher)
             await node.subscribe(viewer, path)
             await eventually(lambda: viewer.pc.connectionState == "connected")
             await feed(publisher, 2, until=lambda: len(viewer.frames) == len(publisher.sent))
@@ -528,8 +526,7 @@ async def test_packet_by_packet_a_start_packet_that_comes_late_brings_the_ones_a
 
     async with closing(publisher.pc, viewer.pc):
         try:
-            await negotiate(publisher.pc, node.pc)
-            await eventually(lambda: node.source is not None and node.pc.connectionState == "connected")
+            await node.connect(publisher)
             incoming = record_incoming(node.pc, hold)
             sink = await node.subscribe(viewer, "packets")
             await eventually(lambda: viewer.pc.connectionState == "connected")
