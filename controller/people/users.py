@@ -174,7 +174,7 @@ async def change_role(session: AsyncSession, actor: Actor, user_id: int, *, role
         await _keep_an_admin(session, user)
     before = {"role": user.role.value, "unit_id": user.unit_id}
     user.role, user.unit_id = role, unit_id
-    await _end_sessions(session, user.id)  # the new scope applies from the next sign-in
+    await end_sessions(session, user.id)  # the new scope applies from the next sign-in
     _audit(session, actor, "user.role", user, before=before, after={"role": role.value, "unit_id": unit_id})
     return user
 
@@ -187,7 +187,7 @@ async def set_disabled(session: AsyncSession, actor: Actor, user_id: int, *, dis
         await _keep_an_admin(session, user)
     user.disabled = disabled
     if disabled:
-        await _end_sessions(session, user.id)
+        await end_sessions(session, user.id)
         await tokens.revoke_all(session, user.id, actor.now)
     _audit(session, actor, "user.disable" if disabled else "user.enable", user)
     return user
@@ -199,12 +199,13 @@ async def reset_password(session: AsyncSession, passwords: Passwords, actor: Act
     password = generate_password()
     user.password_hash = await passwords.hash(password)
     user.failed_logins, user.locked_until = 0, None
-    await _end_sessions(session, user.id)
+    await end_sessions(session, user.id)
     _audit(session, actor, "user.password_reset", user)
     return user, password
 
 
-async def _end_sessions(session: AsyncSession, user_id: int) -> None:
+async def end_sessions(session: AsyncSession, user_id: int) -> None:
+    """Sign the user out everywhere (their server-side sessions are deleted)."""
     await session.execute(delete(UserSession).where(UserSession.user_id == user_id))
 
 

@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from controller import audit
 from controller.accounts import USERNAME
 from controller.config import ControllerConfig
-from controller.db.models import Role, Unit, User, UserSession
-from controller.people.users import SCOPE_KIND
+from controller.db.models import Role, Unit, User
+from controller.people.users import SCOPE_KIND, end_sessions
 from controller.sso import links
 from controller.sso.settings import SsoRole
 
@@ -120,7 +120,7 @@ async def sign_in(
             raise Refusal("last_admin")
         before = {"role": user.role.value, "unit_id": user.unit_id}
         user.role, user.unit_id = mapping.role, mapping.unit_id
-        await session.execute(delete(UserSession).where(UserSession.user_id == user.id))
+        await end_sessions(session, user.id)
         after = {"role": mapping.role.value, "unit_id": mapping.unit_id}
         audit.record(session, at=now, actor=ACTOR, action="role.change", target=f"user:{user.username}",
                      details={"before": before, "after": after, "via": "sso", "group": mapping.group},

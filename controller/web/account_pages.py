@@ -11,10 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import delete
 
 from controller import state
-from controller.db.models import User, UserSession
+from controller.db.models import User
 from controller.people import users
 from controller.people.users import UserAdminError
 from controller.security.access import ADMINS, Kind, Policy, Routes, Scope, principal_of
@@ -79,7 +78,7 @@ async def admin_unlink(request: web.Request) -> web.StreamResponse:
                                now=actor.now, address=actor.address, keep_a_way_in=False)  # fmt: skip
         except (UserAdminError, links.LinkError):
             raise web.HTTPNotFound() from None
-        await session.execute(delete(UserSession).where(UserSession.user_id == user.id))
+        await users.end_sessions(session, user.id)
     raise web.HTTPSeeOther(f"/admin/users/{user_id}")
 
 
