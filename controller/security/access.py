@@ -212,12 +212,16 @@ async def in_scope(session: AsyncSession, principal: Principal, unit_id: int | N
     return is_within(await parents(session), unit_id, principal.unit_id)
 
 
+def _by_role(policy: Policy, principal: Principal) -> int | None:
+    """403 when the policy does not admit the principal's role (the whole decision for a route without scope)."""
+    return None if policy.roles is not None and principal.role in policy.roles else 403
+
+
 async def _decide(session: AsyncSession, policy: Policy, principal: Principal, request: web.Request) -> int | None:
     """None when the principal may go on; otherwise the status to refuse with."""
-    if policy.roles is None or principal.role not in policy.roles:
-        return 403
-    if policy.scope is Scope.NONE:
-        return None
+    refused = _by_role(policy, principal)
+    if refused is not None or policy.scope is Scope.NONE:
+        return refused
     if principal.role is Role.PARENT:
         child = request.match_info.get(Scope.CHILD.value, "")
         if policy.scope is not Scope.CHILD or not child.isdigit():
@@ -254,7 +258,7 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
     now = request.app[state.CLOCK].now()
     known, principal = await _read_session(request, token, policy, now)
     if known:
-        status = None if principal is None or principal.role in (policy.roles or ()) else 403
+        status = None if principal is None else _by_role(policy, principal)
     else:
         async with request.app[state.DB]() as session:
             # Autocommit: each statement stands alone (a lookup, maybe the throttled last_seen write or an
