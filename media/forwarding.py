@@ -452,13 +452,8 @@ class Sink:
             return
         if self._rebase:
             now = self._clock.monotonic()
-            if self._last_pts is None:
-                self._offset = -packet.timestamp
-            else:
-                step = max(1, round((now - self._last_at) * self.clock_rate))
-                self._offset = self._last_pts + step - packet.timestamp
+            self._rebase_onto(packet.timestamp, now)
             self._last_at = now
-            self._rebase = False
         pts = packet.timestamp + self._offset
         if not out.push_packet(packet.payload, pts, packet.sequence_number, packet.marker, start):
             if not out.accepting:
@@ -518,13 +513,7 @@ class Sink:
             return False
         now = self._clock.monotonic()
         if self._rebase:
-            # Continue the subscriber's timeline where it left off, whatever this source's timestamps are.
-            if self._last_pts is None:
-                self._offset = -frame.timestamp
-            else:
-                step = max(1, round((now - self._last_at) * self.clock_rate))
-                self._offset = self._last_pts + step - frame.timestamp
-            self._rebase = False
+            self._rebase_onto(frame.timestamp, now)
         pts = frame.timestamp + self._offset
         fits = out.pending_bytes + len(frame.data) <= self._max_bytes
         if not (fits and out.push(frame.data, pts)):
@@ -544,6 +533,15 @@ class Sink:
             return False
         self._account(frame, pts, now)
         return True
+
+    def _rebase_onto(self, timestamp: int, now: float) -> None:
+        """Continue the subscriber's timeline where it left off, whatever this source's timestamps are."""
+        if self._last_pts is None:
+            self._offset = -timestamp
+        else:
+            step = max(1, round((now - self._last_at) * self.clock_rate))
+            self._offset = self._last_pts + step - timestamp
+        self._rebase = False
 
     def _account(self, frame: Frame, pts: int, now: float) -> None:
         self._last_pts = pts
