@@ -128,7 +128,11 @@ class Found:
 
     def due(self, now: datetime, config: ControllerConfig) -> bool:
         """A write is due: the session's deletion (expired) or its `last_seen`."""
-        return self.expired(now, config) or now - self.last_seen >= _resolution(config)
+        return self.expired(now, config) or self.stale(now, config)
+
+    def stale(self, now: datetime, config: ControllerConfig) -> bool:
+        """`last_seen` is old enough to be written again (throttled to the resolution)."""
+        return now - self.last_seen >= _resolution(config)
 
 
 def lookup_sqlite(token_hash: str, connection: sqlite3.Connection) -> Found | None:
@@ -159,7 +163,7 @@ async def resolve(session: AsyncSession, token: str, now: datetime, config: Cont
     if found.expired(now, config):
         await session.execute(_EXPIRE, {"session_id": found.session_id})
         return None
-    if now - found.last_seen >= _resolution(config):
+    if found.stale(now, config):
         await session.execute(_TOUCH, {"session_id": found.session_id, "now": now})
     return found.principal()
 
