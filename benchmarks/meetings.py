@@ -750,7 +750,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             print(f"affinity for the latency steps and the naive reference: {pinning}", flush=True)
             target = max(args.latency_streams, top // 2)
             rooms = latency_rooms(target)
-            print(f"latency at {sum(n * (n - 1) for n in rooms)} streams ({' + '.join(map(str, rooms))} parties): "
+            print(f"latency at {room_streams(rooms)} streams ({' + '.join(map(str, rooms))} parties): "
                   f"half of the highest load that held ({top}) is {top // 2}, the floor is {args.latency_streams}; "
                   "frame by frame first, then packet by packet (the node's default), same rooms",
                   flush=True)  # fmt: skip
@@ -829,10 +829,14 @@ def latency_rooms(target: int) -> list[int]:
     """Meetings (parties each, at most `PARTIES`) that forward at least `target` streams: 10-party meetings,
     then the smallest meeting that makes up the rest."""
     rooms: list[int] = []
-    while sum(n * (n - 1) for n in rooms) < target:
-        rest = target - sum(n * (n - 1) for n in rooms)
+    while (rest := target - room_streams(rooms)) > 0:
         rooms.append(next((n for n in range(2, PARTIES + 1) if n * (n - 1) >= rest), PARTIES))
     return rooms
+
+
+def room_streams(rooms: list[int]) -> int:
+    """Streams the meetings forward: n parties send n(n-1)."""
+    return sum(n * (n - 1) for n in rooms)
 
 
 async def _set_mode(port: int, by_packet: bool, probe: bool) -> None:
@@ -856,7 +860,7 @@ async def _latency_meetings(
         await _join_all(peers)
         for group in groups:
             await _wait_flowing(group, group, timeout=60)
-        streams = sum(n * (n - 1) for n in rooms)
+        streams = room_streams(rooms)
         name = f"{' + '.join(f'{n}-party' for n in rooms)} (latency, {'by packet' if by_packet else 'by frame'})"
         return await measure(name, node_pid, [], [], streams, seconds, direct, receivers_for_count=peers,
                              probe_port=meetings.port)  # fmt: skip
