@@ -15,6 +15,9 @@ Seams:
 - `ReceiverTap.ssrc`: the publisher's media SSRC, read from its packets;
 - `intercept_keyframe_requests`: a subscriber's PLI/FIR on one `RTCRtpSender` (stock aiortc only sets a flag its
   encoder reads, so with pre-encoded packets the request is lost);
+- `DirectSender`: RTP sent on the ICE pair's socket with the sender's SRTP session, past `RTCRtpSender`, which
+  keeps its RTCP role; its `_retransmit` is replaced (answered from our history, through a `RetransmitGate` fed
+  by the sender's RTT estimate and octet count);
 - `force_codecs`: H.264 or VP8 (+ Opus) on a transceiver, before or after the remote offer was applied;
 - `set_loopback_candidates`: 127.0.0.1 among the ICE host candidates (aioice leaves it out), only when asked;
 - `probe_rtp_arrivals`, `probe_direct_sends`: a benchmark's timing of packets in and out (never installed otherwise).
@@ -38,6 +41,8 @@ from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransc
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
+
+from rtc.retransmit_gate import RetransmitGate
 
 logger = logging.getLogger(__name__)
 
@@ -678,12 +683,20 @@ class DirectSender:
 
     Per packet this is one SRTP protect (C) and one `sendto` on the ICE pair's socket: no coroutine, no
     `RtpPacket` object, no header-extension serialisation. The subscriber's NACKs are answered from the last
-    `_RTX_HISTORY` packets sent here, as RTX when negotiated (else as the packet again). The sender's report
-    counters are kept up to date per frame (`account`)."""
+    `_RTX_HISTORY` packets sent here, as RTX when negotiated (else as the packet again), as far as the
+    `RetransmitGate` lets them (once per round trip, a few times, within half the stream's rate). The sender's
+    report counters are kept up to date per frame (`account`)."""
 
-    def __init__(self, transceiver: RTCRtpTransceiver) -> None:
+    def __init__(self, transceiver: RTCRtpTransceiver, gate: RetransmitGate | None = None) -> None:
         sender = transceiver.sender
-        for name in ("_ssrc", "_rtx_ssrc", "_retransmit", "_RTCRtpSender__packet_count"):
+        for name in (
+            "_ssrc",
+            "_rtx_ssrc",
+            "_retransmit",
+            "_RTCRtpSender__packet_count",
+            "_RTCRtpSender__octet_count",
+            "_RTCRtpSender__rtt",
+        ):
             if not hasattr(sender, name):
                 raise AdapterError(f"aiortc {aiortc.__version__}: RTCRtpSender.{name} is gone")
         self._transceiver = transceiver
@@ -694,6 +707,7 @@ class DirectSender:
         self._history: list[bytes | None] = [None] * _RTX_HISTORY
         self._rtx_seq = 0
         self._route: tuple[Callable[[bytes], bytes], Callable[[bytes, Any], None], Any] | None = None
+        self.gate = gate or RetransmitGate(_RTX_HISTORY)
         self.retransmitted = 0
         sender._retransmit = self._retransmit  # type: ignore[method-assign]
         sender.replaceTrack(_Idle(transceiver.kind))
@@ -790,8 +804,13 @@ class DirectSender:
         sender._RTCRtpSender__octet_count += octets  # type: ignore[attr-defined]
 
     async def _retransmit(self, sequence_number: int) -> None:
-        packet = self._history[sequence_number % _RTX_HISTORY]
+        slot = sequence_number % _RTX_HISTORY
+        packet = self._history[slot]
         if packet is None or int.from_bytes(packet[2:4], "big") != sequence_number or not self.ready():
+            return
+        sender = self._sender
+        rtt = sender._RTCRtpSender__rtt  # type: ignore[attr-defined]
+        if not self.gate.allow(slot, packet, rtt=rtt, sent=sender._RTCRtpSender__octet_count):  # type: ignore[attr-defined]
             return
         _, rtx_pt = self.payload_types()
         if rtx_pt is not None:

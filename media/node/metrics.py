@@ -17,6 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from media.node.extension import ExtensionLoad
+from rtc.retransmit_gate import TOTALS as RETRANSMISSIONS
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 PREFIX = "ketnoi_media"
@@ -58,6 +59,13 @@ class _LoadCollector(Collector):
             ("frames_in", "encoded frames received from publishers", load.frames_in),
             ("frames_out", "encoded frames sent (one per subscriber)", load.frames_out),
             ("keyframe_requests", "keyframe requests sent to publishers", load.keyframe_requests),
+            ("retransmitted_packets", "packets sent again at a subscriber's NACK", RETRANSMISSIONS.resent),
+            (
+                "retransmissions_refused",
+                "NACKed packets not sent again: already resent within a round trip, resent enough, or over the "
+                "retransmission budget (half the stream's rate)",
+                RETRANSMISSIONS.refused,
+            ),
         )
         for name, doc, value in counters:
             yield CounterMetricFamily(f"{PREFIX}_{name}", doc, value=value)

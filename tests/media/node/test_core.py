@@ -63,7 +63,8 @@ async def test_health_and_metrics(tmp_path: Path) -> None:
         async with http.get(f"{node.url}/metrics") as response:
             text = await response.text()
         for name in ("relays", "viewers", "publishers", "bytes_in_total", "bytes_out_total", "frames_in_total",
-                     "frames_out_total", "keyframe_requests_total"):  # fmt: skip
+                     "frames_out_total", "keyframe_requests_total",
+                     "retransmitted_packets_total", "retransmissions_refused_total"):  # fmt: skip
             assert f"\nketnoi_media_{name} " in text, name
         for reason in REFUSAL_REASONS:
             assert f'ketnoi_media_token_refusals_total{{endpoint="whep",reason="{reason}"}} 0.0' in text
