@@ -164,7 +164,8 @@ class Source:
         stats.bytes_in += len(data)
         if key and self.kind == "video":
             stats.keyframes_in += 1
-            self._requests.keyframe_arrived()
+            if not self.by_packet:  # packet by packet, sinks started on its first packet (`push_packet`)
+                self._requests.keyframe_arrived()
         if self._gop is not None:
             self._gop.add(frame)
         for sink in tuple(self._frame_sinks):
@@ -180,6 +181,10 @@ class Source:
         newest = self._newest_seq
         if newest is None or 0 < (seq - newest) & 0xFFFF < 0x8000:
             self._newest_seq = seq
+        if packet.keyframe:
+            # The waiting sinks start on this packet: it answers their requests. A sink pointed after it cannot
+            # start on this keyframe, so the frame's completion must not count as an answer to its request.
+            self._requests.keyframe_arrived()
         for sink in tuple(self._packet_sinks):
             sink._offer_packet(packet)
 

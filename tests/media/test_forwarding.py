@@ -10,6 +10,7 @@ import pytest
 from common.clock import ManualClock
 from media.forwarding import Sink, Source
 from media.keyframes import h264_nal_types, is_keyframe
+from rtc.aiortc_adapter import ReceivedPacket
 
 IDR = b"\x00\x00\x00\x01\x67\x42" + b"\x00\x00\x00\x01\x68\xce" + b"\x00\x00\x00\x01\x65\x88\x84"
 P = b"\x00\x00\x00\x01\x41\x9a\x02"
@@ -332,4 +333,72 @@ async def test_a_sink_whose_subscriber_went_away_leaves_the_source() -> None:
     out.ended = True  # the sender stopped reading
     push(source, range(1, 2))
     assert source.sinks == ()
+    await source.close()
+
+
+@dataclass
+class FakePacketOutput(FakeOutput):
+    """A subscriber's output that also takes single RTP packets (as `media.direct.DirectOutput` does)."""
+
+    takes_packets: bool = True
+    packets: list[tuple[int, bool]] = field(default_factory=list)
+    """(the source's sequence number, whether it starts a run) of each packet taken."""
+
+    def push_packet(self, payload: bytes, pts: int, seq: int, marker: bool, start: bool) -> bool:
+        self.packets.append((seq, start))
+        return True
+
+
+def keyframe_packets(first_seq: int, timestamp: int, count: int) -> list[ReceivedPacket]:
+    """A keyframe's packets in the order they arrive: its frame is whole only once the last is in."""
+    return [
+        ReceivedPacket(first_seq + k, timestamp, k == count - 1, b"k", starts_frame=k == 0, keyframe=k == 0)
+        for k in range(count)
+    ]
+
+
+async def test_packet_by_packet_a_keyframe_satisfies_the_requests_made_before_its_first_packet() -> None:
+    clock = ManualClock()
+    publisher = FakePublisher()
+    source = make(clock, publisher, keyframe_min_interval=1.0, by_packet=True)
+    out = FakePacketOutput()
+    Sink("viewer", "video", clock=clock, output=out).point(source)
+    await asyncio.sleep(0)
+    source.request_keyframe()  # deferred to the end of the interval
+    for packet in keyframe_packets(100, 0, 3):
+        source.push_packet(packet)
+    source.push(IDR, 0)
+    await clock.advance(2.0)
+    await asyncio.sleep(0)
+    assert publisher.plis == 1
+    assert out.packets[0] == (100, True)
+    await source.close()
+
+
+async def test_packet_by_packet_a_sink_pointed_while_a_keyframe_arrives_still_gets_its_request_through() -> None:
+    """Packet by packet a sink starts on a keyframe's first packet: one pointed after that packet, before the
+    frame is whole, cannot start on that keyframe, so its request must not count as satisfied by it (the browser
+    meeting test's subscribers that never got a publisher's video)."""
+    clock = ManualClock()
+    publisher = FakePublisher()
+    source = make(clock, publisher, keyframe_min_interval=1.0, by_packet=True)
+    early_out, late_out = FakePacketOutput(), FakePacketOutput()
+    early = Sink("early", "video", clock=clock, output=early_out)
+    late = Sink("late", "video", clock=clock, output=late_out)
+    early.point(source)  # no cache yet: a keyframe is asked for at once
+    await asyncio.sleep(0)
+    assert publisher.plis == 1
+    first, *rest = keyframe_packets(100, 0, 4)
+    source.push_packet(first)
+    late.point(source)  # its subscriber's answer came in now: it waits for the next keyframe and asks for one
+    for packet in rest:
+        source.push_packet(packet)
+    source.push(IDR, 0)  # the keyframe is whole
+    await clock.advance(1.0)
+    await asyncio.sleep(0)
+    assert publisher.plis == 2, "the late sink's request reached the publisher"
+    for packet in keyframe_packets(104, 3600, 3):
+        source.push_packet(packet)
+    assert early_out.packets[0] == (100, True)
+    assert late_out.packets[0] == (104, True) and not late.waiting_for_keyframe
     await source.close()
