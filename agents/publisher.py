@@ -37,7 +37,7 @@ from common.backoff import Backoff
 from common.clock import Clock, SystemClock
 from protocol.camera import CameraReport, CameraState, StreamProfile
 from protocol.uplink import PublishCamera, PublishState
-from rtc.aiortc_adapter import VideoCodec, force_codecs
+from rtc.aiortc_adapter import VideoCodec, force_codecs, gate_retransmissions
 from rtc.packet_track import PacketTrack
 
 logger = logging.getLogger(__name__)
@@ -232,6 +232,7 @@ class Publication:
         track = self._track = PacketTrack("video", max_packets=TRACK_PACKETS)
         transceiver = pc.addTransceiver(track, direction="sendonly")
         force_codecs(transceiver, VideoCodec.H264)
+        gate_retransmissions(transceiver.sender)  # a lossy uplink must not turn into a resend storm
 
         @pc.on("connectionstatechange")
         def on_state() -> None:

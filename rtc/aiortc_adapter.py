@@ -17,7 +17,7 @@ Seams:
   encoder reads, so with pre-encoded packets the request is lost);
 - `DirectSender`: RTP sent on the ICE pair's socket with the sender's SRTP session, past `RTCRtpSender`, which
   keeps its RTCP role; its `_retransmit` is replaced (answered from our history, through a `RetransmitGate` fed
-  by the sender's RTT estimate and octet count);
+  by the sender's RTT estimate and octet count); `gate_retransmissions` puts the same gate on a stock sender;
 - `force_codecs`: H.264 or VP8 (+ Opus) on a transceiver, before or after the remote offer was applied;
 - `set_loopback_candidates`: 127.0.0.1 among the ICE host candidates (aioice leaves it out), only when asked;
 - `probe_rtp_arrivals`, `probe_direct_sends`: a benchmark's timing of packets in and out (never installed otherwise).
@@ -41,6 +41,7 @@ from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransc
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
+from aiortc.rtp import RTP_HISTORY_SIZE
 
 from rtc.retransmit_gate import RetransmitGate
 
@@ -810,7 +811,7 @@ class DirectSender:
             return
         sender = self._sender
         rtt = sender._RTCRtpSender__rtt  # type: ignore[attr-defined]
-        if not self.gate.allow(slot, packet, rtt=rtt, sent=sender._RTCRtpSender__octet_count):  # type: ignore[attr-defined]
+        if not self.gate.allow(slot, packet, len(packet), rtt=rtt, sent=sender._RTCRtpSender__octet_count):  # type: ignore[attr-defined]
             return
         _, rtx_pt = self.payload_types()
         if rtx_pt is not None:
@@ -828,6 +829,31 @@ class DirectSender:
         if pair is not None:
             pair.protocol.transport.sendto(self._dtls._tx_srtp.protect(packet), pair.remote_addr)
             self.retransmitted += 1
+
+
+def gate_retransmissions(sender: RTCRtpSender, gate: RetransmitGate | None = None) -> RetransmitGate:
+    """Answer the receiver's NACKs on a stock `RTCRtpSender` (one that builds its own packets: an agent's WHIP
+    publisher, a benchmark's bot) through a `RetransmitGate`: aiortc's sender resends a packet every time it is
+    asked, and its receivers ask again for every missing packet at each new gap."""
+    for name in ("_RTCRtpSender__rtp_history", "_RTCRtpSender__rtt", "_RTCRtpSender__octet_count"):
+        if not hasattr(sender, name):
+            raise AdapterError(f"aiortc {aiortc.__version__}: RTCRtpSender.{name} is gone")
+    history: dict[int, Any] = sender._RTCRtpSender__rtp_history  # type: ignore[attr-defined]
+    resend = sender._retransmit
+    the_gate = gate or RetransmitGate(RTP_HISTORY_SIZE)
+
+    async def gated(sequence_number: int) -> None:
+        slot = sequence_number % RTP_HISTORY_SIZE
+        packet = history.get(slot)
+        if packet is None or packet.sequence_number != sequence_number:
+            return
+        rtt = sender._RTCRtpSender__rtt  # type: ignore[attr-defined]
+        sent = sender._RTCRtpSender__octet_count  # type: ignore[attr-defined]
+        if the_gate.allow(slot, packet, 12 + len(packet.payload), rtt=rtt, sent=sent):
+            await resend(sequence_number)
+
+    sender._retransmit = gated  # type: ignore[method-assign]
+    return the_gate
 
 
 def packetize(codec: str, frame: bytes) -> list[bytes]:

@@ -59,7 +59,7 @@ class RetransmitGate:
         self._budget_share = budget_share
         self._budget_floor = budget_floor
         self._window = window
-        self._resends: list[tuple[bytes, int, float] | None] = [None] * slots
+        self._resends: list[tuple[object, int, float] | None] = [None] * slots
         """Per history slot: (the packet, times resent, when last resent)."""
         self._window_start = clock()
         self._sent_at_window_start = 0
@@ -68,21 +68,21 @@ class RetransmitGate:
         self.allowed = 0
         self.refused = 0
 
-    def allow(self, slot: int, packet: bytes, *, rtt: float | None, sent: int) -> bool:
-        """Whether to resend `packet` (held in history slot `slot`) now, the stream having sent `sent` octets of
-        media so far; counts it as resent when so."""
+    def allow(self, slot: int, packet: object, size: int, *, rtt: float | None, sent: int) -> bool:
+        """Whether to resend `packet` (`size` bytes, held in history slot `slot`) now, the stream having sent
+        `sent` octets of media so far; counts it as resent when so."""
         now = self._clock()
         if now - self._window_start >= self._window:
             self._roll(now, sent)
         entry = self._resends[slot]
         count, last = (entry[1], entry[2]) if entry is not None and entry[0] is packet else (0, float("-inf"))
         interval = max(self._min_interval, self._default_rtt if rtt is None else rtt)
-        if count >= self._max_resends or now - last < interval or self._spent + len(packet) > self._budget:
+        if count >= self._max_resends or now - last < interval or self._spent + size > self._budget:
             self.refused += 1
             self._totals.refused += 1
             return False
         self._resends[slot] = (packet, count + 1, now)
-        self._spent += len(packet)
+        self._spent += size
         self.allowed += 1
         self._totals.resent += 1
         return True

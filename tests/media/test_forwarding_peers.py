@@ -21,7 +21,16 @@ from media.peers import add_direct_sink, add_sink, source_from_track
 from rtc import aiortc_adapter as adapter
 from rtc.aiortc_adapter import VideoCodec
 from rtc.packet_track import PacketTrack
-from tests.rtc.peers import Counter, Publisher, closing, h264_loop, loopback_only, negotiate, peer
+from tests.rtc.peers import (
+    Counter,
+    Publisher,
+    RetransmissionCounter,
+    closing,
+    h264_loop,
+    loopback_only,
+    negotiate,
+    peer,
+)
 from tests.waiting import eventually, eventually_true
 
 
@@ -183,29 +192,6 @@ async def test_a_packet_lost_to_a_subscriber_is_retransmitted_from_the_senders_h
             await node.close()
 
 
-def count_retransmissions(pc: RTCPeerConnection) -> dict[str, object]:
-    """Count, per original sequence number, the RTX packets that reach `pc`; note the media SSRC and the newest
-    sequence numbers seen."""
-    transport = pc.getTransceivers()[0].receiver.transport
-    handle: Callable[[bytes, int], Awaitable[None]] = transport._handle_rtp_data
-    seen: dict[str, object] = {"rtx": {}, "ssrc": None, "seqs": []}
-
-    async def counting(data: bytes, arrival_time_ms: int) -> None:
-        packet = RtpPacket.parse(data)
-        rtx: dict[int, int] = seen["rtx"]  # type: ignore[assignment]
-        seqs: list[int] = seen["seqs"]  # type: ignore[assignment]
-        if seen["ssrc"] is None or packet.ssrc == seen["ssrc"]:
-            seen["ssrc"] = packet.ssrc
-            seqs.append(packet.sequence_number)
-        else:
-            original = int.from_bytes(packet.payload[:2], "big")
-            rtx[original] = rtx.get(original, 0) + 1
-        await handle(data, arrival_time_ms)
-
-    transport._handle_rtp_data = counting  # type: ignore[method-assign]
-    return seen
-
-
 @pytest.mark.parametrize("path", ["direct", "packets"])
 async def test_a_packet_nacked_over_and_over_is_resent_a_few_times_at_most(path: str) -> None:
     """A subscriber that asks for the same packet ten times in a row gets it again at most three times (the
@@ -219,20 +205,10 @@ async def test_a_packet_nacked_over_and_over_is_resent_a_few_times_at_most(path:
             await node.connect(publisher)
             await node.subscribe(viewer, path)
             await eventually(lambda: viewer.pc.connectionState == "connected")
-            seen = count_retransmissions(viewer.pc)
+            seen = RetransmissionCounter(viewer.pc)
             await feed(publisher, 10)
             await eventually(lambda: len(viewer.frames) == len(publisher.sent))
-            seqs: list[int] = seen["seqs"]  # type: ignore[assignment]
-            ssrc = seen["ssrc"]
-            assert isinstance(ssrc, int) and len(seqs) >= 4
-            receiver = viewer.pc.getTransceivers()[0].receiver
-            for _ in range(10):
-                await receiver._send_rtcp_nack(ssrc, [seqs[-3]])
-            # RTCP is handled in order: once a fresh request's copy is back, the ten before it were all answered.
-            await receiver._send_rtcp_nack(ssrc, [seqs[-2]])
-            rtx: dict[int, int] = seen["rtx"]  # type: ignore[assignment]
-            await eventually(lambda: rtx.get(seqs[-2], 0) == 1)
-            assert 1 <= rtx.get(seqs[-3], 0) <= 3
+            assert 1 <= await seen.nack_repeatedly(seen.seqs[-3], times=10) <= 3
         finally:
             await node.close()
 

@@ -12,11 +12,13 @@ from pathlib import Path
 
 from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtp import RtpPacket
 
 from rtc import aiortc_adapter as adapter
 from rtc.aiortc_adapter import LoopbackCandidates, ReceivedFrame, ReceiverTap, VideoCodec
 from rtc.packet_track import PacketTrack
 from simulator.video import SUB, EncodedLoop, get_loop
+from tests.waiting import eventually
 
 CACHE_DIR = Path(__file__).resolve().parents[2] / "var" / "cache" / "test-loops"
 START_CODE = b"\x00\x00\x00\x01"
@@ -114,3 +116,40 @@ async def closing(*pcs: RTCPeerConnection) -> AsyncIterator[None]:
     finally:
         for pc in pcs:
             await pc.close()
+
+
+class RetransmissionCounter:
+    """Counts, per original sequence number, the RTX copies that reach the first receiver of `pc` (before the
+    receiver sees them), notes the media SSRC and the sequence numbers of the media packets, and asks for a packet
+    again and again as a receiver that repeats its NACKs would."""
+
+    def __init__(self, pc: RTCPeerConnection) -> None:
+        self.receiver = pc.getTransceivers()[0].receiver
+        self.rtx: dict[int, int] = {}
+        self.ssrc: int | None = None
+        self.seqs: list[int] = []
+        transport = self.receiver.transport
+        handle = transport._handle_rtp_data
+
+        async def counting(data: bytes, arrival_time_ms: int) -> None:
+            packet = RtpPacket.parse(data)
+            if self.ssrc is None or packet.ssrc == self.ssrc:
+                self.ssrc = packet.ssrc
+                self.seqs.append(packet.sequence_number)
+            else:
+                original = int.from_bytes(packet.payload[:2], "big")
+                self.rtx[original] = self.rtx.get(original, 0) + 1
+            await handle(data, arrival_time_ms)
+
+        transport._handle_rtp_data = counting  # type: ignore[method-assign]
+
+    async def nack_repeatedly(self, seq: int, times: int) -> int:
+        """NACK `seq` `times` times in a row; how many copies of it came back. RTCP is handled in order, so once
+        the copy asked for by a last NACK of another packet is back, every NACK before it was answered."""
+        assert self.ssrc is not None and len(self.seqs) >= 2
+        fresh = next(s for s in reversed(self.seqs) if s != seq and s not in self.rtx)
+        for _ in range(times):
+            await self.receiver._send_rtcp_nack(self.ssrc, [seq])
+        await self.receiver._send_rtcp_nack(self.ssrc, [fresh])
+        await eventually(lambda: self.rtx.get(fresh, 0) == 1)
+        return self.rtx.get(seq, 0)

@@ -18,7 +18,16 @@ from aiortc.rtp import RtpPacket
 
 from rtc import aiortc_adapter as adapter
 from rtc.aiortc_adapter import AdapterError, LoopbackCandidates, VideoCodec
-from tests.rtc.peers import Counter, Publisher, closing, h264_loop, loopback_only, negotiate, peer
+from tests.rtc.peers import (
+    Counter,
+    Publisher,
+    RetransmissionCounter,
+    closing,
+    h264_loop,
+    loopback_only,
+    negotiate,
+    peer,
+)
 from tests.waiting import eventually
 
 
@@ -190,3 +199,25 @@ def test_the_direct_senders_ntp_clock_follows_aiortcs() -> None:
     for _ in range(3):
         ours, theirs = _ntp_now(), clock.current_ntp_time()
         assert abs(ours - theirs) < 4294967296 // 1000, (ours, theirs)
+
+
+async def resends_of_a_packet_nacked_ten_times(gated: bool) -> int:
+    publisher = Publisher(await h264_loop())
+    if gated:
+        adapter.gate_retransmissions(publisher.pc.getTransceivers()[0].sender)
+    node = Counter()
+    async with closing(publisher.pc, node.pc):
+        await negotiate(publisher.pc, node.pc)
+        await eventually(lambda: node.pc.connectionState == "connected")
+        seen = RetransmissionCounter(node.pc)
+        for _ in range(5):
+            publisher.push_frame()
+        await eventually(lambda: len(node.frames) == 5)
+        return await seen.nack_repeatedly(seen.seqs[-3], times=10)
+
+
+async def test_a_stock_sender_behind_the_gate_resends_a_packet_a_few_times_at_most() -> None:
+    """An agent's publisher is a stock sender: ungated, it resends a packet at every NACK that names it (here ten
+    times in a row); through `gate_retransmissions`, at most three times."""
+    assert await resends_of_a_packet_nacked_ten_times(gated=False) == 10, "the stock sender resends every time"
+    assert 1 <= await resends_of_a_packet_nacked_ten_times(gated=True) <= 3
