@@ -7,7 +7,8 @@ a `rtc.packet_track.PacketTrack` that aiortc's sender packetizes without encodin
 
 What it guarantees:
 - a new or re-pointed sink starts on a keyframe: from the source's GOP cache at once if it holds one, otherwise
-  it waits for the next keyframe and the publisher is asked for one;
+  it waits for the next keyframe and the publisher is asked for one, and asked again (1 s, then backing off to
+  every 5 s) for as long as none comes: a lost PLI or one the encoder ignored does not leave it waiting for good;
 - keyframe requests (subscribers' PLI/FIR, joins, drops) are coalesced, never dropped (`media.keyframes`);
 - a slow subscriber never grows memory or holds up the others: its sink's queue is bounded in frames and bytes,
   and when it overflows the sink drops what is queued and everything up to the next keyframe (counted);
@@ -19,7 +20,9 @@ Per-packet forwarding (meetings): a source made with `by_packet=True` is fed eve
 frames). A video sink whose output takes packets (`media.direct.DirectOutput`) then forwards each packet at once
 instead of waiting for its frame: a start waits for the first packet of a keyframe (or, after a GOP cache burst,
 for the first packet of the next frame), and the output keeps the subscriber's sequence numbers contiguous across
-starts and re-points. The frames of a sink in that mode are not sent again.
+starts and re-points. A sink pointed while a keyframe's packets are arriving starts on that keyframe, its packets
+that came already replayed, not on the GOP cache (which still holds the group before it, that the frames after
+it do not refer to). The frames of a sink in that mode are not sent again.
 
 Retransmissions to subscribers (NACK) are answered by aiortc's sender from the packets it sent (its history of
 128 packets; the direct path keeps its own of 256); retransmissions from publishers are asked for by aiortc's
@@ -43,7 +46,16 @@ from rtc.packet_track import PacketTrack
 logger = logging.getLogger(__name__)
 
 _RECENT_PACKETS = 128
-"""Packets a `by_packet` source keeps for a sink whose start packet came after the ones that follow it."""
+"""Packets a `by_packet` source keeps for a sink whose start packet came after the ones that follow it, or that
+starts on a keyframe whose first packets came before it was pointed."""
+
+_REASK_FIRST = 1.0
+"""Seconds a sink waits for the keyframe it asked for before it asks again (its PLI or the keyframe was lost, or
+the encoder ignored the request): a PLI is answered within a round trip and an encode, well under this."""
+_REASK_MAX = 5.0
+"""The interval between a waiting sink's requests doubles up to this: each request that reaches the publisher
+costs every subscriber of it a keyframe (several times a delta frame), so a publisher that ignores them is asked
+once per 5 s per waiting sink at most (and, coalesced across its sinks, at most once per `keyframe_min_interval`)."""
 
 __all__ = ["Frame", "Output", "PacketOutput", "Sink", "SinkStats", "Source", "SourceStats"]
 
@@ -79,6 +91,8 @@ class SinkStats:
     """Times the subscriber fell behind."""
     keyframe_requests: int = 0
     """PLI/FIR the subscriber sent."""
+    keyframe_rerequests: int = 0
+    """Keyframe requests made again because the sink waited for a keyframe longer than the interval."""
     repoints: int = 0
 
 
@@ -149,6 +163,10 @@ class Source:
         self._recent: list[ReceivedPacket | None] = [None] * _RECENT_PACKETS
         """The last packets by sequence number, to replay a frame's packets that came before its first one."""
         self._newest_seq: int | None = None
+        self._keyframe_start: ReceivedPacket | None = None
+        """The first packet of the newest keyframe while its frame is not whole (the GOP cache still holds the
+        group before it): a sink pointed meanwhile starts on it (`_keyframe_in_progress`)."""
+        self._newest_keyframe_ts = -1
         self.closed = asyncio.Event()
 
     # -- in
@@ -166,6 +184,8 @@ class Source:
             stats.keyframes_in += 1
             if not self.by_packet:  # packet by packet, sinks started on its first packet (`push_packet`)
                 self._requests.keyframe_arrived()
+            elif self._keyframe_start is not None and timestamp >= self._keyframe_start.timestamp:
+                self._keyframe_start = None  # whole: in the GOP cache from now on
         if self._gop is not None:
             self._gop.add(frame)
         for sink in tuple(self._frame_sinks):
@@ -182,9 +202,13 @@ class Source:
         if newest is None or 0 < (seq - newest) & 0xFFFF < 0x8000:
             self._newest_seq = seq
         if packet.keyframe:
-            # The waiting sinks start on this packet: it answers their requests. A sink pointed after it cannot
-            # start on this keyframe, so the frame's completion must not count as an answer to its request.
+            # The waiting sinks start on this packet: it answers their requests. A sink pointed after it starts on
+            # it by replay (`_keyframe_in_progress`) or, if it cannot, waits: the frame's completion must not count
+            # as an answer to its request.
             self._requests.keyframe_arrived()
+            if packet.timestamp > self._newest_keyframe_ts:  # not a late copy of an older one
+                self._newest_keyframe_ts = packet.timestamp
+                self._keyframe_start = packet
         for sink in tuple(self._packet_sinks):
             sink._offer_packet(packet)
 
@@ -204,11 +228,19 @@ class Source:
                 found.append(packet)
         return found
 
+    def _keyframe_in_progress(self) -> ReceivedPacket | None:
+        """The first packet of a keyframe not whole yet, if the packets after it are still at hand to replay."""
+        start, newest = self._keyframe_start, self._newest_seq
+        if start is None or newest is None or (newest - start.sequence_number) & 0xFFFF >= _RECENT_PACKETS:
+            return None
+        return start
+
     def lost(self) -> None:
         """Frames were lost on the way in: hold every sink until a keyframe, and ask for one."""
         if self.kind != "video":
             return
         self._stats.gaps += 1
+        self._keyframe_start = None  # it may be the frame lost: sinks pointed now wait for the one asked for
         if self._gop is not None:
             self._gop.invalidate()
         for sink in tuple(self._sinks):
@@ -319,6 +351,10 @@ class Sink:
         self._offset = 0
         self._last_pts: int | None = None
         self._last_at = 0.0
+        self._asked_at = 0.0
+        """When this sink last asked for a keyframe while waiting for one."""
+        self._reask_after = _REASK_FIRST
+        """How long after `_asked_at` it asks again if it is still waiting (doubling up to `_REASK_MAX`)."""
         self._stats = SinkStats()
         self._closed = False
 
@@ -341,8 +377,9 @@ class Sink:
         return SinkStats(**vars(self._stats))
 
     def point(self, source: Source | None, *, use_cache: bool = True) -> None:
-        """Take frames from `source` from now on (None: pause). Video starts on a keyframe: the source's GOP
-        cache if it has one (and `use_cache`), else the next keyframe, which the publisher is asked for."""
+        """Take frames from `source` from now on (None: pause). Video starts on a keyframe: packet by packet, the
+        one arriving if its first packet came already; else the source's GOP cache if it has one; else the next
+        keyframe, which the publisher is asked for. `use_cache=False`: the next keyframe, whatever came already."""
         if self._closed or source is self._source:
             return
         if source is not None and source.kind != self.kind:
@@ -364,6 +401,8 @@ class Sink:
         if self.kind == "audio":
             self._waiting = False
             return
+        if self._by_packet and use_cache and self._start_on_keyframe_in_progress(source):
+            return
         cached = source.gop_frames if use_cache else []
         if cached:
             self._waiting = False
@@ -376,7 +415,17 @@ class Sink:
                 self._resume_after = cached[-1].timestamp
         else:
             self._waiting = True
-            source.request_keyframe()
+            self._ask_for_keyframe()
+
+    def _start_on_keyframe_in_progress(self, source: Source) -> bool:
+        """Start on the keyframe whose packets are arriving, if there is one: the GOP cache still holds the group
+        before it, which the frames after it do not refer to. Its packets that came already are replayed."""
+        start = source._keyframe_in_progress()
+        if start is None:
+            return False
+        self._waiting = True
+        self._offer_packet(start)  # starts on it, then sends the ones after it (`Source._arrived_after`)
+        return True
 
     def keyframe_requested(self) -> None:
         """The subscriber sent a PLI or FIR: pass it on to the source's publisher (coalesced there)."""
@@ -402,11 +451,10 @@ class Sink:
             self._unnegotiated = False
             if self.kind == "video" and not frame.keyframe:
                 self._waiting = True
-                if self._source is not None:
-                    self._source.request_keyframe()
+                self._ask_for_keyframe()
         if self._waiting:
             if not frame.keyframe:
-                self._count_held_back()
+                self._hold_back()
                 return
             self._waiting = False
             self._dropping = False
@@ -422,14 +470,13 @@ class Sink:
             self._resume_after = None
             if not packet.keyframe:
                 self._waiting = True
-                if self._source is not None:
-                    self._source.request_keyframe()
+                self._ask_for_keyframe()
         start = False
         if self._waiting:
             resume = self._resume_after
             if not (packet.keyframe or (packet.starts_frame and resume is not None and packet.timestamp > resume)):
                 if packet.starts_frame:
-                    self._count_held_back()
+                    self._hold_back()
                 return
             self._waiting = False
             self._dropping = False
@@ -442,12 +489,34 @@ class Sink:
             for later in self._source._arrived_after(packet.sequence_number):
                 self._send_packet(later, False)
 
-    def _count_held_back(self) -> None:
-        """A frame not sent while waiting for a keyframe: dropped after an overflow, else gated."""
+    def _hold_back(self) -> None:
+        """A frame not sent while waiting for a keyframe: dropped after an overflow, else gated. If the keyframe
+        asked for is overdue, ask again: looked at here, once a frame while waiting, rather than on a timer."""
+        stats = self._stats
         if self._dropping:
-            self._stats.drops += 1
+            stats.drops += 1
         else:
-            self._stats.gated += 1
+            stats.gated += 1
+        if self._resume_after is not None:
+            return  # after a cache burst: any next frame will do, no keyframe is waited for
+        now = self._clock.monotonic()
+        if now - self._asked_at >= self._reask_after:
+            self._asked_at = now
+            self._reask_after = min(2 * self._reask_after, _REASK_MAX)
+            stats.keyframe_rerequests += 1
+            if self._source is not None:
+                self._source.request_keyframe()
+
+    def _ask_for_keyframe(self) -> None:
+        """Ask the source's publisher for the keyframe this sink now waits for (again later if none comes)."""
+        self._note_asked()
+        if self._source is not None:
+            self._source.request_keyframe()
+
+    def _note_asked(self) -> None:
+        """A keyframe was asked for (by this sink or for it): re-requests count from now, at the first interval."""
+        self._asked_at = self._clock.monotonic()
+        self._reask_after = _REASK_FIRST
 
     def _send_packet(self, packet: ReceivedPacket, start: bool) -> None:
         out = self._packet_out
@@ -475,8 +544,7 @@ class Sink:
             stats.overflows += 1
             stats.drops += out.clear() + 1
             self._dropping = True
-            if self._source is not None:
-                self._source.request_keyframe()
+            self._ask_for_keyframe()
             return
         self._last_pts = pts
         stats = self._stats
@@ -486,9 +554,11 @@ class Sink:
             stats.frames_out += 1
 
     def _gate(self) -> None:
+        """Wait for a keyframe (frames were lost upstream; the source asks for one for all its sinks)."""
         if self.kind == "video":
             self._waiting = True
             self._resume_after = None
+            self._note_asked()
 
     def _leave_source(self) -> None:
         """Stop taking from the source (the subscriber's connection went away)."""
@@ -533,8 +603,7 @@ class Sink:
             if self.kind == "video":
                 self._waiting = True
                 self._dropping = True
-                if self._source is not None:
-                    self._source.request_keyframe()
+                self._ask_for_keyframe()
             return False
         self._account(frame, pts, now)
         return True

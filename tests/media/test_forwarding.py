@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -390,7 +391,7 @@ async def test_packet_by_packet_a_sink_pointed_while_a_keyframe_arrives_still_ge
     assert publisher.plis == 1
     first, *rest = keyframe_packets(100, 0, 4)
     source.push_packet(first)
-    late.point(source)  # its subscriber's answer came in now: it waits for the next keyframe and asks for one
+    late.point(source, use_cache=False)  # not on this keyframe (as when it cannot be replayed): it asks for one
     for packet in rest:
         source.push_packet(packet)
     source.push(IDR, 0)  # the keyframe is whole
@@ -401,4 +402,107 @@ async def test_packet_by_packet_a_sink_pointed_while_a_keyframe_arrives_still_ge
         source.push_packet(packet)
     assert early_out.packets[0] == (100, True)
     assert late_out.packets[0] == (104, True) and not late.waiting_for_keyframe
+    await source.close()
+
+
+def delta_packets(first_seq: int, timestamp: int, count: int) -> list[ReceivedPacket]:
+    """A delta frame's packets in the order they arrive."""
+    return [
+        ReceivedPacket(first_seq + k, timestamp, k == count - 1, b"d", starts_frame=k == 0, keyframe=False)
+        for k in range(count)
+    ]
+
+
+async def pli_times(clock: ManualClock, publisher: FakePublisher, each_frame: Callable[[int], None]) -> list[float]:
+    """Run 14 s of a 16 fps stream (a frame interval exact in binary) without a keyframe (`each_frame(index)`
+    feeds frame `index`): when each PLI reached the publisher, in seconds from the start."""
+    start = clock.monotonic()
+    times: list[float] = []
+    seen = publisher.plis
+    for index in range(1, 14 * 16 + 1):
+        await clock.advance(1 / 16)
+        each_frame(index)
+        await asyncio.sleep(0)
+        if publisher.plis > seen:
+            times.append(clock.monotonic() - start)
+            seen = publisher.plis
+    return times
+
+
+async def test_a_sink_still_waiting_for_its_keyframe_asks_again_backing_off() -> None:
+    """The PLI a sink's start asked for is lost (or the encoder ignores it): without asking again the subscriber
+    would wait for the publisher's next natural keyframe, which a WebRTC encoder may never make."""
+    clock = ManualClock()
+    publisher = FakePublisher()
+    source = make(clock, publisher, gop_cache=False)
+    s, out = sink(clock)
+    s.point(source)
+    await asyncio.sleep(0)
+    assert publisher.plis == 1
+    times = pli_times(clock, publisher, lambda i: source.push(frame(i, gop=1000), i * 3600))
+    assert await times == [1.0, 3.0, 7.0, 12.0], "after 1 s, then 2, 4 and 5 s: once per interval at most"
+    assert s.stats.keyframe_rerequests == 4 and s.waiting_for_keyframe and out.queued == []
+    source.push(frame(1000, gop=1000), 1000 * 3600)  # a keyframe at last
+    assert indices(out.take()) == [1000]
+
+    def read_on(index: int) -> None:
+        source.push(frame(1000 + index, gop=1000), (1000 + index) * 3600)
+        out.take()
+
+    assert await pli_times(clock, publisher, read_on) == [], "and stops asking once it started"
+    await source.close()
+
+
+async def test_packet_by_packet_waiting_sinks_ask_again_as_one_pli() -> None:
+    """Many sinks waiting on one publisher ask again each, and their requests still make one PLI."""
+    clock = ManualClock()
+    publisher = FakePublisher()
+    source = make(clock, publisher, by_packet=True)
+    sinks = [Sink(f"viewer-{k}", "video", clock=clock, output=FakePacketOutput()) for k in range(10)]
+    for s in sinks:
+        s.point(source)
+    await asyncio.sleep(0)
+    assert publisher.plis == 1
+
+    def each_frame(index: int) -> None:
+        for packet in delta_packets(3 * index, index * 3600, 3):
+            source.push_packet(packet)
+
+    assert await pli_times(clock, publisher, each_frame) == [1.0, 3.0, 7.0, 12.0]
+    assert all(s.stats.keyframe_rerequests == 4 and s.waiting_for_keyframe for s in sinks)
+    assert source.stats.keyframe_requests_in == 10 + 10 * 4
+    await source.close()
+
+
+async def test_packet_by_packet_a_sink_pointed_while_a_keyframe_arrives_starts_on_it() -> None:
+    """Pointed after a keyframe's first packets came, before the frame is whole (the GOP cache still holds the
+    group before it), a sink starts on that keyframe, from its first packet: the old group's frames would be
+    followed by frames that refer to the keyframe the subscriber never got."""
+    clock = ManualClock()
+    publisher = FakePublisher()
+    source = make(clock, publisher, by_packet=True)
+    for packets, index in ((keyframe_packets(100, 0, 3), 0), (delta_packets(103, 3600, 2), 1)):
+        for packet in packets:
+            source.push_packet(packet)
+        source.push(frame(index), index * 3600)
+    assert len(source.gop_frames) == 2
+    key = keyframe_packets(105, 10 * 3600, 4)
+    for packet in key[:2]:
+        source.push_packet(packet)
+    s = Sink("viewer", "video", clock=clock, output=(out := FakePacketOutput()))
+    s.point(source)
+    for packet in key[2:]:
+        source.push_packet(packet)
+    source.push(frame(10), 10 * 3600)  # the keyframe is whole: in the cache from now on
+    later = Sink("later", "video", clock=clock, output=(later_out := FakePacketOutput()))
+    later.point(source)
+    for packet in delta_packets(109, 11 * 3600, 2):
+        source.push_packet(packet)
+    source.push(frame(11), 11 * 3600)
+    await asyncio.sleep(0)
+    assert out.queued == [] and s.stats.cached_frames_out == 0, "nothing of the old group"
+    assert out.packets == [(105, True)] + [(seq, False) for seq in range(106, 111)]
+    assert indices(later_out.queued) == [10], "once whole, the keyframe starts a sink from the cache"
+    assert later_out.packets == [(109, True), (110, False)]
+    assert publisher.plis == 0, "neither had to ask for a keyframe"
     await source.close()
