@@ -2,13 +2,32 @@
 (decode, then one encode per subscriber) as the reference, and the latency the node adds.
 
     .venv/bin/python -m benchmarks.meetings [--quick] [--seconds 6] [--viewers 100] [--max-meetings 3] [--no-pin]
-        [--latency-streams 150]
+        [--latency-streams 150] [--load-workers 3]
 
-The media node runs as its own process (`python -m media serve`, meeting extension, loopback ICE candidates), so
-its CPU time is read alone from /proc. This process is the load: aiortc participants (`media.rooms.botpeer`)
-that publish a pre-encoded VP8 loop (640x360, 25 fps, about 1 Mbit/s; nothing is encoded at run time) and
-receive without decoding (frames are taken before aiortc's decoder and counted). Audio is off: the figures are
-video streams.
+What runs where:
+- the media node: its own process (`python -m media serve`, meeting extension, loopback ICE candidates), so its
+  CPU time is read alone from /proc;
+- the load: aiortc participants (`media.rooms.botpeer`) that publish a pre-encoded VP8 loop (640x360, 25 fps,
+  about 1 Mbit/s; nothing is encoded at run time) and receive without decoding (frames are taken before aiortc's
+  decoder and counted), in `--load-workers` worker processes (`--bot-worker`, children of this one). Each
+  meeting's participants are in one worker (meetings are independent; meeting k in worker k mod N); the
+  broadcast's presenter is in the first worker and its viewers are dealt over all of them. This process drives
+  them over their stdin and stdout (one JSON request and one JSON answer a line): it issues the media tokens and
+  sends them in the requests (the secret stays here, nothing is on a command line or in an environment), and
+  asks every worker to count its receivers' frames, jitter-buffer gaps and frame lags between the same two
+  instants of time.monotonic (one clock for every process on the machine); `count_late_ms` says how late the
+  latest worker counted. A worker exits when its stdin closes (this process is done or died) and after an hour.
+  `--load-workers 0` keeps the participants in this process, as before the workers (to compare).
+- this process: the steps, the CPU figures (/proc), the probes, and the direct pair of the latency baseline.
+
+Why 3 workers by default (on 2 cores): one event loop is one core at most, and a load process with two meetings of
+10 (180 streams) needs 0.65 to 1 core: in this process the 2 x 10 step collapsed (its sockets overflowed: kernel
+RcvbufErrors), and with 2 workers the 3 x 10 step, whose first worker had two meetings, degraded (lag p99 860 ms,
+5,000 datagrams dropped). With 3, each meeting of the ramp (`--max-meetings` 3) has a worker to itself (about 0.35
+of a core each) and 3 x 10 held; 4 x 10 then saturates the machine (node 0.77 and load 1.14 of 2 cores), not a
+worker (the busiest at 0.57). An idle worker costs memory, not CPU. In the pinned latency steps all the load
+shares one CPU whatever the number of workers.
+Audio is off: the figures are video streams.
 
 1. Meetings (n participants each receive the n-1 others: n(n-1) forwarded streams), growing from one meeting of
    4 to one of 10 (90 streams), then 2, 3, 4 meetings of 10 at once, until the frame rate or the lag degrades
@@ -40,14 +59,18 @@ video streams.
 "Streams per core" = forwarded streams delivered at full rate divided by the node's CPU (cores busy over the
 measurement). The ramp and the broadcast run unpinned, so that the load generator may use both CPUs and the ramp
 is not cut short by the generator rather than the node; for the latency steps and the naive reference the node
-(or the naive relay) is pinned to the first CPU and this process to the second (`os.sched_setaffinity`; `--no-pin`
-to leave them free throughout); other work on the machine is not pinned. The machine
+(or the naive relay) is pinned to the first CPU and this process and the load workers to the second
+(`os.sched_setaffinity`; `--no-pin` to leave them free throughout); other work on the machine is not pinned. The machine
 is shared (2 cores): `machine_busy_cores` and `other_busy_cores` say how busy it was,
 and `machine_saturated` marks a step during which every core was busy (a step that degrades then says more about
-the machine than about the node: the node's own CPU is in `node_cores`).
+the machine than about the node: the node's own CPU is in `node_cores`). `load_cores` is the load generator's CPU:
+this process's and its workers' (`busiest_load_process_cores`: the busiest of them; near 1, its one event loop
+is the limit); `other_busy_cores` is the machine's less the node's and the load's;
+`udp_rcvbuf_errors`: datagrams the kernel dropped over the window because a socket's receive buffer was full
+(machine-wide: the node's, the load's or other work's sockets; the load's when its event loops fall behind).
 Prints conditions and a table, then a JSON last line with `forwarded_streams_per_core`,
 `broadcast_streams_per_core`, `naive_streams_per_core`, `added_latency_ms_p50`, `added_latency_ms_p99`, `path`
-("forward": encoded frames forwarded as they are) and the details.
+("forward": encoded frames forwarded as they are), `load_workers` and the details.
 """
 
 from __future__ import annotations
@@ -55,6 +78,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -68,7 +92,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from aiohttp import web
@@ -112,31 +136,51 @@ def _machine_busy() -> tuple[float, float]:
     return (sum(values) - idle) / TICKS, sum(values) / TICKS
 
 
+def _udp_rcvbuf_errors() -> int:
+    """Datagrams the kernel dropped because a socket's receive buffer was full (all processes: /proc/net/snmp)."""
+    header, values = (
+        line.split() for line in Path("/proc/net/snmp").read_text().splitlines() if line.startswith("Udp:")
+    )
+    return int(values[header.index("RcvbufErrors")])
+
+
 @dataclass
 class Window:
-    """CPU of the node, this process and the machine over one measurement."""
+    """CPU of the node, the load generator (this process and its workers) and the machine over one measurement."""
 
     node_pid: int
+    load_pids: Sequence[int] = ()
     start: float = 0.0
     node0: float = 0.0
-    self0: float = 0.0
+    load0: list[float] = field(default_factory=list)
     busy0: float = 0.0
     seconds: float = 0.0
     node_cores: float = 0.0
-    self_cores: float = 0.0
+    load_cores: float = 0.0
+    busiest_load_cores: float = 0.0
+    """The busiest load process's CPU: near 1, its one event loop is the limit."""
     machine_cores: float = 0.0
+    rcvbuf0: int = 0
+    rcvbuf_errors: int = 0
 
     def begin(self) -> None:
         self.start = time.monotonic()
         self.node0 = _cpu_seconds(self.node_pid)
-        self.self0 = time.process_time()
+        self.load0 = self._load_cpu()
         self.busy0 = _machine_busy()[0]
+        self.rcvbuf0 = _udp_rcvbuf_errors()
 
     def end(self) -> None:
         self.seconds = time.monotonic() - self.start
         self.node_cores = (_cpu_seconds(self.node_pid) - self.node0) / self.seconds
-        self.self_cores = (time.process_time() - self.self0) / self.seconds
+        each = [(cpu - cpu0) / self.seconds for cpu, cpu0 in zip(self._load_cpu(), self.load0, strict=True)]
+        self.load_cores, self.busiest_load_cores = sum(each), max(each)
         self.machine_cores = (_machine_busy()[0] - self.busy0) / self.seconds
+        self.rcvbuf_errors = _udp_rcvbuf_errors() - self.rcvbuf0
+
+    def _load_cpu(self) -> list[float]:
+        """CPU seconds of this process and of each load worker."""
+        return [time.process_time(), *(_cpu_seconds(pid) for pid in self.load_pids)]
 
 
 @dataclass
@@ -152,6 +196,8 @@ class Step:
     probe: dict[str, dict[str, float]] = field(default_factory=dict)
     """The node's own figures over the window (`packets`: packet in to packet out; `fanout`: frame complete to sent
     to every subscriber), when probed."""
+    window_late: float = 0.0
+    """How late (seconds) the latest load process counted after the window's bounds."""
 
     @property
     def delivered(self) -> float:
@@ -177,10 +223,12 @@ class Step:
             "step": self.name, "streams": self.streams, "delivered": round(self.delivered, 3),
             "node_cores": round(w.node_cores, 3), "streams_per_core": round(self.per_core, 1),
             "lag_p50_ms": round(self.latency_ms(0.5), 2), "lag_p99_ms": round(self.latency_ms(0.99), 2),
-            "receiver_gaps": self.gaps,
-            "load_cores": round(w.self_cores, 3), "machine_busy_cores": round(w.machine_cores, 3),
-            "other_busy_cores": round(max(0.0, w.machine_cores - w.node_cores - w.self_cores), 3),
+            "receiver_gaps": self.gaps, "count_late_ms": round(self.window_late * 1000, 1),
+            "load_cores": round(w.load_cores, 3), "busiest_load_process_cores": round(w.busiest_load_cores, 3),
+            "machine_busy_cores": round(w.machine_cores, 3),
+            "other_busy_cores": round(max(0.0, w.machine_cores - w.node_cores - w.load_cores), 3),
             "machine_saturated": w.machine_cores > 0.95 * (os.cpu_count() or 1),
+            "udp_rcvbuf_errors": w.rcvbuf_errors,
         }  # fmt: skip
 
 
@@ -234,42 +282,115 @@ async def _wait_http(url: str, process: subprocess.Popen[bytes], timeout: float 
             await asyncio.sleep(0.2)
 
 
+# ----- the load: bot peers, in this process or in worker processes -----
+
+
+@dataclass(frozen=True)
+class PeerSpec:
+    """One participant to join: its name (unique in its step), the node's WebSocket and its media token."""
+
+    name: str
+    url: str
+    token: str
+    publish: bool
+
+
+@dataclass
+class Counted:
+    """What a load process's receivers got over one measurement window."""
+
+    frames: int
+    gaps: int
+    latencies: list[float]
+    late: float
+    """How late (seconds) the process took its first or last count after the window's bounds."""
+
+
+class BotHost(Protocol):
+    """A place bot peers run: `Bots` in this process or a `BotWorker` process."""
+
+    async def join(self, specs: list[PeerSpec]) -> dict[str, str]: ...
+
+    async def wait_flowing(self, receivers: list[str], publishers: list[str]) -> None: ...
+
+    async def window(self, names: list[str], begin: float, end: float) -> Counted: ...
+
+    async def close(self, names: list[str]) -> None: ...
+
+
 class Meetings:
-    def __init__(self, port: int, tokens: MediaTokens) -> None:
+    def __init__(self, port: int, tokens: MediaTokens, hosts: Sequence[BotHost]) -> None:
         self.port = port
         self.tokens = tokens
+        self.hosts = hosts
 
-    def peer(self, room: str, name: str, *, publish: bool) -> BotPeer:
+    def peer(self, room: str, name: str, *, publish: bool) -> PeerSpec:
         token = self.tokens.issue(
             kind=TokenKind.MEETING, node=NODE_ID, room=room, subject=f"bench:{name}", ttl=timedelta(minutes=5),
             name=name, role=MeetingRole.PARTICIPANT,
         )  # fmt: skip
         url = f"ws://127.0.0.1:{self.port}{MEETING_WS_PATH.format(room=room)}"
-        return BotPeer(url, token, audio=False, video=publish, fps=FPS, video_frames=_loop(), stamp=True)
+        return PeerSpec(name, url, token, publish)
 
 
 def _loop() -> tuple[bytes, ...]:
     return vp8_loop(WIDTH, HEIGHT, FPS, 2.0, KBPS)
 
 
-async def _join_all(peers: Sequence[BotPeer], batch: int = 10) -> None:
-    for i in range(0, len(peers), batch):
-        await asyncio.gather(*(peer.join(timeout=60) for peer in peers[i : i + batch]))
+class Bots:
+    """The bot peers of one process, by name."""
+
+    def __init__(self) -> None:
+        self.peers: dict[str, BotPeer] = {}
+
+    async def join(self, specs: list[PeerSpec], batch: int = 10) -> dict[str, str]:
+        """Join in batches; the participant id of each."""
+        for i in range(0, len(specs), batch):
+            peers = [self._peer(spec) for spec in specs[i : i + batch]]
+            await asyncio.gather(*(peer.join(timeout=60) for peer in peers))
+        return {spec.name: self.peers[spec.name].id for spec in specs}
+
+    def _peer(self, spec: PeerSpec) -> BotPeer:
+        peer = BotPeer(spec.url, spec.token, audio=False, video=spec.publish, fps=FPS, video_frames=_loop(), stamp=True)
+        self.peers[spec.name] = peer
+        return peer
+
+    async def wait_flowing(self, receivers: list[str], publishers: list[str], timeout: float = 60) -> None:  # noqa: ASYNC109
+        """Until each receiver has frames from each publisher (participant ids) but itself."""
+        peers = [self.peers[name] for name in receivers]
+        deadline = time.monotonic() + timeout
+        while not all(r.frames_from(p, Source.CAMERA) > 0 for r in peers for p in publishers if p != r.id):
+            if time.monotonic() > deadline:
+                raise TimeoutError("not every stream started")
+            await asyncio.sleep(0.2)
+
+    async def window(self, names: list[str], begin: float, end: float) -> Counted:
+        """Frames, receiver gaps and lags of these peers between two instants (time.monotonic: the same clock in
+        every process)."""
+        peers = [self.peers[name] for name in names]
+        await _sleep_until(begin)
+        late = time.monotonic() - begin
+        _clear_latencies(peers)
+        frames, gaps = _received(peers), _gaps(peers)
+        await _sleep_until(end)
+        late = max(late, time.monotonic() - end)
+        return Counted(_received(peers) - frames, _gaps(peers) - gaps, _latencies(peers), late)
+
+    async def close(self, names: list[str]) -> None:
+        peers = [self.peers.pop(name) for name in names if name in self.peers]
+        await asyncio.gather(*(peer.close() for peer in peers), return_exceptions=True)
 
 
-async def _wait_flowing(receivers: Sequence[BotPeer], publishers: Sequence[BotPeer], timeout: float) -> None:  # noqa: ASYNC109
-    deadline = time.monotonic() + timeout
-    while True:
-        ok = all(r.frames_from(p.id, Source.CAMERA) > 0 for r in receivers for p in publishers if p is not r)
-        if ok:
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError("not every stream started")
-        await asyncio.sleep(0.2)
+async def _sleep_until(instant: float) -> None:
+    await asyncio.sleep(max(0.0, instant - time.monotonic()))
 
 
 def _received(receivers: Sequence[BotPeer]) -> int:
     return sum(entry.frames for r in receivers for entry in r.received.values())
+
+
+def _gaps(receivers: Sequence[BotPeer]) -> int:
+    return sum(r.receive_gaps for r in receivers)
 
 
 def _clear_latencies(receivers: Sequence[BotPeer]) -> None:
@@ -282,73 +403,282 @@ def _latencies(receivers: Sequence[BotPeer]) -> list[float]:
     return [lat for r in receivers for entry in r.received.values() for lat in entry.latencies]
 
 
+LOAD_WORKERS = 3
+"""See the module docstring."""
+LINE_LIMIT = 1 << 26
+"""The longest line on a worker's pipe: a window's lags (up to 100,000 per stream) come back as one line."""
+WORKER_LIFETIME = 3600.0
+"""A worker exits after this long whatever happens (a full run takes about 5 minutes)."""
+REQUEST_TIMEOUT = 600.0
+"""The longest a worker may take to answer (joining 50 peers at 60 s per batch of 10 at most, with margin)."""
+
+
+class BotWorker:
+    """A load process (`python -m benchmarks.meetings --bot-worker`) holding `Bots`: one JSON request a line on its
+    stdin, one JSON answer a line on its stdout, one request at a time. The media tokens travel in the requests,
+    so no secret is on a command line or in an environment. It exits on EOF (this process closed the pipe or
+    died) and after `WORKER_LIFETIME`; its stderr goes to `log`."""
+
+    def __init__(self, process: asyncio.subprocess.Process, log: Path) -> None:
+        self.process = process
+        self.log = log
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def start(cls, workdir: Path, index: int) -> BotWorker:
+        log = workdir / f"bots-{index}.log"
+        with log.open("w") as stderr:
+            process = await asyncio.create_subprocess_exec(
+                PYTHON, "-m", "benchmarks.meetings", "--bot-worker", str(WORKER_LIFETIME), cwd=REPO,
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=stderr, limit=LINE_LIMIT,
+            )  # fmt: skip
+        worker = cls(process, log)
+        await worker._call("hello")  # imported and the VP8 loop encoded, before any step
+        return worker
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    async def join(self, specs: list[PeerSpec]) -> dict[str, str]:
+        ids: dict[str, str] = await self._call("join", specs=[dataclasses.asdict(s) for s in specs])
+        return ids
+
+    async def wait_flowing(self, receivers: list[str], publishers: list[str]) -> None:
+        await self._call("wait_flowing", receivers=receivers, publishers=publishers)
+
+    async def window(self, names: list[str], begin: float, end: float) -> Counted:
+        return Counted(**await self._call("window", names=names, begin=begin, end=end))
+
+    async def close(self, names: list[str]) -> None:
+        await self._call("close", names=names)
+
+    async def _call(self, op: str, **params: Any) -> Any:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        async with self._lock, asyncio.timeout(REQUEST_TIMEOUT):
+            self.process.stdin.write(json.dumps({"op": op, **params}).encode() + b"\n")
+            await self.process.stdin.drain()
+            line = await self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"bot worker {self.pid} exited: {self._log_tail()}")
+        answer = json.loads(line)
+        if "error" in answer:
+            raise RuntimeError(f"bot worker {self.pid}, {op}: {answer['error']}")
+        return answer["ok"]
+
+    def _log_tail(self) -> str:
+        return " | ".join(self.log.read_text(errors="replace").splitlines()[-5:])
+
+    async def stop(self) -> None:
+        """Close its stdin (it closes its peers and exits), then wait for it, at most 15 s."""
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        try:
+            await asyncio.wait_for(self.process.wait(), 15)
+        except TimeoutError:
+            self.process.kill()
+            await self.process.wait()
+
+
+@contextlib.asynccontextmanager
+async def bot_hosts(workdir: Path, workers: int) -> AsyncIterator[list[BotHost]]:
+    """`workers` load processes, or this process alone with 0."""
+    if workers == 0:
+        yield [Bots()]
+        return
+    started: list[BotWorker] = []
+    try:
+        for index in range(workers):
+            started.append(await BotWorker.start(workdir, index))
+        yield list(started)
+    finally:
+        await asyncio.gather(*(worker.stop() for worker in started), return_exceptions=True)
+
+
+def _worker_pids(hosts: Sequence[BotHost]) -> list[int]:
+    return [host.pid for host in hosts if isinstance(host, BotWorker)]
+
+
+async def serve_bots(lifetime: float) -> None:
+    """The `--bot-worker` side of `BotWorker`. stdout carries the answers only: anything else printed goes to
+    stderr."""
+    adapter.set_loopback_candidates(LoopbackCandidates.ONLY)
+    answers = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    reader = asyncio.StreamReader(limit=LINE_LIMIT)
+    await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    bots = Bots()
+    requests: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def read() -> None:
+        while line := await reader.readline():
+            requests.put_nowait(json.loads(line))
+
+    async def answer() -> None:
+        while True:
+            reply = await _answer(bots, await requests.get())
+            answers.write(json.dumps(reply).encode() + b"\n")
+            answers.flush()
+
+    reading, answering = asyncio.create_task(read()), asyncio.create_task(answer())
+    try:
+        # EOF ends `read`: stop at once, even in the middle of a request.
+        await asyncio.wait({reading, answering}, timeout=lifetime, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        reading.cancel()
+        answering.cancel()
+        await bots.close(list(bots.peers))
+
+
+async def _answer(bots: Bots, request: dict[str, Any]) -> dict[str, Any]:
+    try:
+        match request["op"]:
+            case "hello":
+                _loop()
+                return {"ok": os.getpid()}
+            case "join":
+                return {"ok": await bots.join([PeerSpec(**spec) for spec in request["specs"]])}
+            case "wait_flowing":
+                await bots.wait_flowing(request["receivers"], request["publishers"])
+                return {"ok": None}
+            case "window":
+                counted = await bots.window(request["names"], request["begin"], request["end"])
+                return {"ok": dataclasses.asdict(counted)}
+            case "close":
+                await bots.close(request["names"])
+                return {"ok": None}
+            case op:
+                return {"error": f"unknown op {op!r}"}
+    except Exception as error:  # the parent raises it with the worker's name
+        return {"error": f"{type(error).__name__}: {error}"}
+
+
+# ----- the steps: peers placed on the load processes -----
+
+Group = tuple[BotHost, list[PeerSpec]]
+"""Peers that run on one host."""
+
+
+def _by_host(groups: Sequence[Group]) -> list[Group]:
+    """The groups merged per host (one request per host and step)."""
+    merged: dict[int, Group] = {}
+    for host, specs in groups:
+        merged.setdefault(id(host), (host, []))[1].extend(specs)
+    return list(merged.values())
+
+
+def _names(specs: Sequence[PeerSpec]) -> list[str]:
+    return [spec.name for spec in specs]
+
+
+async def _join(groups: Sequence[Group]) -> dict[str, str]:
+    """Every host joins its peers, the hosts at once: name -> participant id."""
+    joined = await asyncio.gather(*(host.join(specs) for host, specs in _by_host(groups)))
+    return {name: pid for ids in joined for name, pid in ids.items()}
+
+
+async def _close(groups: Sequence[Group]) -> None:
+    await asyncio.gather(*(host.close(_names(specs)) for host, specs in _by_host(groups)), return_exceptions=True)
+
+
+async def _wait_flowing(groups: Sequence[Group], ids: dict[str, str], publishers: Sequence[PeerSpec] = ()) -> None:
+    """Until every group's peers receive every publisher: `publishers`, or (a meeting) the group itself."""
+    await asyncio.gather(
+        *(host.wait_flowing(_names(specs), [ids[p.name] for p in (publishers or specs)]) for host, specs in groups)
+    )
+
+
 async def measure(
     name: str,
     node_pid: int,
-    receivers: Sequence[BotPeer],
-    publishers: Sequence[BotPeer],
+    hosts: Sequence[BotHost],
+    counted: Sequence[Group],
     streams: int,
     seconds: float,
     direct: list[float] | None = None,
-    receivers_for_count: Sequence[BotPeer] = (),
     probe_port: int | None = None,
 ) -> Step:
-    """One measurement window; with `direct`, a direct pair (no node) runs in this process meanwhile, under the
-    same load, and its latencies are appended there. `receivers_for_count`: count these (flow already checked)."""
-    await _wait_flowing(receivers, publishers, timeout=60)
-    receivers = receivers_for_count or receivers
+    """One measurement window over the receivers in `counted` (their flow already checked); with `direct`, a
+    direct pair (no node) runs in this process meanwhile, under the same load, and its latencies are appended
+    there. Every load process counts between the same two instants, this process takes the CPU figures then."""
     # Past the start (joins, renegotiations, GOP caches, first keyframes): a steady state, longer for more streams.
     await asyncio.sleep(1.0 + streams / 60)
     pair = asyncio.create_task(direct_latency(seconds)) if direct is not None else None
     if pair is not None:
         await asyncio.sleep(2.0)  # the pair's own start
-    _clear_latencies(receivers)
-    window = Window(node_pid)
-    before = _received(receivers)
-    gaps_before = sum(r.receive_gaps for r in receivers)
     if probe_port is not None:
         await _probe(probe_port)  # from now on
+    begin = time.monotonic() + WINDOW_LEAD
+    counting = asyncio.gather(
+        *(host.window(_names(specs), begin, begin + seconds) for host, specs in _by_host(counted))
+    )
+    window = Window(node_pid, _worker_pids(hosts))
+    await _sleep_until(begin)
     window.begin()
-    await asyncio.sleep(seconds)
+    await _sleep_until(begin + seconds)
     window.end()
-    received = _received(receivers) - before
+    counts = await counting
     probe = await _probe(probe_port) if probe_port is not None else {}
     if pair is not None and direct is not None:
         direct.extend(await pair)
-    gaps = sum(r.receive_gaps for r in receivers) - gaps_before
-    return Step(name, streams, window, streams * FPS * window.seconds, received, _latencies(receivers), gaps, probe)
+    return Step(
+        name, streams, window, streams * FPS * window.seconds, sum(c.frames for c in counts),
+        [lat for c in counts for lat in c.latencies], sum(c.gaps for c in counts), probe,
+        window_late=max((c.late for c in counts), default=0.0),
+    )  # fmt: skip
 
+
+WINDOW_LEAD = 0.3
+"""Seconds between asking the load processes to count and the window's start: time for the requests to arrive."""
 
 RAMP = ((1, 4), (1, 6), (1, 8), (1, 10), (2, 10), (3, 10), (4, 10))
 """(meetings, parties each): 12, 30, 56, 90, 180, 270, 360 forwarded streams."""
 
 
-async def meeting_step(meetings: Meetings, node_pid: int, count: int, parties: int, seconds: float) -> Step:
-    peers = [
-        meetings.peer(f"meet-{count}x{parties}-{m}", f"p{m}-{i}", publish=True)
-        for m in range(count)
-        for i in range(parties)
-    ]
+async def meetings_measured(
+    name: str,
+    meetings: Meetings,
+    node_pid: int,
+    rooms: list[list[PeerSpec]],
+    seconds: float,
+    direct: list[float] | None = None,
+    probe_port: int | None = None,
+) -> Step:
+    """Meetings at once, each on one host (meetings are independent), in turn over the hosts."""
+    hosts = meetings.hosts
+    groups = [(hosts[r % len(hosts)], room) for r, room in enumerate(rooms)]
     try:
-        await _join_all(peers)
-        rooms = [peers[m * parties : (m + 1) * parties] for m in range(count)]
-        for room in rooms:
-            await _wait_flowing(room, room, timeout=60)
-        return await measure(f"{count} x {parties}-party", node_pid, [], [], count * parties * (parties - 1),
-                             seconds, receivers_for_count=peers)  # fmt: skip
+        ids = await _join(groups)
+        await _wait_flowing(groups, ids)
+        streams = room_streams([len(room) for room in rooms])
+        return await measure(name, node_pid, hosts, groups, streams, seconds, direct, probe_port)
     finally:
-        await asyncio.gather(*(peer.close() for peer in peers), return_exceptions=True)
+        await _close(groups)
+
+
+async def meeting_step(meetings: Meetings, node_pid: int, count: int, parties: int, seconds: float) -> Step:
+    rooms = [
+        [meetings.peer(f"meet-{count}x{parties}-{m}", f"p{m}-{i}", publish=True) for i in range(parties)]
+        for m in range(count)
+    ]
+    return await meetings_measured(f"{count} x {parties}-party", meetings, node_pid, rooms, seconds)
 
 
 async def broadcast_step(meetings: Meetings, node_pid: int, viewers: int, seconds: float) -> Step:
+    """The presenter on the first host, the viewers dealt over all of them."""
+    hosts = meetings.hosts
     presenter = meetings.peer("meet-bcast-1", "presenter", publish=True)
     audience = [meetings.peer("meet-bcast-1", f"v{i}", publish=False) for i in range(viewers)]
+    stage: list[Group] = [(hosts[0], [presenter])]
+    shares = [audience[h :: len(hosts)] for h in range(len(hosts))]
+    seats: list[Group] = [(host, share) for host, share in zip(hosts, shares, strict=True) if share]
     try:
-        await _join_all([presenter])
-        await _join_all(audience)
-        return await measure(f"1 -> {viewers}", node_pid, audience, [presenter], viewers, seconds)
+        ids = await _join(stage)
+        ids |= await _join(seats)
+        await _wait_flowing(seats, ids, publishers=[presenter])
+        return await measure(f"1 -> {viewers}", node_pid, hosts, seats, viewers, seconds)
     finally:
-        await asyncio.gather(presenter.close(), *(peer.close() for peer in audience), return_exceptions=True)
+        await _close([*stage, *seats])
 
 
 # ----- the node, with a probe on its forwarding -----
@@ -712,7 +1042,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     kbps = sum(len(f) for f in loop) * 8 / (len(loop) / FPS) / 1000
     print(f"conditions: {platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; VP8 "
           f"{WIDTH}x{HEIGHT} {FPS} fps pre-encoded at {kbps:.0f} kbit/s; node in its own process; "
-          f"{args.seconds:.0f} s per measurement; node gc.freeze() {'off' if args.no_gc_freeze else 'on'}",
+          f"{args.seconds:.0f} s per measurement; node gc.freeze() {'off' if args.no_gc_freeze else 'on'}; load: "
+          f"{_load_description(args.load_workers)}",
           flush=True)  # fmt: skip
     print("definitions: added_latency_ms_* = packet in to packet out in the node, forwarding packet by packet: per "
           "incoming RTP packet of a publisher and per subscriber, from its datagram reaching the node's Python code to "
@@ -727,10 +1058,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     steps: list[Step] = []
     with tempfile.TemporaryDirectory(prefix="bench-meetings-") as tmp:
         workdir = Path(tmp)
-        async with media_node(workdir, secret, not args.no_gc_freeze) as (port, pid):
+        async with (
+            media_node(workdir, secret, not args.no_gc_freeze) as (port, pid),
+            bot_hosts(workdir, args.load_workers) as hosts,
+        ):
             print("affinity for the ramp and the broadcast: not pinned (the load generator may use both CPUs)",
                   flush=True)  # fmt: skip
-            meetings = Meetings(port, tokens)
+            meetings = Meetings(port, tokens, hosts)
             forwarded: list[Step] = []
             for count, parties in RAMP:
                 if count > args.max_meetings:
@@ -746,7 +1080,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             best = max(ok, key=lambda s: s.per_core)
             top = max(s.streams for s in ok)
             # Latency at half the highest load that did not degrade, and at least at half the goal (150 streams).
-            pinning = _pin(pid) if not args.no_pin else "not pinned (--no-pin)"
+            pinning = _pin(pid, _worker_pids(hosts)) if not args.no_pin else "not pinned (--no-pin)"
             print(f"affinity for the latency steps and the naive reference: {pinning}", flush=True)
             target = max(args.latency_streams, top // 2)
             rooms = latency_rooms(target)
@@ -786,6 +1120,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
           flush=True)  # fmt: skip
     return {
         "path": "forward",
+        "load_workers": args.load_workers,
         "forwarded_streams_per_core": round(best.per_core, 1),
         "broadcast_streams_per_core": round(broadcast.per_core, 1),
         "naive_streams_per_core": round(naive.per_core, 2),
@@ -825,6 +1160,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _load_description(workers: int) -> str:
+    if workers == 0:
+        return "the bot peers in this process (--load-workers 0)"
+    return f"the bot peers in {workers} worker processes (each meeting in one, the broadcast's viewers dealt over all)"
+
+
 def latency_rooms(target: int) -> list[int]:
     """Meetings (parties each, at most `PARTIES`) that forward at least `target` streams: 10-party meetings,
     then the smallest meeting that makes up the rest."""
@@ -851,30 +1192,23 @@ async def _latency_meetings(
     """The rooms' meetings at once, the node forwarding packet by packet or frame by frame; probed."""
     await _set_mode(meetings.port, by_packet, probe=True)
     tag = "p" if by_packet else "f"
-    groups = [
+    specs = [
         [meetings.peer(f"meet-lat{tag}-{r}", f"l{tag}{r}-{i}", publish=True) for i in range(n)]
         for r, n in enumerate(rooms)
     ]
-    peers = [p for group in groups for p in group]
-    try:
-        await _join_all(peers)
-        for group in groups:
-            await _wait_flowing(group, group, timeout=60)
-        streams = room_streams(rooms)
-        name = f"{' + '.join(f'{n}-party' for n in rooms)} (latency, {'by packet' if by_packet else 'by frame'})"
-        return await measure(name, node_pid, [], [], streams, seconds, direct, receivers_for_count=peers,
-                             probe_port=meetings.port)  # fmt: skip
-    finally:
-        await asyncio.gather(*(peer.close() for peer in peers), return_exceptions=True)
+    name = f"{' + '.join(f'{n}-party' for n in rooms)} (latency, {'by packet' if by_packet else 'by frame'})"
+    return await meetings_measured(name, meetings, node_pid, specs, seconds, direct, probe_port=meetings.port)
 
 
-def _pin(node_pid: int) -> str:
-    """The node on CPU 0, this process (the load generator) on CPU 1, when there are two CPUs or more."""
+def _pin(node_pid: int, load_pids: Sequence[int] = ()) -> str:
+    """The node on CPU 0, this process and the load workers (the load generator) on CPU 1, when there are two
+    CPUs or more."""
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
         return "not pinned (one CPU)"
     os.sched_setaffinity(node_pid, {cpus[0]})
-    os.sched_setaffinity(0, {cpus[1]})
+    for pid in (0, *load_pids):
+        os.sched_setaffinity(pid, {cpus[1]})
     return f"node pinned to CPU {cpus[0]}, load generator to CPU {cpus[1]} (other work on the machine is not)"
 
 
@@ -898,6 +1232,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="short: 3 s a step, 30 viewers, at most 1 meeting")
     parser.add_argument("--naive-node", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--probed-node", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--bot-worker", type=float, default=0.0, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--load-workers",
+        type=int,
+        default=LOAD_WORKERS,
+        help=f"processes for the bot peers (default {LOAD_WORKERS}; 0: in this process, as before)",
+    )
     parser.add_argument("--no-gc-freeze", action="store_true", help="the node without gc.freeze() (to compare)")
     parser.add_argument("--no-pin", action="store_true", help="leave the node and the load on any CPU")
     parser.add_argument(
@@ -912,6 +1253,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.probed_node:
         serve_probed_node(args.probed_node, freeze_gc=not args.no_gc_freeze)
+        return 0
+    if args.bot_worker:
+        asyncio.run(serve_bots(args.bot_worker))
         return 0
     if args.quick:
         args.seconds, args.viewers, args.max_meetings = 3.0, 30, 1
