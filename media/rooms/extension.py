@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from media.node.context import NodeContext
 from media.node.extension import ExtensionLoad
 from media.node.guard import rate_limit
-from media.rooms.forward import ForwardingPlane
+from media.rooms.forward import ForwardingPlane, Traffic
 from media.rooms.live import LiveRoom
 from media.rooms.plane import Plane
 from media.rooms.room import MeetingRoom, Refused
@@ -70,6 +70,8 @@ class Meetings:
         """Rooms ended for everyone -> the monotonic time until which joins are refused."""
         self._node: NodeContext | None = None
         self._plane_factory = plane_factory
+        self._ended_traffic = Traffic()
+        """What closed sources and sinks of every room carried (rooms' planes add to it as they close them)."""
 
     def setup(self, app: web.Application, node: NodeContext) -> None:
         self._node = node
@@ -177,7 +179,9 @@ class Meetings:
             plane = self._plane_factory(name, codec, on_level, on_feed)
         else:
             ice = list(node.config.ice_servers)
-            plane = ForwardingPlane(name, codec, node.clock, ice, on_level=on_level, on_feed=on_feed)
+            plane = ForwardingPlane(
+                name, codec, node.clock, ice, on_level=on_level, on_feed=on_feed, ended=self._ended_traffic
+            )
         room = MeetingRoom(name, class_mode=class_mode, codec=codec, max_participants=self.settings.max_participants)
         live = LiveRoom(room, plane, node.clock, max_video=self.settings.max_video, on_empty=self._drop)
         holder.append(live)
@@ -213,11 +217,23 @@ class Meetings:
     def load(self) -> ExtensionLoad:
         publishers = sum(len(live.live_feeds) for live in self.rooms.values())
         subscribers = sum(len(live.connections) for live in self.rooms.values())
+        traffic = self.traffic()
         return ExtensionLoad(
             rooms=len(self.rooms), publishers=publishers, subscribers=subscribers,
             streams_out=sum(live.streams_out() for live in self.rooms.values()),
             meeting_rooms=sorted(self.rooms),
+            bytes_in=traffic.bytes_in, bytes_out=traffic.bytes_out, frames_in=traffic.frames_in,
+            frames_out=traffic.frames_out, keyframe_requests=traffic.keyframe_requests,
         )  # fmt: skip
+
+    def traffic(self) -> Traffic:
+        """Since the node started: what the rooms' sources and sinks carried, closed ones included."""
+        total = Traffic()
+        total.add(self._ended_traffic)
+        for live in self.rooms.values():
+            if isinstance(live.plane, ForwardingPlane):
+                total.add(live.plane.traffic())
+        return total
 
     async def close(self, request: CloseRequest) -> int:
         closed = 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, fields
 
 from aiortc import (
     MediaStreamTrack,
@@ -28,7 +29,7 @@ from aiortc import (
 )
 
 from common.clock import Clock
-from media.forwarding import Output
+from media.forwarding import Output, SinkStats, SourceStats
 from media.forwarding import Sink as CoreSink
 from media.forwarding import Source as CoreSource
 from media.peers import add_direct_sink
@@ -57,6 +58,31 @@ def opus_level(size: int) -> int:
     return max(0, 100 - size)
 
 
+@dataclass
+class Traffic:
+    """Media that meeting rooms carried: frames and bytes in from publishers and out to subscribers, keyframe
+    requests that reached publishers (the node's /metrics counters)."""
+
+    frames_in: int = 0
+    bytes_in: int = 0
+    frames_out: int = 0
+    bytes_out: int = 0
+    keyframe_requests: int = 0
+
+    def add_source(self, stats: SourceStats) -> None:
+        self.frames_in += stats.frames_in
+        self.bytes_in += stats.bytes_in
+        self.keyframe_requests += stats.keyframe_requests_out
+
+    def add_sink(self, stats: SinkStats) -> None:
+        self.frames_out += stats.frames_out
+        self.bytes_out += stats.bytes_out
+
+    def add(self, other: Traffic) -> None:
+        for name in (f.name for f in fields(self)):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
 class RoomSink:
     """One subscriber m-line: a core sink whose track aiortc sends, pointed at a feed by name."""
 
@@ -79,7 +105,9 @@ class RoomSink:
             self.core.point(self._plane.sources.get(self._feed))
 
     def close(self) -> None:
-        self._plane.sinks.discard(self)
+        if self in self._plane.sinks:
+            self._plane.sinks.discard(self)
+            self._plane.ended.add_sink(self.core.stats)
         self.core.close()
 
 
@@ -94,9 +122,11 @@ class ForwardingPlane:
         on_level: LevelCallback,
         on_feed: Callable[[Feed, bool], None],
         by_packet: bool = True,
+        ended: Traffic | None = None,
     ) -> None:
         """`by_packet`: video goes to subscribers packet by packet as it arrives (`media.forwarding`, "Per-packet
-        forwarding"); False: frame by frame, once each frame is whole (what the node did before; kept to compare)."""
+        forwarding"); False: frame by frame, once each frame is whole (what the node did before; kept to compare).
+        `ended`: where the traffic of the sources and sinks this plane closes is added up (the node's totals)."""
         self.room = room
         self.by_packet = by_packet
         self.codec = codec
@@ -106,6 +136,7 @@ class ForwardingPlane:
         self._on_feed = on_feed
         self.sources: dict[Feed, CoreSource] = {}
         self.sinks: set[RoomSink] = set()
+        self.ended = Traffic() if ended is None else ended
         self._closing: set[asyncio.Task[None]] = set()
         self.push_errors = 0
 
@@ -187,6 +218,7 @@ class ForwardingPlane:
             self._on_feed(feed, False)
 
     def _close_source(self, source: CoreSource) -> None:
+        self.ended.add_source(source.stats)
         task = asyncio.get_running_loop().create_task(source.close())
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
@@ -212,14 +244,11 @@ class ForwardingPlane:
         for feed in list(self.sources):
             self.unpublish(feed)
 
-    def stats(self) -> dict[str, int]:
-        """Totals over the room's current sources and sinks (for load reports and tests)."""
-        frames_in = sum(s.stats.frames_in for s in self.sources.values())
-        bytes_in = sum(s.stats.bytes_in for s in self.sources.values())
-        frames_out = sum(s.core.stats.frames_out for s in self.sinks)
-        bytes_out = sum(s.core.stats.bytes_out for s in self.sinks)
-        plis = sum(s.stats.keyframe_requests_out for s in self.sources.values())
-        return {
-            "frames_in": frames_in, "bytes_in": bytes_in, "frames_out": frames_out, "bytes_out": bytes_out,
-            "keyframe_requests": plis,
-        }  # fmt: skip
+    def traffic(self) -> Traffic:
+        """What the room's current sources and sinks carried (the closed ones are in `ended`)."""
+        now = Traffic()
+        for source in self.sources.values():
+            now.add_source(source.stats)
+        for sink in self.sinks:
+            now.add_sink(sink.core.stats)
+        return now

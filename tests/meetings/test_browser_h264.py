@@ -63,4 +63,4 @@ async def test_three_browsers_meet_in_h264(aiohttp_client: ServerClient, tmp_pat
             await pages[0].wait_until("window.ketnoiMeeting.roster.length === 3", timeout=10)
             room = next(iter(node.meetings.rooms.values()))
             assert room.room.codec is Codec.H264
-            assert isinstance(room.plane, ForwardingPlane) and room.plane.stats()["frames_out"] > 0
+            assert isinstance(room.plane, ForwardingPlane) and room.plane.traffic().frames_out > 0

@@ -101,3 +101,25 @@ async def test_a_broadcast_reaches_every_school() -> None:
             assert node.meetings.rooms[room].plane.push_errors == 0  # type: ignore[attr-defined]
         finally:
             await asyncio.gather(presenter.close(), *(school.close() for school in schools))
+
+
+async def test_the_nodes_traffic_totals_count_meetings_and_keep_what_leaving_participants_carried() -> None:
+    """/metrics' bytes and frames in and out include meeting rooms, and only grow: a participant who leaves, and a
+    room that closes, take nothing away from them."""
+    async with meeting_node() as node:
+        async with bots(node, "an", "binh", "chi") as peers:
+            await eventually(
+                lambda: all(p.frames_from(o.id, Source.CAMERA) > 10 for p in peers for o in peers if o is not p),
+                timeout=20,
+            )
+            during = node.meetings.load()
+            assert during.frames_in > 0 and during.bytes_in > 0
+            assert during.frames_out >= during.frames_in, "each frame in goes to two subscribers"
+            await peers[2].close()
+            await eventually(lambda: node.meetings.load().subscribers == 2)
+            left = node.meetings.load()
+            assert left.frames_out >= during.frames_out and left.bytes_in >= during.bytes_in
+        await eventually(lambda: not node.meetings.rooms)
+        after = node.meetings.load()
+        assert after.frames_out >= left.frames_out and after.bytes_out >= left.bytes_out
+        assert after.frames_in >= left.frames_in and after.keyframe_requests >= left.keyframe_requests
