@@ -22,7 +22,9 @@ instead of waiting for its frame: a start waits for the first packet of a keyfra
 for the first packet of the next frame), and the output keeps the subscriber's sequence numbers contiguous across
 starts and re-points. A sink pointed while a keyframe's packets are arriving starts on that keyframe, its packets
 that came already replayed, not on the GOP cache (which still holds the group before it, that the frames after
-it do not refer to). The frames of a sink in that mode are not sent again.
+it do not refer to). A sink that starts from the GOP cache while the next frame's packets are arriving gets that
+frame too: its packets that came already are replayed after the cached frames (unless its first one is no longer
+at hand: then it resumes at the frame after it). The frames of a sink in that mode are not sent again.
 
 Retransmissions to subscribers (NACK) are answered by aiortc's sender from the packets it sent (its history of
 128 packets; the direct path keeps its own of 256); retransmissions from publishers are asked for by aiortc's
@@ -47,7 +49,7 @@ logger = logging.getLogger(__name__)
 
 _RECENT_PACKETS = 128
 """Packets a `by_packet` source keeps for a sink whose start packet came after the ones that follow it, or that
-starts on a keyframe whose first packets came before it was pointed."""
+starts on a keyframe or after the GOP cache while a frame's packets are arriving (its first ones came before)."""
 
 _REASK_FIRST = 1.0
 """Seconds a sink waits for the keyframe it asked for before it asks again (its PLI or the keyframe was lost, or
@@ -235,6 +237,24 @@ class Source:
             return None
         return start
 
+    def _frame_in_progress_after(self, timestamp: int) -> ReceivedPacket | None:
+        """The first packet of the oldest frame after `timestamp` whose packets have begun to arrive, if it and the
+        ones after it are still at hand to replay; walked back from the newest packet to one of a frame at
+        `timestamp` or before (without it, older frames after `timestamp` may have passed already)."""
+        newest = self._newest_seq
+        if newest is None:
+            return None
+        oldest: ReceivedPacket | None = None
+        for back in range(_RECENT_PACKETS):
+            seq = (newest - back) & 0xFFFF
+            packet = self._recent[seq % _RECENT_PACKETS]
+            if packet is None or packet.sequence_number != seq:
+                continue  # not arrived (lost, or reordered and still to come)
+            if packet.timestamp <= timestamp:
+                return oldest if oldest is not None and oldest.starts_frame else None
+            oldest = packet
+        return None
+
     def lost(self) -> None:
         """Frames were lost on the way in: hold every sink until a keyframe, and ask for one."""
         if self.kind != "video":
@@ -413,6 +433,7 @@ class Sink:
                 # Live packets take over at the first packet of the frame after the last cached one.
                 self._waiting = True
                 self._resume_after = cached[-1].timestamp
+                self._start_on_frame_in_progress(source, cached[-1].timestamp)
         else:
             self._waiting = True
             self._ask_for_keyframe()
@@ -426,6 +447,15 @@ class Sink:
         self._waiting = True
         self._offer_packet(start)  # starts on it, then sends the ones after it (`Source._arrived_after`)
         return True
+
+    def _start_on_frame_in_progress(self, source: Source, after: int) -> None:
+        """After the GOP cache (its last frame at `after`), start on the frame whose packets are arriving, if its
+        first packet is still at hand: live packets alone would resume at the frame after it, and the subscriber
+        would decode a frame that refers to one it never got. Its packets that came already are replayed, after
+        the cached frames in the output (queued behind them if those wait)."""
+        start = source._frame_in_progress_after(after)
+        if start is not None:
+            self._offer_packet(start)  # starts on it, then sends the ones after it (`Source._arrived_after`)
 
     def keyframe_requested(self) -> None:
         """The subscriber sent a PLI or FIR: pass it on to the source's publisher (coalesced there)."""

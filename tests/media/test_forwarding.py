@@ -9,9 +9,12 @@ from dataclasses import dataclass, field
 import pytest
 
 from common.clock import ManualClock
+from media.direct import DirectOutput
 from media.forwarding import Sink, Source
 from media.keyframes import h264_nal_types, is_keyframe
 from rtc.aiortc_adapter import ReceivedPacket
+from tests.media.test_direct import FakeSender
+from tests.waiting import eventually
 
 IDR = b"\x00\x00\x00\x01\x67\x42" + b"\x00\x00\x00\x01\x68\xce" + b"\x00\x00\x00\x01\x65\x88\x84"
 P = b"\x00\x00\x00\x01\x41\x9a\x02"
@@ -505,4 +508,116 @@ async def test_packet_by_packet_a_sink_pointed_while_a_keyframe_arrives_starts_o
     assert indices(later_out.queued) == [10], "once whole, the keyframe starts a sink from the cache"
     assert later_out.packets == [(109, True), (110, False)]
     assert publisher.plis == 0, "neither had to ask for a keyframe"
+    await source.close()
+
+
+@dataclass
+class RecordingPacketOutput(FakePacketOutput):
+    """A packet-taking output that also records the order of frames and packets: ("frame", index) or
+    ("packet", the source's sequence number)."""
+
+    sent: list[tuple[str, int]] = field(default_factory=list)
+
+    def push(self, data: bytes, pts: int) -> bool:
+        self.sent.append(("frame", int.from_bytes(data[-4:], "big")))
+        return super().push(data, pts)
+
+    def push_packet(self, payload: bytes, pts: int, seq: int, marker: bool, start: bool) -> bool:
+        self.sent.append(("packet", seq))
+        return super().push_packet(payload, pts, seq, marker, start)
+
+
+def cached_group(source: Source) -> None:
+    """A keyframe (packets 100-102) and two delta frames (103-104, 105-106), whole: the GOP cache holds them."""
+    groups = (keyframe_packets(100, 0, 3), delta_packets(103, 3600, 2), delta_packets(105, 7200, 2))
+    for index, packets in enumerate(groups):
+        for packet in packets:
+            source.push_packet(packet)
+        source.push(frame(index), index * 3600)
+
+
+async def test_packet_by_packet_a_sink_pointed_while_a_delta_frame_arrives_gets_it_after_the_cache() -> None:
+    """Pointed after a delta frame's first packets came, a sink starting from the GOP cache gets that frame too,
+    replayed from its first packet after the cached frames: resuming at the next frame's first packet would skip
+    it, and the subscriber would decode frames that refer to one it never got."""
+    clock = ManualClock()
+    publisher = FakePublisher()
+    source = make(clock, publisher, by_packet=True)
+    cached_group(source)
+    arriving = delta_packets(107, 3 * 3600, 3)
+    for packet in arriving[:2]:
+        source.push_packet(packet)
+    s = Sink("viewer", "video", clock=clock, output=(out := RecordingPacketOutput()))
+    s.point(source)
+    source.push_packet(arriving[2])
+    source.push(frame(3), 3 * 3600)
+    for packet in delta_packets(110, 4 * 3600, 2):
+        source.push_packet(packet)
+    source.push(frame(4), 4 * 3600)
+    await asyncio.sleep(0)
+    assert out.sent == [("frame", 0), ("frame", 1), ("frame", 2)] + [("packet", seq) for seq in range(107, 112)]
+    assert out.packets == [(107, True)] + [(seq, False) for seq in range(108, 112)], "one run, nothing twice"
+    assert s.stats.cached_frames_out == 3 and s.stats.frames_out == 5 and not s.waiting_for_keyframe
+    assert publisher.plis == 0
+    await source.close()
+
+
+async def test_packet_by_packet_without_the_arriving_frames_first_packet_a_sink_resumes_at_the_next_frame() -> None:
+    """The frame arriving when the sink is pointed lost its first packet on the way in (or it is too old to be
+    replayed): the sink does as before and resumes live at the next frame's first packet."""
+    clock = ManualClock()
+    source = make(clock, FakePublisher(), by_packet=True)
+    cached_group(source)
+    arriving = delta_packets(107, 3 * 3600, 3)
+    source.push_packet(arriving[1])  # 107 is not (yet) in
+    s = Sink("viewer", "video", clock=clock, output=(out := RecordingPacketOutput()))
+    s.point(source)
+    for packet in [arriving[2], *delta_packets(110, 4 * 3600, 2)]:
+        source.push_packet(packet)
+    assert out.sent == [("frame", 0), ("frame", 1), ("frame", 2), ("packet", 110), ("packet", 111)]
+    assert out.packets == [(110, True), (111, False)]
+    await source.close()
+
+
+class NotYetReadySender(FakeSender):
+    """A subscriber's sender whose connection is not up yet: what is pushed waits in the output's queue."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up = asyncio.Event()
+
+    def ready(self) -> bool:
+        return self.up.is_set()
+
+    async def wait_ready(self) -> bool:
+        await self.up.wait()
+        return True
+
+
+async def test_packet_by_packet_a_frame_replayed_after_a_queued_cache_goes_out_after_it_contiguously() -> None:
+    """The subscriber's connection is not up when the sink is pointed: the cached frames wait in the direct
+    output's queue, and the arriving frame's replayed packets wait behind them; then all go out in order, numbered
+    one after the other."""
+    clock = ManualClock()
+    source = make(clock, FakePublisher(), by_packet=True)
+    cached_group(source)
+    arriving = [
+        ReceivedPacket(107 + k, 3 * 3600, k == 2, bytes([107 + k]), starts_frame=k == 0, keyframe=False)
+        for k in range(3)
+    ]
+    for packet in arriving[:2]:
+        source.push_packet(packet)
+    sender = NotYetReadySender()
+    output = DirectOutput(sender, "VP8", pace_bps=None)  # type: ignore[arg-type]  # packetizes any bytes
+    s = Sink("viewer", "video", clock=clock, output=output)
+    s.point(source)
+    source.push_packet(arriving[2])
+    assert sender.sent == []
+    sender.up.set()
+    await eventually(lambda: output.packets_sent - len(sender.sent) == 0 and len(sender.sent) > 3)
+    seqs = [seq for seq, _ in sender.sent]
+    assert seqs == [(seqs[0] + k) & 0xFFFF for k in range(len(seqs))], "contiguous"
+    assert [payload for _, payload in sender.sent[-3:]] == [b"\x6b", b"\x6c", b"\x6d"], "107-109, after the frames"
+    assert output.frames_sent == 3 + 1
+    await output.close()
     await source.close()
