@@ -1,7 +1,7 @@
 """Meetings benchmark: forwarded video streams per core on the media node, a 1-to-N broadcast, the naive path
 (decode, then one encode per subscriber) as the reference, and the latency the node adds.
 
-    .venv/bin/python -m benchmarks.meetings [--quick] [--seconds 6] [--viewers 100] [--max-meetings 3] [--no-pin]
+    .venv/bin/python -m benchmarks.meetings [--quick] [--seconds 6] [--viewers 100] [--max-meetings 4] [--no-pin]
         [--latency-streams 150] [--load-workers 3]
 
 What runs where:
@@ -23,9 +23,10 @@ What runs where:
 Why 3 workers by default (on 2 cores): one event loop is one core at most, and a load process with two meetings of
 10 (180 streams) needs 0.65 to 1 core: in this process the 2 x 10 step collapsed (its sockets overflowed: kernel
 RcvbufErrors), and with 2 workers the 3 x 10 step, whose first worker had two meetings, degraded (lag p99 860 ms,
-5,000 datagrams dropped). With 3, each meeting of the ramp (`--max-meetings` 3) has a worker to itself (about 0.35
-of a core each) and 3 x 10 held; 4 x 10 then saturates the machine (node 0.77 and load 1.14 of 2 cores), not a
-worker (the busiest at 0.57). An idle worker costs memory, not CPU. In the pinned latency steps all the load
+5,000 datagrams dropped). With 3, each meeting up to 3 x 10 has a worker to itself (about 0.35 of a core each)
+and 3 x 10 held; 4 x 10 (the last step by default, `--max-meetings` 4, so that a run shows where it stops) then
+saturates the machine (node 0.77 and load 1.14 of 2 cores), not a worker (the busiest at 0.57). An idle worker
+costs memory, not CPU. In the pinned latency steps all the load
 shares one CPU whatever the number of workers.
 Audio is off: the figures are video streams.
 
@@ -1228,7 +1229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.meetings", description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=6.0, help="length of each measurement (default 6)")
     parser.add_argument("--viewers", type=int, default=100, help="broadcast audience (default 100)")
-    parser.add_argument("--max-meetings", type=int, default=3, help="most 10-party meetings at once (default 3)")
+    parser.add_argument("--max-meetings", type=int, default=4, help="most 10-party meetings at once (default 4)")
     parser.add_argument("--quick", action="store_true", help="short: 3 s a step, 30 viewers, at most 1 meeting")
     parser.add_argument("--naive-node", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--probed-node", type=Path, default=None, help=argparse.SUPPRESS)
