@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import fractions
 import itertools
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import av
 import numpy
@@ -83,6 +84,22 @@ class Node:
             await pc.close()
 
 
+@contextlib.asynccontextmanager
+async def one_viewer(path: str) -> AsyncIterator[tuple[Publisher, Node, Counter, Sink]]:
+    """A publisher, the node and one connected subscriber on `path`; everything closed afterwards."""
+    publisher = Publisher(await h264_loop())
+    node = Node(by_packet=path == "packets")
+    viewer = Counter()
+    async with closing(publisher.pc, viewer.pc):
+        try:
+            await node.connect(publisher)
+            sink = await node.subscribe(viewer, path)
+            await eventually(lambda: viewer.pc.connectionState == "connected")
+            yield publisher, node, viewer, sink
+        finally:
+            await node.close()
+
+
 async def feed(publisher: Publisher, count: int, until: Callable[[], bool] | None = None) -> None:
     """Send `count` frames, each once the previous one reached every counter (no pacing needed)."""
     for _ in range(count):
@@ -151,45 +168,27 @@ async def test_subscribers_get_the_publishers_frames_as_sent_and_a_late_one_star
 
 @PATHS
 async def test_a_subscribers_pli_reaches_the_publisher(path: str) -> None:
-    publisher = Publisher(await h264_loop())
-    node = Node(by_packet=path == "packets")
-    viewer = Counter()
-    async with closing(publisher.pc, viewer.pc):
-        try:
-            await node.connect(publisher)
-            sink = await node.subscribe(viewer, path)
-            await eventually(lambda: viewer.pc.connectionState == "connected")
-            await feed(publisher, 3, until=lambda: len(viewer.frames) == len(publisher.sent))
-            assert viewer.tap is not None
-            assert await viewer.tap.request_keyframe()
-            await eventually(lambda: publisher.plis == 1)
-            assert sink.stats.keyframe_requests == 1
-            assert node.source is not None and node.source.stats.keyframe_requests_out == 1
-        finally:
-            await node.close()
+    async with one_viewer(path) as (publisher, node, viewer, sink):
+        await feed(publisher, 3, until=lambda: len(viewer.frames) == len(publisher.sent))
+        assert viewer.tap is not None
+        assert await viewer.tap.request_keyframe()
+        await eventually(lambda: publisher.plis == 1)
+        assert sink.stats.keyframe_requests == 1
+        assert node.source is not None and node.source.stats.keyframe_requests_out == 1
 
 
 @PATHS
 async def test_a_packet_lost_to_a_subscriber_is_retransmitted_from_the_senders_history(path: str) -> None:
     """NACK and RTX for forwarded packets: aiortc's sender keeps what it sent and answers the subscriber's NACK."""
-    publisher = Publisher(await h264_loop())
-    node = Node(by_packet=path == "packets")
-    viewer = Counter()
-    async with closing(publisher.pc, viewer.pc):
-        try:
-            await node.connect(publisher)
-            await node.subscribe(viewer, path)
-            await eventually(lambda: viewer.pc.connectionState == "connected")
-            seen = drop_one_incoming(viewer.pc, nth=5)
-            # The loss is noticed (and NACKed) when the packet after it arrives: feed without waiting in step.
-            await feed(publisher, 10)
-            await eventually(lambda: len(viewer.frames) == len(publisher.sent))
-            assert seen["dropped_seq"] >= 0
-            assert seen["payload_types"] == 2, "the lost packet came back as RTX"
-            assert [f.data for f in viewer.frames] == publisher.sent
-            assert viewer.gaps == 0
-        finally:
-            await node.close()
+    async with one_viewer(path) as (publisher, _node, viewer, _sink):
+        seen = drop_one_incoming(viewer.pc, nth=5)
+        # The loss is noticed (and NACKed) when the packet after it arrives: feed without waiting in step.
+        await feed(publisher, 10)
+        await eventually(lambda: len(viewer.frames) == len(publisher.sent))
+        assert seen["dropped_seq"] >= 0
+        assert seen["payload_types"] == 2, "the lost packet came back as RTX"
+        assert [f.data for f in viewer.frames] == publisher.sent
+        assert viewer.gaps == 0
 
 
 @pytest.mark.parametrize("path", ["direct", "packets"])
@@ -197,20 +196,11 @@ async def test_a_packet_nacked_over_and_over_is_resent_a_few_times_at_most(path:
     """A subscriber that asks for the same packet ten times in a row gets it again at most three times (the
     retransmission gate): a receiver that falls behind and repeats its whole missing list must not turn the node
     into a retransmitter."""
-    publisher = Publisher(await h264_loop())
-    node = Node(by_packet=path == "packets")
-    viewer = Counter()
-    async with closing(publisher.pc, viewer.pc):
-        try:
-            await node.connect(publisher)
-            await node.subscribe(viewer, path)
-            await eventually(lambda: viewer.pc.connectionState == "connected")
-            seen = RetransmissionCounter(viewer.pc)
-            await feed(publisher, 10)
-            await eventually(lambda: len(viewer.frames) == len(publisher.sent))
-            assert 1 <= await seen.nack_repeatedly(seen.seqs[-3], times=10) <= 3
-        finally:
-            await node.close()
+    async with one_viewer(path) as (publisher, _node, viewer, _sink):
+        seen = RetransmissionCounter(viewer.pc)
+        await feed(publisher, 10)
+        await eventually(lambda: len(viewer.frames) == len(publisher.sent))
+        assert 1 <= await seen.nack_repeatedly(seen.seqs[-3], times=10) <= 3
 
 
 @PATHS
@@ -325,29 +315,20 @@ async def test_vp8_is_forwarded_frame_for_frame_and_a_late_subscriber_starts_on_
 async def test_the_direct_path_keeps_the_sender_reports_in_step(path: str) -> None:
     """RTCP sender reports on the direct path count the packets and bytes it sent (aiortc's sender writes them
     from counters the direct path keeps up to date): a subscriber's stats see them."""
-    publisher = Publisher(await h264_loop())
-    node = Node(by_packet=path == "packets")
-    viewer = Counter()
-    async with closing(publisher.pc, viewer.pc):
-        try:
-            await node.connect(publisher)
-            sink = await node.subscribe(viewer, path)
-            await eventually(lambda: viewer.pc.connectionState == "connected")
-            await feed(publisher, 10, until=lambda: len(viewer.frames) == len(publisher.sent))
-            output = sink._out
-            assert isinstance(output, DirectOutput)
-            receiver = viewer.pc.getReceivers()[0]
-            reported: list[int] = []
+    async with one_viewer(path) as (publisher, _node, viewer, sink):
+        await feed(publisher, 10, until=lambda: len(viewer.frames) == len(publisher.sent))
+        output = sink._out
+        assert isinstance(output, DirectOutput)
+        receiver = viewer.pc.getReceivers()[0]
+        reported: list[int] = []
 
-            async def sender_report() -> bool:
-                stats = await receiver.getStats()
-                reported[:] = [s.packetsSent for s in stats.values() if s.type == "remote-outbound-rtp"]
-                return bool(reported) and reported[0] > 0
+        async def sender_report() -> bool:
+            stats = await receiver.getStats()
+            reported[:] = [s.packetsSent for s in stats.values() if s.type == "remote-outbound-rtp"]
+            return bool(reported) and reported[0] > 0
 
-            await eventually_true(sender_report, timeout=5)
-            assert 10 <= reported[0] <= output.packets_sent  # ten frames, each in one or more packets
-        finally:
-            await node.close()
+        await eventually_true(sender_report, timeout=5)
+        assert 10 <= reported[0] <= output.packets_sent  # ten frames, each in one or more packets
 
 
 @pytest.mark.parametrize("path", ["direct", "packets"])
@@ -511,25 +492,16 @@ async def test_packet_by_packet_sequence_numbers_stay_contiguous_across_starts_a
 async def test_a_packet_lost_upstream_is_asked_for_from_the_publisher_and_forwarded(path: str) -> None:
     """The node loses a publisher's packet: its receiver NACKs the publisher, the RTX copy comes, and the
     subscriber gets every frame as sent (on the per-packet path the late copy fills its place in the stream)."""
-    publisher = Publisher(await h264_loop())
-    node = Node(by_packet=path == "packets")
-    viewer = Counter()
-    async with closing(publisher.pc, viewer.pc):
-        try:
-            await node.connect(publisher)
-            await node.subscribe(viewer, path)
-            await eventually(lambda: viewer.pc.connectionState == "connected")
-            await feed(publisher, 2, until=lambda: len(viewer.frames) == len(publisher.sent))
-            seen = drop_one_incoming(node.pc, nth=3)
-            await feed(publisher, 10)
-            await eventually(lambda: len(viewer.frames) == len(publisher.sent))
-            assert seen["dropped_seq"] >= 0
-            assert seen["payload_types"] == 2, "the lost packet came back from the publisher as RTX"
-            assert [f.data for f in viewer.frames] == publisher.sent
-            assert viewer.gaps == 0
-            assert node.source is not None and node.source.stats.gaps == 0
-        finally:
-            await node.close()
+    async with one_viewer(path) as (publisher, node, viewer, _sink):
+        await feed(publisher, 2, until=lambda: len(viewer.frames) == len(publisher.sent))
+        seen = drop_one_incoming(node.pc, nth=3)
+        await feed(publisher, 10)
+        await eventually(lambda: len(viewer.frames) == len(publisher.sent))
+        assert seen["dropped_seq"] >= 0
+        assert seen["payload_types"] == 2, "the lost packet came back from the publisher as RTX"
+        assert [f.data for f in viewer.frames] == publisher.sent
+        assert viewer.gaps == 0
+        assert node.source is not None and node.source.stats.gaps == 0
 
 
 async def test_packet_by_packet_a_start_packet_that_comes_late_brings_the_ones_after_it() -> None:
