@@ -186,8 +186,10 @@ class Source:
             stats.keyframes_in += 1
             if not self.by_packet:  # packet by packet, sinks started on its first packet (`push_packet`)
                 self._requests.keyframe_arrived()
-            elif self._keyframe_start is not None and timestamp >= self._keyframe_start.timestamp:
-                self._keyframe_start = None  # whole: in the GOP cache from now on
+        start = self._keyframe_start
+        if start is not None and timestamp >= start.timestamp:
+            # Whole (in the GOP cache from now on), or not a keyframe after all (an SPS before a delta frame).
+            self._keyframe_start = None
         if self._gop is not None:
             self._gop.add(frame)
         for sink in tuple(self._frame_sinks):
@@ -199,18 +201,19 @@ class Source:
         if self.closed.is_set():
             return
         seq = packet.sequence_number
-        self._recent[seq % _RECENT_PACKETS] = packet
         newest = self._newest_seq
         if newest is None or 0 < (seq - newest) & 0xFFFF < 0x8000:
             self._newest_seq = seq
-        if packet.keyframe:
+            self._recent[seq % _RECENT_PACKETS] = packet
+        elif (newest - seq) & 0xFFFF < _RECENT_PACKETS:  # a late copy still in the window (not evicting a newer one)
+            self._recent[seq % _RECENT_PACKETS] = packet
+        if packet.keyframe and packet.timestamp > self._newest_keyframe_ts:  # not a late copy of an older one
             # The waiting sinks start on this packet: it answers their requests. A sink pointed after it starts on
             # it by replay (`_keyframe_in_progress`) or, if it cannot, waits: the frame's completion must not count
             # as an answer to its request.
             self._requests.keyframe_arrived()
-            if packet.timestamp > self._newest_keyframe_ts:  # not a late copy of an older one
-                self._newest_keyframe_ts = packet.timestamp
-                self._keyframe_start = packet
+            self._newest_keyframe_ts = packet.timestamp
+            self._keyframe_start = packet
         for sink in tuple(self._packet_sinks):
             sink._offer_packet(packet)
 
@@ -423,7 +426,10 @@ class Sink:
             return
         if self._by_packet and use_cache and self._start_on_keyframe_in_progress(source):
             return
-        cached = source.gop_frames if use_cache else []
+        # A keyframe arriving that cannot be replayed (longer than the recent packets): the cache holds the group
+        # before it, which the frames to come do not refer to, so wait for the next keyframe instead.
+        stale = self._by_packet and source._keyframe_start is not None
+        cached = source.gop_frames if use_cache and not stale else []
         if cached:
             self._waiting = False
             for frame in cached:

@@ -511,6 +511,63 @@ async def test_packet_by_packet_a_sink_pointed_while_a_keyframe_arrives_starts_o
     await source.close()
 
 
+async def test_packet_by_packet_a_sink_pointed_during_a_keyframe_too_long_to_replay_waits_for_the_next() -> None:
+    """A keyframe of more packets than the source keeps (a screen share's, say) cannot be replayed from its first
+    packet; the GOP cache still holds the group before it, whose next frames refer to that keyframe. The sink
+    neither takes the old group nor starts on a delta frame: it asks for a keyframe and starts on it."""
+    clock = ManualClock()
+    publisher = FakePublisher()
+    source = make(clock, publisher, by_packet=True)
+    for packets, index in ((keyframe_packets(100, 0, 3), 0), (delta_packets(103, 3600, 2), 1)):
+        for packet in packets:
+            source.push_packet(packet)
+        source.push(frame(index), index * 3600)
+    key = keyframe_packets(105, 2 * 3600, 200)
+    for packet in key[:150]:
+        source.push_packet(packet)
+    s = Sink("viewer", "video", clock=clock, output=(out := FakePacketOutput()))
+    s.point(source)
+    for packet in key[150:]:
+        source.push_packet(packet)
+    source.push(frame(2), 2 * 3600)
+    for packet in delta_packets(305, 3 * 3600, 2):
+        source.push_packet(packet)
+    source.push(frame(3), 3 * 3600)
+    await eventually(lambda: publisher.plis == 1)
+    assert out.queued == [] and s.stats.cached_frames_out == 0, "nothing of the old group"
+    assert out.packets == [], "no delta frame without its keyframe"
+    for packet in keyframe_packets(307, 4 * 3600, 2):
+        source.push_packet(packet)
+    assert out.packets == [(307, True), (308, False)]
+    await source.close()
+
+
+async def test_packet_by_packet_a_frame_that_starts_like_a_keyframe_but_is_not_one_does_not_hide_the_cache() -> None:
+    """An H.264 encoder may send its SPS before a delta frame: the packet looks like a keyframe's start. Once that
+    frame is whole (and not a keyframe), a sink pointed after it starts from the GOP cache as usual."""
+    clock = ManualClock()
+    publisher = FakePublisher()
+    source = make(clock, publisher, by_packet=True)
+    for packets, index in ((keyframe_packets(100, 0, 3), 0), (delta_packets(103, 3600, 2), 1)):
+        for packet in packets:
+            source.push_packet(packet)
+        source.push(frame(index), index * 3600)
+    sps_first = [
+        ReceivedPacket(105, 2 * 3600, False, b"s", starts_frame=True, keyframe=True),
+        ReceivedPacket(106, 2 * 3600, False, b"d", starts_frame=False, keyframe=False),
+        ReceivedPacket(107, 2 * 3600, True, b"d", starts_frame=False, keyframe=False),
+    ]
+    for packet in sps_first:
+        source.push_packet(packet)
+    source.push(frame(2), 2 * 3600)
+    s = Sink("viewer", "video", clock=clock, output=(out := FakePacketOutput()))
+    s.point(source)
+    await asyncio.sleep(0)
+    assert indices(out.queued) == [0, 1, 2], "from the cache"
+    assert publisher.plis == 0
+    await source.close()
+
+
 @dataclass
 class RecordingPacketOutput(FakePacketOutput):
     """A packet-taking output that also records the order of frames and packets: ("frame", index) or
