@@ -58,12 +58,14 @@ def source_from_track(
 
 def add_sink(pc: RTCPeerConnection, sink: Sink, *, video_codec: VideoCodec = VideoCodec.H264) -> RTCRtpSender:
     """Send the sink's frames on `pc`: after the subscriber's offer was applied and before `createAnswer` (or
-    before `createOffer` when the node offers). Forces the codec, and passes the subscriber's PLI/FIR to the sink."""
+    before `createOffer` when the node offers). Forces the codec, passes the subscriber's PLI/FIR to the sink, and
+    answers its NACKs through a retransmission gate."""
     if sink.track is None:
         raise ValueError("this sink has its own output, not a track")
     sender = pc.addTrack(sink.track)
     adapter.force_codecs(adapter.transceiver_of_track(pc, sink.track), video_codec)
     adapter.intercept_keyframe_requests(sender, sink.keyframe_requested)
+    adapter.gate_retransmissions(sender)
     return sender
 
 

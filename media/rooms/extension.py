@@ -70,6 +70,9 @@ class Meetings:
         """Rooms ended for everyone -> the monotonic time until which joins are refused."""
         self._node: NodeContext | None = None
         self._plane_factory = plane_factory
+        self._closing: set[LiveRoom] = set()
+        """Rooms out of `rooms` whose close is under way."""
+        self._close_tasks: set[asyncio.Task[None]] = set()
         self._ended_traffic = Traffic()
         """What closed sources and sinks of every room carried (rooms' planes add to it as they close them)."""
 
@@ -210,7 +213,10 @@ class Meetings:
         if self.rooms.get(live.name) is live:
             del self.rooms[live.name]
             logger.info("meeting %s: closed", live.name)
-        asyncio.get_running_loop().create_task(live.close(CloseReason.ENDED))
+        self._closing.add(live)  # counted from now on, not once the task starts
+        task = asyncio.get_running_loop().create_task(self._close_room(live, CloseReason.ENDED))
+        self._close_tasks.add(task)
+        task.add_done_callback(self._close_tasks.discard)
 
     # ----- NodeExtension -----
 
@@ -230,10 +236,19 @@ class Meetings:
         """Since the node started: what the rooms' sources and sinks carried, closed ones included."""
         total = Traffic()
         total.add(self._ended_traffic)
-        for live in self.rooms.values():
+        for live in [*self.rooms.values(), *self._closing]:
             if isinstance(live.plane, ForwardingPlane):
                 total.add(live.plane.traffic())
         return total
+
+    async def _close_room(self, live: LiveRoom, reason: CloseReason) -> None:
+        """Close a room taken out of `rooms`; until its plane has closed (and added its traffic to the totals), it
+        is still counted, so the node's counters never go down."""
+        self._closing.add(live)
+        try:
+            await live.close(reason)
+        finally:
+            self._closing.discard(live)
 
     async def close(self, request: CloseRequest) -> int:
         closed = 0
@@ -241,7 +256,7 @@ class Meetings:
             live = self.rooms.pop(name, None)
             self._remember_ended(name)
             if live is not None:
-                await live.close(CloseReason.ENDED)
+                await self._close_room(live, CloseReason.ENDED)
                 closed += 1
         for name, subject in request.participants:
             live = self.rooms.get(name)
@@ -257,7 +272,7 @@ class Meetings:
         rooms, self.rooms = list(self.rooms.values()), {}
         for live in rooms:
             with contextlib.suppress(Exception):
-                await live.close(CloseReason.SHUTDOWN)
+                await self._close_room(live, CloseReason.SHUTDOWN)
 
 
 class _NoHello(Exception):

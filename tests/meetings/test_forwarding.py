@@ -11,7 +11,7 @@ import pytest
 
 from media.rooms.botpeer import BotPeer
 from media.rooms.extension import MeetingSettings
-from protocol.media import MeetingRole
+from protocol.media import CloseRequest, MeetingRole
 from protocol.meeting import Codec, Source
 from tests.meetings.nodes import Node, meeting_node
 from tests.waiting import eventually
@@ -123,3 +123,22 @@ async def test_the_nodes_traffic_totals_count_meetings_and_keep_what_leaving_par
         after = node.meetings.load()
         assert after.frames_out >= left.frames_out and after.bytes_out >= left.bytes_out
         assert after.frames_in >= left.frames_in and after.keyframe_requests >= left.keyframe_requests
+
+
+async def test_the_traffic_totals_do_not_dip_while_the_controller_closes_a_room() -> None:
+    """A room the controller closes leaves `rooms` at once, but its participants' connections take a while to shut
+    down; meanwhile its traffic is still counted, so a scrape never sees the counters go down (Prometheus would
+    take that for a restart)."""
+    async with meeting_node() as node, bots(node, "an", "binh") as peers:
+        await eventually(
+            lambda: all(p.frames_from(o.id, Source.CAMERA) > 10 for p in peers for o in peers if o is not p)
+        )
+        before = node.meetings.load()
+        closing = asyncio.create_task(node.meetings.close(CloseRequest(rooms=[ROOM])))
+        await asyncio.sleep(0)  # the close has begun: the room is out of `rooms`, its connections still shutting down
+        assert not node.meetings.rooms and not closing.done()
+        during = node.meetings.load()
+        assert during.frames_out >= before.frames_out and during.bytes_in >= before.bytes_in
+        assert await closing == 1
+        after = node.meetings.load()
+        assert after.frames_out >= during.frames_out and after.bytes_out >= during.bytes_out
