@@ -12,7 +12,7 @@ A packet is sent again when:
   `default_rtt` until one is measured): a copy already on its way answers the repeated request;
 - it has been resent fewer than `max_resends` times;
 - the resends of the current one-second window stay within `budget_share` of the bytes the stream sent in the
-  previous window (and at least `budget_floor` bytes, enough for a keyframe's packets at a stream's start).
+  previous window or so far in this one (and at least `budget_floor` bytes).
 
 The per-packet state is keyed by the packet object in the sender's history, so a history slot that is reused
 starts afresh without any work on the send path. The stream's rate comes from the octet count the sender keeps for
@@ -77,7 +77,9 @@ class RetransmitGate:
         entry = self._resends[slot]
         count, last = (entry[1], entry[2]) if entry is not None and entry[0] is packet else (0, float("-inf"))
         interval = max(self._min_interval, self._default_rtt if rtt is None else rtt)
-        if count >= self._max_resends or now - last < interval or self._spent + size > self._budget:
+        # What this window sent so far counts too: a subscriber's start (a GOP cache burst) is when losses come.
+        budget = max(self._budget, int(self._budget_share * (sent - self._sent_at_window_start)))
+        if count >= self._max_resends or now - last < interval or self._spent + size > budget:
             self.refused += 1
             self._totals.refused += 1
             return False

@@ -82,3 +82,13 @@ def test_resends_stay_within_a_share_of_what_the_stream_sends() -> None:
     clock.now += 1.0
     third = [gate.allow(800 + i, packet(800 + i), len(packet(800 + i)), rtt=0.01, sent=1_200_000) for i in range(20)]
     assert third.count(True) == 10
+
+
+def test_a_burst_in_the_current_window_raises_its_budget() -> None:
+    """A subscriber's start is a burst (the GOP cache at 20 Mbit/s) and its losses come with it: the first window
+    counts what it sent so far, not only the floor."""
+    clock = Clock()
+    gate = RetransmitGate(1024, clock=clock, budget_share=0.5, budget_floor=12_000)
+    clock.now += 0.1
+    burst = [gate.allow(i, p := packet(i), len(p), rtt=0.01, sent=480_000) for i in range(300)]
+    assert burst.count(True) == 200, "half of 480 kB: 200 packets of 1,200 bytes"
