@@ -2,7 +2,7 @@
 (decode, then one encode per subscriber) as the reference, and the latency the node adds.
 
     .venv/bin/python -m benchmarks.meetings [--quick] [--seconds 6] [--viewers 100] [--max-meetings 4] [--no-pin]
-        [--latency-streams 150] [--load-workers 3]
+        [--latency-streams 150] [--load-workers 4]
 
 What runs where:
 - the media node: its own process (`python -m media serve`, meeting extension, loopback ICE candidates), so its
@@ -20,13 +20,13 @@ What runs where:
   `--load-workers 0` keeps the participants in this process, as before the workers (to compare).
 - this process: the steps, the CPU figures (/proc), the probes, and the direct pair of the latency baseline.
 
-Why 3 workers by default (on 2 cores): one event loop is one core at most, and a load process with two meetings of
+Why 4 workers by default (on 2 cores): one event loop is one core at most, and a load process with two meetings of
 10 (180 streams) needs 0.65 to 1 core: in this process the 2 x 10 step collapsed (its sockets overflowed: kernel
 RcvbufErrors), and with 2 workers the 3 x 10 step, whose first worker had two meetings, degraded (lag p99 860 ms,
-5,000 datagrams dropped). With 3, each meeting up to 3 x 10 has a worker to itself (about 0.35 of a core each)
-and 3 x 10 held; 4 x 10 (the last step by default, `--max-meetings` 4, so that a run shows where it stops) then
-saturates the machine (node 0.77 and load 1.14 of 2 cores), not a worker (the busiest at 0.57). An idle worker
-costs memory, not CPU. In the pinned latency steps all the load
+5,000 datagrams dropped). With one worker per meeting of the ramp (`--max-meetings` 4, the last step, so that a
+run shows where it stops), each carries about 0.33 of a core; 3 x 10 held with 3 workers, and 4 x 10 then
+saturates the machine (node 0.7-0.77 and load 1.14-1.24 of 2 cores) rather than a worker. An idle worker costs
+memory, not CPU. In the pinned latency steps all the load
 shares one CPU whatever the number of workers.
 Audio is off: the figures are video streams.
 
@@ -404,7 +404,7 @@ def _latencies(receivers: Sequence[BotPeer]) -> list[float]:
     return [lat for r in receivers for entry in r.received.values() for lat in entry.latencies]
 
 
-LOAD_WORKERS = 3
+LOAD_WORKERS = 4
 """See the module docstring."""
 LINE_LIMIT = 1 << 26
 """The longest line on a worker's pipe: a window's lags (up to 100,000 per stream) come back as one line."""
@@ -424,6 +424,8 @@ class BotWorker:
         self.process = process
         self.log = log
         self._lock = asyncio.Lock()
+        self._broken = False
+        """A request timed out or was cancelled after it was written: the pipe is out of step."""
 
     @classmethod
     async def start(cls, workdir: Path, index: int) -> BotWorker:
@@ -434,7 +436,11 @@ class BotWorker:
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=stderr, limit=LINE_LIMIT,
             )  # fmt: skip
         worker = cls(process, log)
-        await worker._call("hello")  # imported and the VP8 loop encoded, before any step
+        try:
+            await worker._call("hello")  # imported and the VP8 loop encoded, before any step
+        except BaseException:
+            await worker.stop()  # not handed to the caller: it would not be stopped otherwise
+            raise
         return worker
 
     @property
@@ -456,10 +462,17 @@ class BotWorker:
 
     async def _call(self, op: str, **params: Any) -> Any:
         assert self.process.stdin is not None and self.process.stdout is not None
-        async with self._lock, asyncio.timeout(REQUEST_TIMEOUT):
-            self.process.stdin.write(json.dumps({"op": op, **params}).encode() + b"\n")
-            await self.process.stdin.drain()
-            line = await self.process.stdout.readline()
+        if self._broken:
+            raise RuntimeError(f"bot worker {self.pid}: an earlier request was cut off, its answer would come next")
+        async with self._lock:
+            try:
+                async with asyncio.timeout(REQUEST_TIMEOUT):
+                    self.process.stdin.write(json.dumps({"op": op, **params}).encode() + b"\n")
+                    await self.process.stdin.drain()
+                    line = await self.process.stdout.readline()
+            except BaseException:
+                self._broken = True
+                raise
         if not line:
             raise RuntimeError(f"bot worker {self.pid} exited: {self._log_tail()}")
         answer = json.loads(line)
