@@ -477,6 +477,16 @@ async def test_packet_by_packet_waiting_sinks_ask_again_as_one_pli() -> None:
     await source.close()
 
 
+def cached_group(source: Source, deltas: int = 2) -> None:
+    """A keyframe (packets 100-102) and `deltas` delta frames (103-104, 105-106, ...), whole: the GOP cache holds
+    them."""
+    groups = [keyframe_packets(100, 0, 3)] + [delta_packets(103 + 2 * k, (k + 1) * 3600, 2) for k in range(deltas)]
+    for index, packets in enumerate(groups):
+        for packet in packets:
+            source.push_packet(packet)
+        source.push(frame(index), index * 3600)
+
+
 async def test_packet_by_packet_a_sink_pointed_while_a_keyframe_arrives_starts_on_it() -> None:
     """Pointed after a keyframe's first packets came, before the frame is whole (the GOP cache still holds the
     group before it), a sink starts on that keyframe, from its first packet: the old group's frames would be
@@ -484,10 +494,7 @@ async def test_packet_by_packet_a_sink_pointed_while_a_keyframe_arrives_starts_o
     clock = ManualClock()
     publisher = FakePublisher()
     source = make(clock, publisher, by_packet=True)
-    for packets, index in ((keyframe_packets(100, 0, 3), 0), (delta_packets(103, 3600, 2), 1)):
-        for packet in packets:
-            source.push_packet(packet)
-        source.push(frame(index), index * 3600)
+    cached_group(source, deltas=1)
     assert len(source.gop_frames) == 2
     key = keyframe_packets(105, 10 * 3600, 4)
     for packet in key[:2]:
@@ -518,10 +525,7 @@ async def test_packet_by_packet_a_sink_pointed_during_a_keyframe_too_long_to_rep
     clock = ManualClock()
     publisher = FakePublisher()
     source = make(clock, publisher, by_packet=True)
-    for packets, index in ((keyframe_packets(100, 0, 3), 0), (delta_packets(103, 3600, 2), 1)):
-        for packet in packets:
-            source.push_packet(packet)
-        source.push(frame(index), index * 3600)
+    cached_group(source, deltas=1)
     key = keyframe_packets(105, 2 * 3600, 200)
     for packet in key[:150]:
         source.push_packet(packet)
@@ -548,10 +552,7 @@ async def test_packet_by_packet_a_frame_that_starts_like_a_keyframe_but_is_not_o
     clock = ManualClock()
     publisher = FakePublisher()
     source = make(clock, publisher, by_packet=True)
-    for packets, index in ((keyframe_packets(100, 0, 3), 0), (delta_packets(103, 3600, 2), 1)):
-        for packet in packets:
-            source.push_packet(packet)
-        source.push(frame(index), index * 3600)
+    cached_group(source, deltas=1)
     sps_first = [
         ReceivedPacket(105, 2 * 3600, False, b"s", starts_frame=True, keyframe=True),
         ReceivedPacket(106, 2 * 3600, False, b"d", starts_frame=False, keyframe=False),
@@ -582,15 +583,6 @@ class RecordingPacketOutput(FakePacketOutput):
     def push_packet(self, payload: bytes, pts: int, seq: int, marker: bool, start: bool) -> bool:
         self.sent.append(("packet", seq))
         return super().push_packet(payload, pts, seq, marker, start)
-
-
-def cached_group(source: Source) -> None:
-    """A keyframe (packets 100-102) and two delta frames (103-104, 105-106), whole: the GOP cache holds them."""
-    groups = (keyframe_packets(100, 0, 3), delta_packets(103, 3600, 2), delta_packets(105, 7200, 2))
-    for index, packets in enumerate(groups):
-        for packet in packets:
-            source.push_packet(packet)
-        source.push(frame(index), index * 3600)
 
 
 async def test_packet_by_packet_a_sink_pointed_while_a_delta_frame_arrives_gets_it_after_the_cache() -> None:
