@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from common.clock import SystemClock
 from media.rooms.botpeer import BotPeer
 from media.rooms.extension import MeetingSettings
 from protocol.media import CloseRequest, MeetingRole
@@ -17,6 +18,8 @@ from tests.meetings.nodes import Node, meeting_node
 from tests.waiting import eventually
 
 ROOM = "meet-1-1"
+KEYFRAME_MIN_INTERVAL = 0.3
+"""`media.forwarding.Source`'s default."""
 
 
 @contextlib.asynccontextmanager
@@ -71,12 +74,18 @@ async def test_an_h264_session_forwards_h264() -> None:
 
 
 async def test_a_subscribers_keyframe_request_reaches_the_publisher() -> None:
-    async with meeting_node() as node, bots(node, "an", "binh") as (publisher, subscriber):
+    """Each request reaches the publisher as a PLI. The node coalesces requests within `keyframe_min_interval`
+    (0.3 s), and a keyframe arriving meanwhile answers a deferred one instead of a PLI (the bots' publisher sends
+    one every 2 s), so each request is made once that interval has passed since the last PLI."""
+    clock = SystemClock()
+    async with meeting_node(clock=clock) as node, bots(node, "an", "binh") as (publisher, subscriber):
         await eventually(lambda: subscriber.frames_from(publisher.id, Source.CAMERA) > 5, timeout=20)
         for _ in range(3):
             before = publisher.plis_received
             assert await subscriber.request_keyframe(publisher.id, Source.CAMERA)
             await eventually(lambda before=before: publisher.plis_received > before, timeout=5)  # type: ignore[misc]
+            sent = clock.monotonic()
+            await eventually(lambda sent=sent: clock.monotonic() - sent > KEYFRAME_MIN_INTERVAL)  # type: ignore[misc]
         live = node.meetings.rooms[ROOM]
         assert live.connections[publisher.id].member.role is MeetingRole.PARTICIPANT
 
