@@ -688,7 +688,7 @@ class DirectSender:
     `RetransmitGate` lets them (once per round trip, a few times, within half the stream's rate). The sender's
     report counters are kept up to date per frame (`account`)."""
 
-    def __init__(self, transceiver: RTCRtpTransceiver, gate: RetransmitGate | None = None) -> None:
+    def __init__(self, transceiver: RTCRtpTransceiver) -> None:
         sender = transceiver.sender
         for name in (
             "_ssrc",
@@ -708,7 +708,7 @@ class DirectSender:
         self._history: list[bytes | None] = [None] * _RTX_HISTORY
         self._rtx_seq = 0
         self._route: tuple[Callable[[bytes], bytes], Callable[[bytes, Any], None], Any] | None = None
-        self.gate = gate or RetransmitGate(_RTX_HISTORY)
+        self._gate = RetransmitGate(_RTX_HISTORY)
         self.retransmitted = 0
         sender._retransmit = self._retransmit  # type: ignore[method-assign]
         sender.replaceTrack(_Idle(transceiver.kind))
@@ -809,9 +809,7 @@ class DirectSender:
         packet = self._history[slot]
         if packet is None or int.from_bytes(packet[2:4], "big") != sequence_number or not self.ready():
             return
-        sender = self._sender
-        rtt = sender._RTCRtpSender__rtt  # type: ignore[attr-defined]
-        if not self.gate.allow(slot, packet, len(packet), rtt=rtt, sent=sender._RTCRtpSender__octet_count):  # type: ignore[attr-defined]
+        if not _may_resend(self._gate, self._sender, slot, packet, len(packet)):
             return
         _, rtx_pt = self.payload_types()
         if rtx_pt is not None:
@@ -831,7 +829,14 @@ class DirectSender:
             self.retransmitted += 1
 
 
-def gate_retransmissions(sender: RTCRtpSender, gate: RetransmitGate | None = None) -> RetransmitGate:
+def _may_resend(gate: RetransmitGate, sender: RTCRtpSender, slot: int, packet: object, size: int) -> bool:
+    """`gate.allow` with the sender's own RTT estimate and count of octets sent (private to aiortc's sender)."""
+    rtt: float | None = sender._RTCRtpSender__rtt  # type: ignore[attr-defined]
+    sent: int = sender._RTCRtpSender__octet_count  # type: ignore[attr-defined]
+    return gate.allow(slot, packet, size, rtt=rtt, sent=sent)
+
+
+def gate_retransmissions(sender: RTCRtpSender) -> None:
     """Answer the receiver's NACKs on a stock `RTCRtpSender` (one that builds its own packets: an agent's WHIP
     publisher, a benchmark's bot) through a `RetransmitGate`: aiortc's sender resends a packet every time it is
     asked, and its receivers ask again for every missing packet at each new gap."""
@@ -840,20 +845,17 @@ def gate_retransmissions(sender: RTCRtpSender, gate: RetransmitGate | None = Non
             raise AdapterError(f"aiortc {aiortc.__version__}: RTCRtpSender.{name} is gone")
     history: dict[int, Any] = sender._RTCRtpSender__rtp_history  # type: ignore[attr-defined]
     resend = sender._retransmit
-    the_gate = gate or RetransmitGate(RTP_HISTORY_SIZE)
+    gate = RetransmitGate(RTP_HISTORY_SIZE)
 
     async def gated(sequence_number: int) -> None:
         slot = sequence_number % RTP_HISTORY_SIZE
         packet = history.get(slot)
         if packet is None or packet.sequence_number != sequence_number:
             return
-        rtt = sender._RTCRtpSender__rtt  # type: ignore[attr-defined]
-        sent = sender._RTCRtpSender__octet_count  # type: ignore[attr-defined]
-        if the_gate.allow(slot, packet, 12 + len(packet.payload), rtt=rtt, sent=sent):
+        if _may_resend(gate, sender, slot, packet, 12 + len(packet.payload)):
             await resend(sequence_number)
 
     sender._retransmit = gated  # type: ignore[method-assign]
-    return the_gate
 
 
 def packetize(codec: str, frame: bytes) -> list[bytes]:
