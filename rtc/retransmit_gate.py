@@ -65,8 +65,6 @@ class RetransmitGate:
         self._sent_at_window_start = 0
         self._budget = budget_floor
         self._spent = 0
-        self.allowed = 0
-        self.refused = 0
 
     def allow(self, slot: int, packet: object, size: int, *, rtt: float | None, sent: int) -> bool:
         """Whether to resend `packet` (`size` bytes, held in history slot `slot`) now, the stream having sent
@@ -80,12 +78,10 @@ class RetransmitGate:
         # What this window sent so far counts too: a subscriber's start (a GOP cache burst) is when losses come.
         budget = max(self._budget, int(self._budget_share * (sent - self._sent_at_window_start)))
         if count >= self._max_resends or now - last < interval or self._spent + size > budget:
-            self.refused += 1
             self._totals.refused += 1
             return False
         self._resends[slot] = (packet, count + 1, now)
         self._spent += size
-        self.allowed += 1
         self._totals.resent += 1
         return True
 

@@ -20,14 +20,15 @@ def packet(n: int, size: int = 1200) -> bytes:
 
 def test_a_packet_asked_for_again_within_a_round_trip_is_not_sent_twice() -> None:
     clock = Clock()
-    gate = RetransmitGate(8, clock=clock, min_interval=0.02)
+    totals = RetransmitTotals()
+    gate = RetransmitGate(8, clock=clock, min_interval=0.02, totals=totals)
     p = packet(1)
     assert gate.allow(1, p, len(p), rtt=0.05, sent=0)
     clock.now += 0.049
     assert not gate.allow(1, p, len(p), rtt=0.05, sent=0)
     clock.now += 0.002
     assert gate.allow(1, p, len(p), rtt=0.05, sent=0)
-    assert (gate.allowed, gate.refused) == (2, 1)
+    assert (totals.resent, totals.refused) == (2, 1)
 
 
 def test_the_interval_is_at_least_the_floor_and_the_default_rtt_until_one_is_measured() -> None:
@@ -69,7 +70,8 @@ def test_a_reused_history_slot_starts_afresh() -> None:
 
 def test_resends_stay_within_a_share_of_what_the_stream_sends() -> None:
     clock = Clock()
-    gate = RetransmitGate(1024, clock=clock, budget_share=0.5, budget_floor=12_000, window=1.0)
+    totals = RetransmitTotals()
+    gate = RetransmitGate(1024, clock=clock, budget_share=0.5, budget_floor=12_000, window=1.0, totals=totals)
     # The first window has only the floor: ten packets of 1,200 bytes.
     first = [gate.allow(i, packet(i), len(packet(i)), rtt=0.01, sent=0) for i in range(20)]
     assert first.count(True) == 10
@@ -77,7 +79,7 @@ def test_resends_stay_within_a_share_of_what_the_stream_sends() -> None:
     clock.now += 1.0
     second = [gate.allow(100 + i, packet(100 + i), len(packet(100 + i)), rtt=0.01, sent=1_200_000) for i in range(600)]
     assert second.count(True) == 500
-    assert gate.refused == 10 + 100
+    assert totals.refused == 10 + 100
     # A quiet second after it: back to the floor.
     clock.now += 1.0
     third = [gate.allow(800 + i, packet(800 + i), len(packet(800 + i)), rtt=0.01, sent=1_200_000) for i in range(20)]
