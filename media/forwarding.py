@@ -424,7 +424,9 @@ class Sink:
         if self.kind == "audio":
             self._waiting = False
             return
-        if self._by_packet and use_cache and self._start_on_keyframe_in_progress(source):
+        if self._by_packet and use_cache and self._replay_from(source._keyframe_in_progress()):
+            # The keyframe whose packets are arriving: the GOP cache still holds the group before it, which the
+            # frames after it do not refer to.
             return
         # A keyframe arriving that cannot be replayed (longer than the recent packets): the cache holds the group
         # before it, which the frames to come do not refer to, so wait for the next keyframe instead.
@@ -439,29 +441,21 @@ class Sink:
                 # Live packets take over at the first packet of the frame after the last cached one.
                 self._waiting = True
                 self._resume_after = cached[-1].timestamp
-                self._start_on_frame_in_progress(source, cached[-1].timestamp)
+                # The frame whose packets are arriving, if its first is still at hand: live packets alone would
+                # resume at the frame after it, which refers to one the subscriber never got.
+                self._replay_from(source._frame_in_progress_after(cached[-1].timestamp))
         else:
             self._waiting = True
             self._ask_for_keyframe()
 
-    def _start_on_keyframe_in_progress(self, source: Source) -> bool:
-        """Start on the keyframe whose packets are arriving, if there is one: the GOP cache still holds the group
-        before it, which the frames after it do not refer to. Its packets that came already are replayed."""
-        start = source._keyframe_in_progress()
+    def _replay_from(self, start: ReceivedPacket | None) -> bool:
+        """Start on `start`, the first packet of a frame that came already, and send the ones after it that came
+        too (`Source._arrived_after`); queued behind whatever the output holds (cached frames). False: none."""
         if start is None:
             return False
         self._waiting = True
-        self._offer_packet(start)  # starts on it, then sends the ones after it (`Source._arrived_after`)
+        self._offer_packet(start)
         return True
-
-    def _start_on_frame_in_progress(self, source: Source, after: int) -> None:
-        """After the GOP cache (its last frame at `after`), start on the frame whose packets are arriving, if its
-        first packet is still at hand: live packets alone would resume at the frame after it, and the subscriber
-        would decode a frame that refers to one it never got. Its packets that came already are replayed, after
-        the cached frames in the output (queued behind them if those wait)."""
-        start = source._frame_in_progress_after(after)
-        if start is not None:
-            self._offer_packet(start)  # starts on it, then sends the ones after it (`Source._arrived_after`)
 
     def keyframe_requested(self) -> None:
         """The subscriber sent a PLI or FIR: pass it on to the source's publisher (coalesced there)."""
